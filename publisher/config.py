@@ -1,0 +1,329 @@
+"""Read and check ``publisher.toml`` before any work is done.
+
+Every problem is reported as a :class:`ConfigError` naming the key, e.g.
+``publisher.toml: [digest] schedule: not a crontab line: ...``. Relative paths resolve
+against the folder of the config file, so ``publisher --config /srv/news/publisher.toml``
+works from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.headerregistry import Address
+from email.utils import getaddresses, parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from publisher.errors import ConfigError
+
+PROVIDERS = ("outbox", "webhook", "mailgun")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str
+    url: str
+    author: str
+    language: str = "en"
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    article_path: str = "{slug}/"
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    schedule: str
+    timezone: ZoneInfo
+    subject: str
+    sender: str
+    to: tuple[str, ...]
+    unsubscribe_url: str
+    backlog: timedelta
+    templates_dir: Path | None
+    max_html_bytes: int
+
+
+@dataclass(frozen=True)
+class MailerConfig:
+    provider: str
+    outbox_dir: Path
+    url: str
+    api_key_env: str
+    domain: str
+    timeout: float
+    retries: int
+
+    def api_key(self) -> str | None:
+        """The secret, read from the environment at the moment it is needed."""
+        return os.environ.get(self.api_key_env) or None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    site: SiteConfig
+    store_url: str
+    articles_dir: Path
+    feed_dir: Path
+    feed_url: str
+    max_entries: int
+    refresh_minutes: int
+    digest: DigestConfig
+    mailer: MailerConfig
+
+
+class _Table:
+    """One ``[section]`` of the file: typed getters that name the key on error."""
+
+    def __init__(self, file: str, name: str, data: dict[str, Any], known: set[str]) -> None:
+        self.file, self.name, self.data = file, name, data
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(self.where(unknown[0]), "unknown key (check the spelling)")
+
+    def where(self, key: str) -> str:
+        return f"{self.file}: [{self.name}] {key}"
+
+    def _get(self, key: str, kind: type, default: Any) -> Any:
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise ConfigError(self.where(key), "missing (this key is required)")
+            return default
+        value = self.data[key]
+        # bool is an int in Python; a setting that wants a number must not take `true`.
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            expected = {str: "a string", int: "an integer", list: "a list", bool: "true or false"}
+            got = type(value).__name__
+            raise ConfigError(self.where(key), f"expected {expected.get(kind, kind)}, got {got}")
+        return value
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value: str = self._get(key, str, _REQUIRED if default is None else default)
+        return value
+
+    def integer(self, key: str, default: int, minimum: int = 0) -> int:
+        value: int = self._get(key, int, default)
+        if value < minimum:
+            raise ConfigError(self.where(key), f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(self.where(key), f"expected a positive number, got {value!r}")
+        return float(value)
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        value = self._get(key, list, _REQUIRED)
+        if not value or not all(isinstance(item, str) and item.strip() for item in value):
+            raise ConfigError(self.where(key), "expected a non-empty list of strings")
+        return tuple(value)
+
+    def path(self, key: str, default: str, base: Path) -> Path:
+        return (base / self.text(key, default)).resolve()
+
+    def url(self, key: str, default: str | None = None, *, https_only: bool = False) -> str:
+        value = self.text(key, default)
+        parts = urlsplit(value)
+        schemes = ("https",) if https_only else ("http", "https")
+        if parts.scheme not in schemes or not parts.netloc:
+            want = "an https:// URL" if https_only else "an http(s):// URL"
+            raise ConfigError(self.where(key), f"expected {want}, got {value!r}")
+        return value
+
+    def timezone(self, key: str, default: str) -> ZoneInfo:
+        name = self.text(key, default)
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(self.where(key), f"unknown time zone {name!r}") from None
+
+
+_REQUIRED = object()
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"7d"`` -> 7 days; units s, m, h, d, w. Raises ValueError."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"expected a duration such as 7d, 12h or 30m, got {text!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def load(path: Path) -> Config:
+    """Read ``path`` and return a checked :class:`Config`, or raise ConfigError."""
+    name = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(name, "not found (pass --config, or run from the folder that holds it)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(name, f"cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, f"not valid TOML: {exc}") from None
+    base = path.resolve().parent
+
+    sections = {"site", "store", "articles", "feed", "digest", "mailer", "daemon"}
+    for key, value in raw.items():
+        if key not in sections or not isinstance(value, dict):
+            raise ConfigError(f"{name}: [{key}]", "unknown section")
+
+    def table(section: str, known: set[str]) -> _Table:
+        return _Table(name, section, raw.get(section, {}), known)
+
+    s = table("site", {"title", "url", "author", "language", "timezone", "article_path"})
+    site_url = s.url("url")
+    site = SiteConfig(
+        title=_non_empty(s, "title"),
+        url=site_url if site_url.endswith("/") else site_url + "/",
+        author=_non_empty(s, "author"),
+        language=s.text("language", "en"),
+        timezone=s.timezone("timezone", "UTC"),
+        article_path=_article_path(s),
+    )
+
+    st = table("store", {"url"})
+    store_url = _store_url(st, base)
+
+    a = table("articles", {"dir"})
+    f = table("feed", {"dir", "max_entries", "url"})
+    feed_url = f.url("url", site.url + "feeds/atom.xml")
+    dm = table("daemon", {"refresh_minutes"})
+
+    return Config(
+        path=path.resolve(),
+        site=site,
+        store_url=store_url,
+        articles_dir=a.path("dir", "articles", base),
+        feed_dir=f.path("dir", "feeds", base),
+        feed_url=feed_url,
+        max_entries=f.integer("max_entries", 50, minimum=1),
+        refresh_minutes=dm.integer("refresh_minutes", 5, minimum=1),
+        digest=_digest(table, base),
+        mailer=_mailer(table, base),
+    )
+
+
+def _article_path(t: _Table) -> str:
+    value = t.text("article_path", "{slug}/")
+    try:
+        value.format(slug="s", year="2024", month="01", day="01")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            t.where("article_path"), f"unknown placeholder {exc}; use {{slug}}, {{year}}, {{month}}, {{day}}"
+        ) from None
+    if "{slug}" not in value:
+        raise ConfigError(t.where("article_path"), "must contain {slug}, or articles would share one URL")
+    return value.lstrip("/")
+
+
+def _non_empty(t: _Table, key: str) -> str:
+    value = t.text(key).strip()
+    if not value:
+        raise ConfigError(t.where(key), "must not be empty")
+    return value
+
+
+def _store_url(t: _Table, base: Path) -> str:
+    value = t.text("url", "sqlite:///publisher.db")
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError(t.where("url"), "not a database URL (sqlite:///file.db or postgresql://...)") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(t.where("url"), f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        url = url.set(database=str((base / url.database).resolve()))
+    return url.render_as_string(hide_password=False)
+
+
+def _digest(table: Any, base: Path) -> DigestConfig:
+    d = table(
+        "digest",
+        {
+            "schedule",
+            "timezone",
+            "subject",
+            "from",
+            "to",
+            "unsubscribe_url",
+            "backlog",
+            "templates_dir",
+            "max_html_bytes",
+        },
+    )
+    tz = d.timezone("timezone", "UTC")
+    schedule = d.text("schedule", "0 7 * * *")
+    try:
+        CronTrigger.from_crontab(schedule, timezone=tz)
+    except ValueError as exc:
+        raise ConfigError(d.where("schedule"), f"not a crontab line ({exc})") from None
+    try:
+        backlog = parse_duration(d.text("backlog", "7d"))
+    except ValueError as exc:
+        raise ConfigError(d.where("backlog"), str(exc)) from None
+    sender = d.text("from")
+    _check_address(d, "from", sender)
+    to = d.str_list("to")
+    for address in to:
+        _check_address(d, "to", address)
+    templates = d.data.get("templates_dir")
+    return DigestConfig(
+        schedule=schedule,
+        timezone=tz,
+        subject=d.text("subject", "{{ site.title }}: {{ articles|length }} new"),
+        sender=sender,
+        to=to,
+        unsubscribe_url=d.url("unsubscribe_url", https_only=True),
+        backlog=backlog,
+        templates_dir=d.path("templates_dir", "", base) if templates is not None else None,
+        max_html_bytes=d.integer("max_html_bytes", 100_000, minimum=10_000),
+    )
+
+
+def _check_address(t: _Table, key: str, value: str) -> None:
+    pairs = getaddresses([value])
+    _, address = parseaddr(value)
+    try:
+        ok = len(pairs) == 1 and "@" in address and bool(Address(addr_spec=address).domain)
+    except (ValueError, IndexError):
+        ok = False
+    if not ok or "\n" in value or "\r" in value:
+        raise ConfigError(t.where(key), f"not an email address: {value!r}")
+
+
+def _mailer(table: Any, base: Path) -> MailerConfig:
+    m = table("mailer", {"provider", "outbox_dir", "url", "api_key_env", "domain", "timeout", "retries"})
+    provider = m.text("provider", "outbox")
+    if provider not in PROVIDERS:
+        raise ConfigError(m.where("provider"), f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    url = m.text("url", "")
+    if provider == "webhook":
+        url = m.url("url")
+    elif provider == "mailgun":
+        url = m.url("url", "https://api.mailgun.net") if url else "https://api.mailgun.net"
+        if not m.text("domain", "").strip():
+            raise ConfigError(m.where("domain"), "missing (the Mailgun sending domain is required)")
+    api_key_env = m.text("api_key_env", "PUBLISHER_MAILER_KEY")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+        raise ConfigError(m.where("api_key_env"), "expected the NAME of an environment variable, not the key itself")
+    return MailerConfig(
+        provider=provider,
+        outbox_dir=m.path("outbox_dir", "outbox", base),
+        url=url.rstrip("/"),
+        api_key_env=api_key_env,
+        domain=m.text("domain", "").strip(),
+        timeout=m.number("timeout", 30.0),
+        retries=m.integer("retries", 2),
+    )

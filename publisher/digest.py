@@ -1,0 +1,241 @@
+"""Articles not yet mailed -> one email digest: HTML and text from Jinja2, frozen as RFC 5322.
+
+A digest is created once (:func:`create_next`) and stored with its whole message, so every
+retry sends the same bytes with the same Message-ID. The HTML is kept under
+``digest.max_html_bytes`` (Gmail clips at about 102 KB) by stepping down from full articles,
+to summaries, to titles, to the first titles and a link for the rest.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+from urllib.parse import urlsplit
+
+import css_inline
+import jinja2
+from markupsafe import Markup
+
+from publisher.config import Config
+from publisher.errors import RenderError
+from publisher.links import article_url
+from publisher.store import Article, Digest, Store
+
+LONG_ARTICLE_BYTES = 8_000  # longer bodies go out as a summary and a link
+PREHEADER_CHARS = 140
+_inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+    message: bytes
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A stored digest as the delivery providers need it."""
+
+    id: str
+    subject: str
+    sender: str
+    to: tuple[str, ...]
+    html: str
+    text: str
+    headers: dict[str, str]
+    message: bytes
+    articles: list[dict[str, str]]
+
+
+def since(config: Config, store: Store, now: datetime) -> datetime:
+    """Articles older than this never go out: the backlog cutoff set by the first digest."""
+    stored = store.setting("digest_since")
+    return datetime.fromisoformat(stored) if stored else now - config.digest.backlog
+
+
+def next_articles(config: Config, store: Store, now: datetime) -> list[Article]:
+    return store.undigested_articles(since(config, store, now))
+
+
+def create_next(config: Config, store: Store, now: datetime) -> Digest | None:
+    """Freeze the next digest in the store (state pending); None when nothing is new."""
+    articles = next_articles(config, store, now)
+    if not articles:
+        return None
+    digest_id = new_digest_id(now)
+    rendered = render(config, articles, digest_id=digest_id, now=now)
+    store.set_setting_once("digest_since", since(config, store, now).isoformat())
+    if not store.create_digest(digest_id, now, rendered.subject, rendered.message, [a.id for a in articles]):
+        return None  # another publisher on this store took these articles first
+    return store.digest(digest_id)
+
+
+def new_digest_id(now: datetime) -> str:
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
+
+
+def render(config: Config, articles: list[Article], *, digest_id: str, now: datetime) -> Rendered:
+    """Render subject, HTML and text, and build the complete message."""
+    envs = _environments(config)
+    site = {"title": config.site.title, "url": config.site.url}
+    try:
+        subject = " ".join(envs.text.from_string(config.digest.subject).render(site=site, articles=articles).split())
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"{config.path}: [digest] subject: {exc}") from exc
+    local_now = now.astimezone(config.digest.timezone)
+    base: dict[str, Any] = {
+        "site": site,
+        "subject": subject,
+        "digest": {"id": digest_id, "date": local_now},
+        "unsubscribe_url": config.digest.unsubscribe_url,
+        "preheader": _preheader(articles),
+    }
+    html = text = ""
+    for level in _levels(len(articles)):
+        context = base | _article_context(config, articles, level)
+        html = _inline(_render(envs.html, "digest.html.j2", context))
+        text = _render(envs.text, "digest.txt.j2", context)
+        if len(html.encode()) <= config.digest.max_html_bytes:
+            break
+    message = _message(config, digest_id, subject, html, text, now)
+    return Rendered(subject=subject, html=html, text=text, message=message)
+
+
+def outgoing(config: Config, store: Store, digest: Digest) -> Outgoing:
+    """Read a stored digest back as the parts a mailing API wants."""
+    message = email.message_from_bytes(digest.message, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    headers = {
+        name: str(message[name]) for name in ("Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id")
+    }
+    return Outgoing(
+        id=digest.id,
+        subject=str(message["Subject"]),
+        sender=str(message["From"]),
+        to=config.digest.to,
+        html=html_part.get_content(),
+        text=text_part.get_content(),
+        headers=headers,
+        message=digest.message,
+        articles=[
+            {"id": a.key, "title": a.title, "url": article_url(config.site, a)}
+            for a in store.digest_articles(digest.id)
+        ],
+    )
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Envs:
+    html: jinja2.Environment
+    text: jinja2.Environment
+
+
+def _environments(config: Config) -> _Envs:
+    loader: jinja2.BaseLoader
+    if config.digest.templates_dir is not None:
+        loader = jinja2.FileSystemLoader(config.digest.templates_dir)
+    else:
+        loader = jinja2.PackageLoader("publisher.templates", ".")
+    common: dict[str, Any] = {"loader": loader, "undefined": jinja2.StrictUndefined, "keep_trailing_newline": True}
+    return _Envs(
+        html=jinja2.Environment(autoescape=True, **common), text=jinja2.Environment(autoescape=False, **common)
+    )
+
+
+def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"template {exc.name} not found in {_where(env)}") from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise RenderError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"{name}: {exc}") from exc
+
+
+def _where(env: jinja2.Environment) -> str:
+    loader = env.loader
+    if isinstance(loader, jinja2.FileSystemLoader):
+        return ", ".join(map(str, loader.searchpath))
+    return "the templates shipped with publisher"
+
+
+def _inline(html: str) -> str:
+    try:
+        return _inliner.inline(html)
+    except ValueError as exc:
+        raise RenderError(f"digest.html.j2: CSS could not be inlined: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Level:
+    """How much of each article fits: full body, summary only, title only; ``shown`` titles."""
+
+    bodies: bool
+    summaries: bool
+    shown: int
+
+
+def _levels(count: int) -> list[_Level]:
+    levels = [_Level(True, True, count), _Level(False, True, count), _Level(False, False, count)]
+    shown = count // 2
+    while shown >= 1:
+        levels.append(_Level(False, False, shown))
+        shown //= 2
+    return levels
+
+
+def _article_context(config: Config, articles: list[Article], level: _Level) -> dict[str, Any]:
+    shown = articles[: level.shown]
+    items = []
+    for article in shown:
+        full = level.bodies and len(article.body_html.encode()) <= LONG_ARTICLE_BYTES
+        items.append(
+            {
+                "title": article.title,
+                "url": article_url(config.site, article),
+                "author": article.author or config.site.author,
+                "published": article.published.astimezone(config.digest.timezone),
+                "summary": article.summary if level.summaries else "",
+                # body_html was sanitized by nh3 at ingest; Markup keeps autoescape from
+                # escaping it a second time.
+                "html": Markup(article.body_html) if full else None,
+                "text": article.body_text if full else None,
+            }
+        )
+    return {"articles": items, "more": len(articles) - len(shown)}
+
+
+def _preheader(articles: list[Article]) -> str:
+    text = " · ".join(a.title for a in articles)
+    return text if len(text) <= PREHEADER_CHARS else text[: PREHEADER_CHARS - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _message(config: Config, digest_id: str, subject: str, html: str, text: str, now: datetime) -> bytes:
+    sender_domain = parseaddr(config.digest.sender)[1].rpartition("@")[2]
+    host = urlsplit(config.site.url).hostname or sender_domain
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["Subject"] = subject
+    message["From"] = config.digest.sender
+    message["To"] = ", ".join(config.digest.to)
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = f"<{digest_id}@{sender_domain}>"
+    message["List-Id"] = f"{config.site.title} <digest.{host}>"
+    message["List-Unsubscribe"] = f"<{config.digest.unsubscribe_url}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return message.as_bytes()

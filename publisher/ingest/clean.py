@@ -1,0 +1,185 @@
+"""Turn an article body (HTML from any format) into what readers should see.
+
+The body is sanitized with nh3, cut into blocks (paragraphs, headings, lists, quotes...),
+and then, block by block: site chrome is dropped, a block repeating an earlier one (scraped
+pages often hold the body twice) or the headline is dropped, empty blocks are dropped.
+Chrome is recognised only in short blocks, so a real paragraph that happens to start with
+"Related" or "Share" survives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import lxml.html
+import nh3
+from lxml.etree import ParserError
+
+from publisher.ingest.decode import strip_illegal
+
+_CHROME_MAX_CHARS = 200
+_DEDUPE_MIN_WORDS = 6
+_CHROME_WHOLE = re.compile(
+    r"(?:leave a (?:comment|reply)|comments?(?: \(\d+\))?|\d+ comments?|post comment|"
+    r"cancel reply|(?:name|email|e-mail|website|comment)\s*\*?|"
+    r"skip to (?:main )?content|(?:scroll|back) to (?:the )?top|"
+    r"share(?: this(?: (?:post|article|story))?)?:?|like this:?|like|tweet|pin it|"
+    r"loading\.{3}|related(?: (?:posts|articles|stories|content))?:?|"
+    r"you (?:may|might) also like:?|post navigation|read more|advertisement|"
+    r"all rights reserved\.?)",
+    re.IGNORECASE,
+)
+_CHROME_START = re.compile(
+    r"(?:leave a (?:comment|reply)\b|your email address will not be published|"
+    r"required fields are marked|save my name, email|click to (?:share|print|email)\b|"
+    r"share (?:on|via) \w+|(?:previous|next) (?:post|article|story)\b|[«←] ?(?:previous|older)\b|"
+    r"(?:©|\(c\)|copyright\b)\s*(?:©\s*)?(?:\d{4}|.*all rights reserved)|"
+    r"subscribe to (?:our|the) newsletter|related (?:posts|articles|stories):)",
+    re.IGNORECASE,
+)
+_CONTAINERS = {"div", "section", "article", "main", "body", "span", "font", "center"}
+_STANDALONE = {"img", "hr", "figure", "table", "video", "audio", "picture"}
+_BLOCKS = {
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "dl",
+    "blockquote",
+    "pre",
+    "figure",
+    "table",
+    "hr",
+    "img",
+    "div",
+    "section",
+    "article",
+    "main",
+    "center",
+}
+_ALLOWED_URL_SCHEMES = {"http", "https", "mailto", "tel"}
+
+
+@dataclass(frozen=True)
+class Body:
+    html: str
+    paragraphs: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.paragraphs)
+
+
+def sanitize(html: str) -> str:
+    """Untrusted HTML -> HTML that cannot run anything (no script, handlers, javascript:)."""
+    return nh3.clean(
+        strip_illegal(html),
+        url_schemes=_ALLOWED_URL_SCHEMES,
+        clean_content_tags={"script", "style", "noscript", "template", "iframe", "object", "svg", "math"},
+        link_rel="noopener noreferrer",
+    )
+
+
+def clean_body(html: str, *, title: str = "") -> Body:
+    """Sanitize ``html`` and keep each real block once, in first-seen order."""
+    seen: set[str] = set()
+    title_key = _key(title)
+    kept: list[tuple[str, str]] = []
+    for element in _split_blocks(sanitize(html)):
+        text = block_text(element)
+        key = _key(text)
+        if not key and element.tag not in _STANDALONE:
+            continue
+        if is_chrome(text) or (key and key == title_key):
+            continue
+        if len(key.split()) >= _DEDUPE_MIN_WORDS:
+            if key in seen:
+                continue
+            seen.add(key)
+        element.tail = None
+        kept.append((lxml.html.tostring(element, encoding="unicode"), text))
+    return Body(
+        html=sanitize("\n".join(markup for markup, _ in kept)),
+        paragraphs=tuple(text for _, text in kept if text),
+    )
+
+
+def is_chrome(text: str) -> bool:
+    """True for the short lines of page furniture that are not part of an article."""
+    text = " ".join(text.split())
+    if len(text) > _CHROME_MAX_CHARS:
+        return False
+    return bool(_CHROME_WHOLE.fullmatch(text) or _CHROME_START.match(text))
+
+
+def block_text(element: lxml.html.HtmlElement) -> str:
+    """The readable text of one block; list items go on lines of their own."""
+    if element.tag in ("ul", "ol"):
+        items = [" ".join(li.text_content().split()) for li in element.iter("li")]
+        return "\n".join(f"- {item}" for item in items if item)
+    return " ".join(element.text_content().split())
+
+
+def _key(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _split_blocks(html: str) -> Iterator[lxml.html.HtmlElement]:
+    if not html.strip():
+        return
+    try:
+        items = lxml.html.fragments_fromstring(html)
+    except ParserError:
+        return
+    yield from _flatten(items)
+
+
+def _flatten(items: Iterable[str | lxml.html.HtmlElement]) -> Iterator[lxml.html.HtmlElement]:
+    """Yield leaf blocks: containers are opened, loose inline runs become paragraphs."""
+    inline: list[str | lxml.html.HtmlElement] = []
+
+    def paragraph() -> Iterator[lxml.html.HtmlElement]:
+        if inline:
+            p = lxml.html.Element("p")
+            for item in inline:
+                if isinstance(item, str):
+                    if len(p):
+                        p[-1].tail = (p[-1].tail or "") + item
+                    else:
+                        p.text = (p.text or "") + item
+                else:
+                    p.append(item)
+            inline.clear()
+            yield p
+
+    for item in items:
+        if isinstance(item, str) or item.tag not in _BLOCKS:
+            inline.append(item)
+            if not isinstance(item, str) and item.tail:
+                inline.append(item.tail)
+                item.tail = None
+            continue
+        yield from paragraph()
+        tail, item.tail = item.tail, None
+        if item.tag in _CONTAINERS and any(isinstance(c.tag, str) and c.tag in _BLOCKS for c in item):
+            children: list[str | lxml.html.HtmlElement] = [item.text] if item.text else []
+            for child in list(item):
+                if not isinstance(child.tag, str):  # comments, processing instructions
+                    continue
+                children.append(child)
+            yield from _flatten(children)
+        elif item.tag in _CONTAINERS:
+            item.tag = "p"
+            yield item
+        else:
+            yield item
+        if tail and tail.strip():
+            inline.append(tail)
+    yield from paragraph()

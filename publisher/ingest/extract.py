@@ -1,0 +1,193 @@
+"""Find the article in a whole HTML page: headline, main text, and the page's metadata.
+
+The content root is the first of: the <article> holding the most paragraph text, <main>,
+[role=main], [itemprop=articleBody], or the element with the most direct paragraph text.
+Navigation, asides, footers, forms and elements whose class or id names them as chrome
+(comments, share bars, related posts...) are removed inside that root. The headline is the
+root's <h1>, else og:title, else <title> without its " | Site Name" suffix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import lxml.html
+from lxml.etree import ParserError
+
+_REMOVE_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "nav",
+    "aside",
+    "footer",
+    "form",
+    "button",
+    "input",
+    "select",
+    "textarea",
+    "iframe",
+    "svg",
+    "dialog",
+)
+_TEXT_PARENTS = ("p", "li", "td", "blockquote", "em", "strong", "span", "a")
+_REMOVE_ROLES = ("navigation", "banner", "contentinfo", "complementary", "search", "dialog")
+_CHROME_NAMES = re.compile(
+    r"(?:^|[\s_-])(?:comments?|respond|reply|share|sharing|social|sharedaddy|related|sidebar|"
+    r"widget|breadcrumbs?|menu|nav|navigation|pagination|post-nav|footer|cookie|newsletter|"
+    r"subscribe|advert|ads?|promo|skip-link|screen-reader-text|author-bio|tags?-links|jp-relatedposts|"
+    r"byline|entry-meta|post-meta|posted-on)"
+    r"(?:$|[\s_-])",
+    re.IGNORECASE,
+)
+_TITLE_SEPARATORS = re.compile(
+    r"\s+(?:\||\u2013|\u2014|-|::|\u00b7|\u00bb)\s+"
+)  # | en dash, em dash, - :: middle dot, >>
+
+
+@dataclass
+class Page:
+    title: str
+    body_html: str
+    date: str | None = None
+    author: str | None = None
+    summary: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+def extract(text: str) -> Page:
+    """Parse a page; raises ValueError when it holds no HTML document."""
+    try:
+        doc = lxml.html.document_fromstring(text)
+    except (ParserError, ValueError) as exc:
+        raise ValueError(f"not an HTML document ({exc})") from None
+    meta = _meta(doc)
+    published = _date(doc, meta)
+    for element in _elements(doc, "//script | //style | //noscript | //template"):
+        _drop(element)
+    root = _content_root(doc)
+    headline = _headline(root)
+    if headline is None:
+        headline = _headline(doc)
+    title = headline.text_content() if headline is not None else ""
+    if headline is not None:
+        _drop(headline)
+    title = " ".join(title.split()) or meta.get("og:title") or _strip_site_name(_title_tag(doc))
+    _remove_chrome(root)
+    return Page(
+        title=title,
+        body_html=_inner_html(root),
+        date=published,
+        author=meta.get("author") or meta.get("article:author") or _rel_author(doc),
+        summary=meta.get("description") or meta.get("og:description"),
+        tags=_tags(meta, doc),
+    )
+
+
+def _elements(doc: lxml.html.HtmlElement, query: str) -> list[lxml.html.HtmlElement]:
+    """The elements an XPath query selects (lxml types xpath() as returning anything)."""
+    return [found for found in doc.xpath(query) if isinstance(found, lxml.html.HtmlElement)]
+
+
+def _meta(doc: lxml.html.HtmlElement) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for element in doc.iter("meta"):
+        name = (element.get("property") or element.get("name") or element.get("itemprop") or "").lower()
+        content = (element.get("content") or "").strip()
+        if name and content and name not in found:
+            found[name] = content
+    return found
+
+
+def _content_root(doc: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    articles = _elements(doc, "//article")
+    if articles:
+        return max(articles, key=_paragraph_chars)
+    for query in ("//main", "//*[@role='main']", "//*[@itemprop='articleBody']"):
+        found = _elements(doc, query)
+        if found:
+            return found[0]
+    body = doc.find("body")
+    candidates = [p.getparent() for p in doc.iter("p") if p.getparent() is not None]
+    if candidates:
+        return max(candidates, key=_paragraph_chars)
+    return body if body is not None else doc
+
+
+def _paragraph_chars(element: lxml.html.HtmlElement) -> int:
+    return sum(len(p.text_content()) for p in element.iter("p"))
+
+
+def _headline(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    for h1 in root.iter("h1"):
+        if h1.text_content().strip():
+            return h1
+    return None
+
+
+def _remove_chrome(root: lxml.html.HtmlElement) -> None:
+    for element in list(root.iter()):
+        if element is root or not isinstance(element.tag, str):
+            continue
+        names = f"{element.get('class', '')} {element.get('id', '')}"
+        if (
+            element.tag in _REMOVE_TAGS
+            or element.get("role") in _REMOVE_ROLES
+            or element.get("aria-hidden") == "true"
+            or element.tag == "header"  # masthead, or the article's own byline block
+            or (element.tag == "time" and element.getparent().tag not in _TEXT_PARENTS)
+            or _CHROME_NAMES.search(names)
+        ):
+            _drop(element)
+
+
+def _drop(element: lxml.html.HtmlElement) -> None:
+    """Remove ``element`` but keep the text that follows it."""
+    if element.getparent() is not None:
+        element.drop_tree()
+
+
+def _inner_html(root: lxml.html.HtmlElement) -> str:
+    parts = [root.text or ""]
+    parts.extend(lxml.html.tostring(child, encoding="unicode") for child in root)
+    return "".join(parts)
+
+
+def _title_tag(doc: lxml.html.HtmlElement) -> str:
+    found = doc.find(".//title")
+    return " ".join(found.text_content().split()) if found is not None else ""
+
+
+def _strip_site_name(title: str) -> str:
+    """``"Big Story | Example News"`` -> ``"Big Story"``: keep the longest part."""
+    parts = _TITLE_SEPARATORS.split(title)
+    return max(parts, key=len) if len(parts) > 1 else title
+
+
+def _date(doc: lxml.html.HtmlElement, meta: dict[str, str]) -> str | None:
+    for key in ("article:published_time", "datepublished", "date", "dc.date", "pubdate"):
+        if meta.get(key):
+            return meta[key]
+    for element in _elements(doc, "//time[@datetime]"):
+        return str(element.get("datetime"))
+    return None
+
+
+def _rel_author(doc: lxml.html.HtmlElement) -> str | None:
+    for element in _elements(doc, "//*[@rel='author']"):
+        text = " ".join(element.text_content().split())
+        if text:
+            return text
+    return None
+
+
+def _tags(meta: dict[str, str], doc: lxml.html.HtmlElement) -> list[str]:
+    tags = [tag.strip() for tag in meta.get("keywords", "").split(",")]
+    tags += [str(m.get("content", "")).strip() for m in _elements(doc, "//meta[@property='article:tag']")]
+    unique: dict[str, None] = {}
+    for tag in tags:
+        if tag and tag.casefold() not in {t.casefold() for t in unique}:
+            unique[tag] = None
+    return list(unique)

@@ -1,0 +1,172 @@
+"""One reader per source format: raw bytes -> :class:`Draft` (title, clean body, metadata).
+
+- ``.txt``: the first non-empty line is the title; paragraphs are separated by blank lines.
+- ``.md``/``.markdown``: optional YAML front matter (title, date, author, tags, summary, slug);
+  without a ``title`` the first ``# heading`` is the title. Body is CommonMark (+ tables,
+  strikethrough); raw HTML in it is allowed and then sanitized like everything else.
+- ``.html``/``.htm``: the page's headline and main text (see :mod:`publisher.ingest.extract`).
+
+Readers raise ``ValueError`` with a short reason; the caller adds the file name.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from markdown_it import MarkdownIt
+
+from publisher.ingest.clean import Body, clean_body
+from publisher.ingest.decode import decode, strip_illegal
+from publisher.ingest.extract import extract
+
+SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL | re.MULTILINE)
+_FRONT_KEYS = {"title", "date", "author", "tags", "summary", "slug"}
+_markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
+@dataclass
+class Draft:
+    """An article as read from its source, before it is stored."""
+
+    title: str
+    body: Body
+    format: str
+    published: datetime | None = None
+    author: str | None = None
+    summary: str | None = None
+    slug: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+def read(path: Path, data: bytes, tz: ZoneInfo) -> Draft:
+    """Parse ``data`` (the bytes of ``path``) by its suffix; raises ValueError."""
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"unsupported file type {path.suffix!r} (use .txt, .md or .html)")
+    if not data.strip():
+        raise ValueError("empty file")
+    text = decode(data, html=kind == "html")
+    if not text.strip():
+        raise ValueError("empty file (only whitespace)")
+    draft = {"txt": _read_txt, "md": _read_md, "html": _read_html}[kind](text, tz)
+    if not draft.title:
+        raise ValueError("no title")
+    if not draft.body.paragraphs and "<img" not in draft.body.html:
+        raise ValueError(f"title {draft.title!r} has no article text")
+    return draft
+
+
+def _read_txt(text: str, tz: ZoneInfo) -> Draft:
+    lines = text.strip().split("\n")
+    title = " ".join(lines[0].split())
+    paragraphs = re.split(r"\n[ \t]*\n", "\n".join(lines[1:]))
+    body = "".join(f"<p>{html.escape(' '.join(p.split()))}</p>" for p in paragraphs if p.strip())
+    return Draft(title=title, body=clean_body(body, title=title), format="txt")
+
+
+def _read_md(text: str, tz: ZoneInfo) -> Draft:
+    meta: dict[str, Any] = {}
+    if text.startswith("---"):
+        match = _FRONT_MATTER.match(text)
+        if not match:
+            raise ValueError("broken front matter: no closing '---' line")
+        try:
+            loaded = yaml.safe_load(match.group(1))
+        except yaml.YAMLError as exc:
+            reason = str(exc).replace("\n", " ")
+            raise ValueError(f"broken front matter: {' '.join(reason.split())}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError("broken front matter: expected 'key: value' lines")
+        meta = loaded or {}
+        unknown = sorted(set(map(str, meta)) - _FRONT_KEYS)
+        if unknown:
+            raise ValueError(f"front matter: unknown key {unknown[0]!r}")
+        text = text[match.end() :]
+    title = _meta_str(meta, "title")
+    if not title:
+        heading = re.match(r"\s*#[ \t]+(.+?)[ \t#]*(?:\n|\Z)", text)
+        if heading:
+            title, text = heading.group(1), text[heading.end() :]
+    return Draft(
+        title=_plain(title or ""),
+        body=clean_body(_markdown.render(text), title=_plain(title or "")),
+        format="md",
+        published=_meta_date(meta, "date", tz),
+        author=_meta_str(meta, "author"),
+        summary=_meta_str(meta, "summary"),
+        slug=_meta_str(meta, "slug"),
+        tags=_meta_tags(meta),
+    )
+
+
+def _read_html(text: str, tz: ZoneInfo) -> Draft:
+    page = extract(text)
+    title = _plain(page.title)
+    body = clean_body(page.body_html, title=title)
+    try:
+        published = _to_datetime(page.date, tz) if page.date else None
+    except ValueError:
+        published = None  # a page's own date markup is often junk; fall back to first seen
+    return Draft(
+        title=title,
+        body=body,
+        format="html",
+        published=published,
+        author=_plain(page.author) if page.author else None,
+        summary=_plain(page.summary) if page.summary else None,
+        tags=page.tags,
+    )
+
+
+def _plain(text: str) -> str:
+    """One line of plain text: markup-free titles never carry CR/LF into email headers."""
+    return " ".join(strip_illegal(text).split())
+
+
+def _meta_str(meta: dict[str, Any], key: str) -> str | None:
+    value = meta.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError(f"front matter: {key} must be text, got {type(value).__name__}")
+    return " ".join(str(value).split()) or None
+
+
+def _meta_tags(meta: dict[str, Any]) -> list[str]:
+    value = meta.get("tags")
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(t, str | int | float) for t in value):
+        raise ValueError("front matter: tags must be a list of words")
+    return [" ".join(str(t).split()) for t in value if str(t).strip()]
+
+
+def _meta_date(meta: dict[str, Any], key: str, tz: ZoneInfo) -> datetime | None:
+    value = meta.get(key)
+    if value is None:
+        return None
+    try:
+        return _to_datetime(value, tz)
+    except ValueError:
+        raise ValueError(f"front matter: {key} is not a date: {value!r}") from None
+
+
+def _to_datetime(value: object, tz: ZoneInfo) -> datetime:
+    """A date, datetime or ISO 8601 string -> aware datetime (naive ones are in ``tz``)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0, 0), tzinfo=tz)
+    raise ValueError(f"not a date: {value!r}")

@@ -1,0 +1,23 @@
+"""Where an article lives on the site, and the permanent id its feed entry carries."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urljoin, urlsplit
+
+from publisher.config import SiteConfig
+from publisher.store import Article
+
+
+def article_url(site: SiteConfig, article: Article) -> str:
+    """``site.url`` + ``site.article_path`` filled in, e.g. https://news.example.org/my-slug/."""
+    published = article.published.astimezone(site.timezone)
+    path = site.article_path.format(
+        slug=article.slug, year=f"{published:%Y}", month=f"{published:%m}", day=f"{published:%d}"
+    )
+    return urljoin(site.url, quote(path, safe="/-._~%"))
+
+
+def entry_id(site: SiteConfig, article: Article) -> str:
+    """An RFC 4151 tag URI: stays the same when the title, slug or site layout changes."""
+    host = urlsplit(site.url).hostname or "localhost"
+    return f"tag:{host},{article.first_seen:%Y-%m-%d}:{quote(article.key, safe='/')}"

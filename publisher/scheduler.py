@@ -1,0 +1,131 @@
+"""``publisher daemon``: APScheduler 3.x runs the digest on its crontab and refreshes often.
+
+The digest job lives in the store (SQLAlchemyJobStore, table ``apscheduler_jobs``), and its
+next run time is saved before the job runs. So after downtime the missed slot runs once at
+start-up (``coalesce``, no misfire limit), and a slot that already started never runs again.
+The refresh job (ingest + feed) runs at start and every ``[daemon] refresh_minutes``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from publisher import config as config_module
+from publisher import jobs
+from publisher.config import Config
+from publisher.delivery import build_mailer
+from publisher.errors import PublisherError
+from publisher.store import Store
+
+log = logging.getLogger("publisher.daemon")
+DIGEST_JOB = "digest"
+REFRESH_JOB = "refresh"
+
+
+def digest_trigger(config: Config) -> CronTrigger:
+    return CronTrigger.from_crontab(config.digest.schedule, timezone=config.digest.timezone)
+
+
+def next_digest_time(config: Config, after: datetime) -> datetime | None:
+    fire: datetime | None = digest_trigger(config).get_next_fire_time(None, after)
+    return fire
+
+
+def digest_job(config_path: str) -> str:
+    """The scheduled digest: a whole cycle, so it includes what arrived since the refresh."""
+    config = config_module.load(Path(config_path))
+    store = Store.open(config.store_url)
+    try:
+        result = jobs.run_cycle(config, store, build_mailer(config), jobs.now())
+    finally:
+        store.close()
+    for error in result.ingest.errors:
+        log.error("%s", error)
+    assert result.digest is not None
+    (log.info if result.digest.ok else log.error)("%s", result.digest.message)
+    return result.digest.state
+
+
+def refresh_job(config_path: str) -> str:
+    """Ingest new files and rebuild the feed, between digests."""
+    config = config_module.load(Path(config_path))
+    store = Store.open(config.store_url)
+    try:
+        result = jobs.run_cycle(config, store, None, jobs.now())
+    finally:
+        store.close()
+    for error in result.ingest.errors:
+        log.error("%s", error)
+    log.info("%s; %s", result.ingest.summary(), result.feed.summary())
+    return "refreshed"
+
+
+def run_daemon(
+    config: Config,
+    stop: threading.Event,
+    *,
+    on_job: Callable[[JobExecutionEvent], None] | None = None,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run until ``stop`` is set, then let a running job finish and return."""
+    build_mailer(config)  # a missing secret stops the daemon now, not at 7 a.m.
+    store = Store.open(config.store_url)
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=store.engine), "memory": MemoryJobStore()},
+        # One worker: the refresh and the digest never write the store at the same time.
+        executors={"default": ThreadPoolExecutor(1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=config.digest.timezone,
+    )
+    scheduler.add_listener(lambda event: _job_done(event, on_job), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    scheduler.start(paused=True)
+    try:
+        trigger = digest_trigger(config)
+        saved = scheduler.get_job(DIGEST_JOB, jobstore="default")
+        # Keep a saved job with the same schedule: its next run time may be a missed slot.
+        if saved is None or repr(saved.trigger) != repr(trigger):
+            scheduler.add_job(
+                digest_job, trigger, args=[str(config.path)], id=DIGEST_JOB, jobstore="default", replace_existing=True
+            )
+        scheduler.add_job(
+            refresh_job,
+            IntervalTrigger(minutes=config.refresh_minutes, timezone=config.digest.timezone),
+            args=[str(config.path)],
+            id=REFRESH_JOB,
+            jobstore="memory",
+            next_run_time=jobs.now(),
+        )
+        digest = scheduler.get_job(DIGEST_JOB, jobstore="default")
+        scheduler.resume()
+        if ready is not None:
+            next_run = digest.next_run_time.isoformat() if digest and digest.next_run_time else "never"
+            ready(
+                f"daemon: started; digest on '{config.digest.schedule}' ({config.digest.timezone.key}), "
+                f"next {next_run}; refresh every {config.refresh_minutes} min"
+            )
+        stop.wait()
+    finally:
+        scheduler.shutdown(wait=True)
+        store.close()
+
+
+def _job_done(event: JobExecutionEvent, on_job: Callable[[JobExecutionEvent], None] | None) -> None:
+    if event.exception is not None:
+        if isinstance(event.exception, PublisherError):
+            log.error("%s job: %s", event.job_id, event.exception)
+        else:
+            log.error("%s job crashed: %r", event.job_id, event.exception)
+    if on_job is not None:
+        on_job(event)

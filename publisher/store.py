@@ -1,0 +1,424 @@
+"""The article store: one SQLAlchemy Core layer for SQLite (default) and PostgreSQL.
+
+Every method runs in its own transaction, so what it changed is committed when it returns:
+callers mark a step done only after the step happened. Database errors are translated into
+:class:`StoreError` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from publisher.errors import StoreError
+from publisher.schema import articles, digest_articles, digests, metadata, schema_version, settings, sources
+
+# Schema changes after the first release go here as steps (version 2, 3, ...), each a function
+# of a Connection that ALTERs an existing store. A new store is created from schema.py at once
+# and stamped with the newest version, so these only ever run on older stores.
+MIGRATIONS: list[Callable[[Connection], None]] = []
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Article:
+    id: int
+    key: str
+    slug: str
+    title: str
+    summary: str
+    body_html: str
+    body_text: str
+    author: str | None
+    tags: list[str]
+    format: str
+    published: datetime
+    updated: datetime
+    first_seen: datetime
+
+
+@dataclass(frozen=True)
+class Digest:
+    id: str
+    created_at: datetime
+    subject: str
+    message: bytes
+    state: str
+    attempts: int
+    last_error: str | None
+    provider_id: str | None
+    claimed_at: datetime | None
+    sent_at: datetime | None
+    article_count: int
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    """What ingest hands the store for one source file."""
+
+    key: str
+    slug: str
+    title: str
+    summary: str
+    body_html: str
+    body_text: str
+    author: str | None
+    tags: list[str]
+    format: str
+    source_path: str
+    content_hash: str
+    raw: bytes
+    published: datetime | None
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"store: cannot use {safe_url(url)}: {exc}") from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.url = url
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect and bring the schema up to date."""
+        store = cls(url)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            first_line = str(exc).splitlines()[0]
+            raise StoreError(f"store {safe_url(self.url)}: {first_line}") from exc
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        with self._tx() as conn:
+            if conn.dialect.name == "postgresql":  # several machines may start at once
+                conn.execute(text("SELECT pg_advisory_xact_lock(7239001)"))
+            if not inspect(conn).has_table("schema_version"):
+                metadata.create_all(conn)
+                now = _now()
+                conn.execute(insert(schema_version), {"version": SCHEMA_VERSION, "applied_at": now})
+                conn.execute(insert(settings), {"name": "created_at", "value": now.isoformat()})
+                return
+            current = conn.execute(select(func.max(schema_version.c.version))).scalar_one() or 1
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {safe_url(self.url)} has schema version {current}, newer than this "
+                    f"publisher knows ({SCHEMA_VERSION}); upgrade publisher"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[version - 2](conn)
+                conn.execute(insert(schema_version), {"version": version, "applied_at": _now()})
+
+    def schema_version(self) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(select(func.max(schema_version.c.version))).scalar_one())
+
+    def setting(self, name: str) -> str | None:
+        with self._tx() as conn:
+            return conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar_one_or_none()
+
+    def set_setting_once(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless a value is there already; return the value kept."""
+        try:
+            with self._tx() as conn:
+                conn.execute(insert(settings), {"name": name, "value": value})
+            return value
+        except IntegrityError:
+            kept = self.setting(name)
+            assert kept is not None
+            return kept
+
+    # -- articles ---------------------------------------------------------------------------
+
+    def save_article(self, new: NewArticle, now: datetime) -> str:
+        """Insert or update the article for ``new.key``; returns new, updated or unchanged.
+
+        The raw bytes of each distinct version are kept. An updated article keeps its id,
+        slug, first-seen time and (without a date of its own) its published date.
+        """
+        with self._tx() as conn:
+            row = conn.execute(select(articles).where(articles.c.key == new.key)).mappings().first()
+            if row is not None and row["content_hash"] == new.content_hash:
+                return "unchanged"
+            values: dict[str, Any] = {
+                "title": new.title,
+                "summary": new.summary,
+                "body_html": new.body_html,
+                "body_text": new.body_text,
+                "author": new.author,
+                "tags": new.tags,
+                "format": new.format,
+                "source_path": new.source_path,
+                "content_hash": new.content_hash,
+                "updated": now,
+            }
+            if row is None:
+                values |= {
+                    "key": new.key,
+                    "slug": _free_slug(conn, new.slug),
+                    "first_seen": now,
+                    "published": new.published or now,
+                }
+                inserted = conn.execute(insert(articles).values(**values)).inserted_primary_key
+                assert inserted is not None
+                article_id = inserted[0]
+                status = "new"
+            else:
+                article_id = row["id"]
+                values["published"] = new.published or row["published"]
+                if new.slug != row["slug"] and new.slug:
+                    values["slug"] = _free_slug(conn, new.slug, article_id)
+                conn.execute(update(articles).where(articles.c.id == article_id).values(**values))
+                status = "updated"
+            known = conn.execute(
+                select(sources.c.id).where(
+                    sources.c.article_id == article_id, sources.c.content_hash == new.content_hash
+                )
+            ).first()
+            if known is None:
+                conn.execute(
+                    insert(sources),
+                    {"article_id": article_id, "content_hash": new.content_hash, "raw": new.raw, "ingested_at": now},
+                )
+            return status
+
+    def source_versions(self, key: str) -> list[bytes]:
+        """The raw bytes of every version of the article ``key``, oldest first."""
+        with self._tx() as conn:
+            query = (
+                select(sources.c.raw)
+                .join(articles, articles.c.id == sources.c.article_id)
+                .where(articles.c.key == key)
+                .order_by(sources.c.id)
+            )
+            return [bytes(raw) for raw in conn.execute(query).scalars()]
+
+    def article(self, key: str) -> Article | None:
+        with self._tx() as conn:
+            row = conn.execute(select(*_ARTICLE_COLUMNS).where(articles.c.key == key)).mappings().first()
+            return Article(**row) if row else None
+
+    def newest_articles(self, limit: int) -> list[Article]:
+        """Newest first; ties broken by id so the order is the same on every run."""
+        query = select(*_ARTICLE_COLUMNS).order_by(articles.c.published.desc(), articles.c.id.desc()).limit(limit)
+        with self._tx() as conn:
+            return [Article(**row) for row in conn.execute(query).mappings()]
+
+    def article_count(self) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(articles)).scalar_one())
+
+    def undigested_articles(self, since: datetime) -> list[Article]:
+        """Articles published at or after ``since`` that are in no digest yet, oldest first."""
+        in_digest = select(digest_articles.c.article_id)
+        query = (
+            select(*_ARTICLE_COLUMNS)
+            .where(articles.c.published >= since, articles.c.id.not_in(in_digest))
+            .order_by(articles.c.published, articles.c.id)
+        )
+        with self._tx() as conn:
+            return [Article(**row) for row in conn.execute(query).mappings()]
+
+    # -- digests ----------------------------------------------------------------------------
+
+    def create_digest(
+        self, digest_id: str, created_at: datetime, subject: str, message: bytes, article_ids: Sequence[int]
+    ) -> bool:
+        """Record a new pending digest; False if another process claimed one of the articles."""
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    insert(digests),
+                    {
+                        "id": digest_id,
+                        "created_at": created_at,
+                        "subject": subject,
+                        "message": message,
+                        "state": "pending",
+                        "attempts": 0,
+                    },
+                )
+                conn.execute(
+                    insert(digest_articles),
+                    [{"digest_id": digest_id, "article_id": a, "position": i} for i, a in enumerate(article_ids)],
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def unsent_digest(self) -> Digest | None:
+        """The oldest digest that is not sent yet (pending, or in doubt after a crash)."""
+        with self._tx() as conn:
+            row = (
+                conn.execute(
+                    _digest_query()
+                    .where(digests.c.state != "sent")
+                    .order_by(digests.c.created_at, digests.c.id)
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            return Digest(**row) if row else None
+
+    def digest(self, digest_id: str) -> Digest | None:
+        with self._tx() as conn:
+            row = conn.execute(_digest_query().where(digests.c.id == digest_id)).mappings().first()
+            return Digest(**row) if row else None
+
+    def last_digest(self) -> Digest | None:
+        with self._tx() as conn:
+            row = (
+                conn.execute(_digest_query().order_by(digests.c.created_at.desc(), digests.c.id.desc()).limit(1))
+                .mappings()
+                .first()
+            )
+            return Digest(**row) if row else None
+
+    def digest_articles(self, digest_id: str) -> list[Article]:
+        query = (
+            select(*_ARTICLE_COLUMNS)
+            .join(digest_articles, digest_articles.c.article_id == articles.c.id)
+            .where(digest_articles.c.digest_id == digest_id)
+            .order_by(digest_articles.c.position)
+        )
+        with self._tx() as conn:
+            return [Article(**row) for row in conn.execute(query).mappings()]
+
+    def claim_digest(self, digest: Digest, now: datetime) -> bool:
+        """Move ``digest`` to ``sending``, if it is still as it was read; False otherwise.
+
+        The conditional UPDATE is the lock: of two processes only one sees a row change.
+        """
+        with self._tx() as conn:
+            result = conn.execute(
+                update(digests)
+                .where(
+                    digests.c.id == digest.id,
+                    digests.c.state == digest.state,
+                    digests.c.attempts == digest.attempts,
+                )
+                .values(state="sending", attempts=digests.c.attempts + 1, claimed_at=now)
+            )
+            return result.rowcount == 1
+
+    def mark_sent(self, digest_id: str, provider_id: str | None, now: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(digests)
+                .where(digests.c.id == digest_id)
+                .values(state="sent", provider_id=provider_id, sent_at=now, last_error=None)
+            )
+
+    def mark_failed(self, digest_id: str, error: str) -> None:
+        """The endpoint did not accept it: back to pending, so the next run tries again."""
+        with self._tx() as conn:
+            conn.execute(
+                update(digests).where(digests.c.id == digest_id).values(state="pending", last_error=error[:2000])
+            )
+
+
+_ARTICLE_COLUMNS = [
+    articles.c.id,
+    articles.c.key,
+    articles.c.slug,
+    articles.c.title,
+    articles.c.summary,
+    articles.c.body_html,
+    articles.c.body_text,
+    articles.c.author,
+    articles.c.tags,
+    articles.c.format,
+    articles.c.published,
+    articles.c.updated,
+    articles.c.first_seen,
+]
+
+
+def _digest_query() -> Any:
+    count = (
+        select(func.count())
+        .where(digest_articles.c.digest_id == digests.c.id)
+        .correlate(digests)
+        .scalar_subquery()
+        .label("article_count")
+    )
+    return select(
+        digests.c.id,
+        digests.c.created_at,
+        digests.c.subject,
+        digests.c.message,
+        digests.c.state,
+        digests.c.attempts,
+        digests.c.last_error,
+        digests.c.provider_id,
+        digests.c.claimed_at,
+        digests.c.sent_at,
+        count,
+    )
+
+
+def _free_slug(conn: Connection, slug: str, article_id: int | None = None) -> str:
+    """``slug``, or ``slug-2``, ``slug-3``... when another article has it."""
+    candidate, n = slug, 1
+    while True:
+        owner = conn.execute(select(articles.c.id).where(articles.c.slug == candidate)).scalar_one_or_none()
+        if owner is None or owner == article_id:
+            return candidate
+        n += 1
+        candidate = f"{slug}-{n}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets `publisher status` read while the daemon writes; busy_timeout waits out a
+    # writer instead of failing at once with "database is locked".
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<invalid store URL>"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
