@@ -171,13 +171,17 @@ def send(ctx: click.Context, resend_in_doubt: bool) -> None:
 @click.pass_context
 def daemon(ctx: click.Context) -> None:
     """Run the digest on [digest] schedule and refresh feeds every few minutes; stop with SIGTERM or Ctrl-C."""
-    config = _config(ctx)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     from publisher.scheduler import run_daemon
 
-    run_daemon(config, stop, ready=lambda line: click.echo(line))
+    config = _config(ctx)
+    stop = threading.Event()
+    # Restored afterwards, also when the daemon does not start (a missing secret).
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        run_daemon(config, stop, ready=lambda line: click.echo(line))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     click.echo("daemon: stopped")
 
 

@@ -8,11 +8,13 @@ works from any working directory.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
@@ -120,7 +122,8 @@ class _Table:
 
     def number(self, key: str, default: float) -> float:
         value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        # TOML has nan and inf; neither is a usable timeout.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
             raise ConfigError(self.where(key), f"expected a positive number, got {value!r}")
         return float(value)
 
@@ -146,7 +149,7 @@ class _Table:
         name = self.text(key, default)
         try:
             return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a folder of zones
             raise ConfigError(self.where(key), f"unknown time zone {name!r}") from None
 
 
@@ -158,7 +161,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"expected a duration such as 7d, 12h or 30m, got {text!r}")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise ValueError(f"duration too long: {text!r}") from None
 
 
 def load(path: Path) -> Config:
@@ -176,8 +182,10 @@ def load(path: Path) -> Config:
 
     sections = {"site", "store", "articles", "feed", "digest", "mailer", "daemon"}
     for key, value in raw.items():
-        if key not in sections or not isinstance(value, dict):
+        if key not in sections:
             raise ConfigError(f"{name}: [{key}]", "unknown section")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: [{key}]", f"expected a table ([{key}] with keys under it), got a value")
 
     def table(section: str, known: set[str]) -> _Table:
         return _Table(name, section, raw.get(section, {}), known)
@@ -278,7 +286,9 @@ def _digest(table: Any, base: Path) -> DigestConfig:
     to = d.str_list("to")
     for address in to:
         _check_address(d, "to", address)
-    templates = d.data.get("templates_dir")
+    templates = d.path("templates_dir", "", base) if "templates_dir" in d.data else None
+    if templates is not None and not templates.is_dir():
+        raise ConfigError(d.where("templates_dir"), f"folder not found: {templates}")
     return DigestConfig(
         schedule=schedule,
         timezone=tz,
@@ -287,7 +297,7 @@ def _digest(table: Any, base: Path) -> DigestConfig:
         to=to,
         unsubscribe_url=d.url("unsubscribe_url", https_only=True),
         backlog=backlog,
-        templates_dir=d.path("templates_dir", "", base) if templates is not None else None,
+        templates_dir=templates,
         max_html_bytes=d.integer("max_html_bytes", 100_000, minimum=10_000),
     )
 
@@ -297,7 +307,7 @@ def _check_address(t: _Table, key: str, value: str) -> None:
     _, address = parseaddr(value)
     try:
         ok = len(pairs) == 1 and "@" in address and bool(Address(addr_spec=address).domain)
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, HeaderParseError):  # e.g. "@example.org"
         ok = False
     if not ok or "\n" in value or "\r" in value:
         raise ConfigError(t.where(key), f"not an email address: {value!r}")

@@ -7,9 +7,12 @@ DeliveryError in :func:`_post` only, and the API key never appears in an error.
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -21,6 +24,10 @@ from publisher.errors import ConfigError, DeliveryError
 from publisher.files import write_atomic
 
 USER_AGENT = f"publisher/{__version__}"
+
+# httpx logs every request at INFO with its full URL, query-string token included, and the
+# CLI logs INFO to stderr: keep httpx to warnings so a send prints only our own one line.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,10 @@ class _HttpMailer:
         self.config = config
         self.key = key
 
+    def _secrets(self) -> list[str]:
+        """Every form of the key that could come back in an endpoint's error or an httpx message."""
+        return [self.key] if self.key else []
+
     def _send_with_retries(self, request: Any) -> httpx.Response:
         retrying = Retrying(
             stop=stop_after_attempt(self.config.retries + 1),
@@ -89,7 +100,7 @@ class _HttpMailer:
 
     def _post(self, url: str, **kwargs: Any) -> httpx.Response:
         """POST once; any failure becomes a DeliveryError with the endpoint's own words."""
-        where = f"{self.name}: {_without_query(url)}"
+        where = f"{self.name}: {_without_secrets(url)}"
         headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
         try:
             with httpx.Client(timeout=self.config.timeout, follow_redirects=False) as client:
@@ -97,15 +108,18 @@ class _HttpMailer:
         except httpx.TimeoutException as exc:
             raise DeliveryError(f"{where}: no answer within {self.config.timeout:g}s", retryable=True) from exc
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"{where}: cannot connect ({self._redact(str(exc))})", retryable=True) from exc
+            reason = _shorten(self._redact(str(exc)))
+            raise DeliveryError(f"{where}: cannot connect ({reason})", retryable=True) from exc
         if response.is_success:
             return response
         retryable = response.status_code in (408, 425, 429) or response.status_code >= 500
-        reason = self._redact(_error_text(response))
+        reason = _shorten(self._redact(_error_text(response))) or response.reason_phrase
         raise DeliveryError(f"{where}: HTTP {response.status_code}: {reason}", retryable=retryable)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self.key, "[redacted]") if self.key else text
+        for secret in self._secrets():
+            text = text.replace(secret, "[redacted]")
+        return text
 
 
 class WebhookMailer(_HttpMailer):
@@ -127,7 +141,8 @@ class WebhookMailer(_HttpMailer):
             "articles": digest.articles,
         }
         response = self._send_with_retries(lambda: self._post(self.config.url, json=payload, headers=headers))
-        return Receipt(provider_id=_json_field(response, "id"), detail=f"accepted by {_without_query(self.config.url)}")
+        where = _without_secrets(self.config.url)
+        return Receipt(provider_id=_json_field(response, "id"), detail=f"accepted by {where}")
 
 
 class MailgunMailer(_HttpMailer):
@@ -135,6 +150,12 @@ class MailgunMailer(_HttpMailer):
 
     name = "mailgun"
     idempotent = False  # Mailgun has no idempotency key: a blind resend may mail twice
+
+    def _secrets(self) -> list[str]:
+        # Basic auth sends base64("api:KEY"): an endpoint echoing the header leaks the key in it.
+        if not self.key:
+            return []
+        return [self.key, base64.b64encode(f"api:{self.key}".encode()).decode("ascii")]
 
     def send(self, digest: Outgoing) -> Receipt:
         url = f"{self.config.url}/v3/{self.config.domain}/messages"
@@ -158,15 +179,21 @@ def _json_field(response: httpx.Response, name: str) -> str | None:
 
 
 def _error_text(response: httpx.Response) -> str:
-    """The provider's own error message, on one short line."""
+    """The provider's own error message, whole: redact it before :func:`_shorten`."""
     try:
         body = response.json()
         text = (body.get("message") or body.get("error") or json.dumps(body)) if isinstance(body, dict) else str(body)
     except ValueError:
         text = response.text or response.reason_phrase
-    return " ".join(str(text).split())[:300] or response.reason_phrase
+    return str(text)
 
 
-def _without_query(url: str) -> str:
-    """Webhook URLs sometimes carry a token in the query string: never print it."""
-    return url.split("?", 1)[0]
+def _shorten(text: str) -> str:
+    """One short line. Only after redacting: a cut through the key would keep part of it."""
+    return " ".join(text.split())[:300]
+
+
+def _without_secrets(url: str) -> str:
+    """Webhook URLs sometimes carry a token in the query string or user:password@: never print them."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))

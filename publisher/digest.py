@@ -149,7 +149,13 @@ def _environments(config: Config) -> _Envs:
         loader = jinja2.FileSystemLoader(config.digest.templates_dir)
     else:
         loader = jinja2.PackageLoader("publisher.templates", ".")
-    common: dict[str, Any] = {"loader": loader, "undefined": jinja2.StrictUndefined, "keep_trailing_newline": True}
+    common: dict[str, Any] = {
+        "loader": loader,
+        "undefined": jinja2.StrictUndefined,
+        "keep_trailing_newline": True,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+    }
     return _Envs(
         html=jinja2.Environment(autoescape=True, **common), text=jinja2.Environment(autoescape=False, **common)
     )

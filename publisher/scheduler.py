@@ -26,7 +26,7 @@ from publisher import config as config_module
 from publisher import jobs
 from publisher.config import Config
 from publisher.delivery import build_mailer
-from publisher.errors import PublisherError
+from publisher.errors import ConfigError, PublisherError
 from publisher.store import Store
 
 log = logging.getLogger("publisher.daemon")
@@ -34,8 +34,53 @@ DIGEST_JOB = "digest"
 REFRESH_JOB = "refresh"
 
 
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbers: 0 (and 7) is Sunday
+
+
 def digest_trigger(config: Config) -> CronTrigger:
-    return CronTrigger.from_crontab(config.digest.schedule, timezone=config.digest.timezone)
+    """The ``[digest] schedule`` crontab line as a trigger, with crontab's weekday numbers.
+
+    APScheduler 3.x numbers weekdays from Monday = 0 (its issue 286), crontab from Sunday = 0,
+    so ``0 7 * * 1`` would fire on Tuesdays; numeric weekdays are passed on as names instead.
+    """
+    schedule = config.digest.schedule
+    fields = schedule.split()
+    try:
+        if len(fields) == 5:
+            fields[4] = _crontab_weekdays(fields[4])
+        return CronTrigger.from_crontab(" ".join(fields), timezone=config.digest.timezone)
+    except ValueError as exc:
+        raise ConfigError(f"{config.path.name}: [digest] schedule", f"not a crontab line ({exc})") from None
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field in APScheduler's terms: ``1-5`` -> ``mon,tue,wed,thu,fri``."""
+    if not any(char.isdigit() for char in field):
+        return field  # "*" and names (mon-fri, sat/2) mean the same to both
+    days: set[int] = set()
+    for item in field.lower().split(","):
+        span, slash, step_text = item.partition("/")
+        step = int(step_text) if slash else 1
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            low, _, high = span.partition("-")
+            first, last = _crontab_day(low), _crontab_day(high)
+        else:
+            first = _crontab_day(span)
+            last = 7 if slash else first  # "1/2" is "from Monday on, every other day"
+        if step < 1 or first > last:
+            raise ValueError(f"bad day of week {item!r}")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return "*" if len(days) == 7 else ",".join(_CRON_DAYS[day] for day in sorted(days))
+
+
+def _crontab_day(text: str) -> int:
+    if text in _CRON_DAYS:
+        return _CRON_DAYS.index(text)
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    raise ValueError(f"bad day of week {text!r}")
 
 
 def next_digest_time(config: Config, after: datetime) -> datetime | None:
@@ -81,6 +126,7 @@ def run_daemon(
 ) -> None:
     """Run until ``stop`` is set, then let a running job finish and return."""
     build_mailer(config)  # a missing secret stops the daemon now, not at 7 a.m.
+    trigger = digest_trigger(config)
     store = Store.open(config.store_url)
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=store.engine), "memory": MemoryJobStore()},
@@ -92,13 +138,13 @@ def run_daemon(
     scheduler.add_listener(lambda event: _job_done(event, on_job), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     scheduler.start(paused=True)
     try:
-        trigger = digest_trigger(config)
         saved = scheduler.get_job(DIGEST_JOB, jobstore="default")
+        args = [str(config.path)]
         # Keep a saved job with the same schedule: its next run time may be a missed slot.
         if saved is None or repr(saved.trigger) != repr(trigger):
-            scheduler.add_job(
-                digest_job, trigger, args=[str(config.path)], id=DIGEST_JOB, jobstore="default", replace_existing=True
-            )
+            scheduler.add_job(digest_job, trigger, args=args, id=DIGEST_JOB, jobstore="default", replace_existing=True)
+        elif list(saved.args) != args:  # the config moved: keep the slot, read the config from where it is now
+            scheduler.modify_job(DIGEST_JOB, jobstore="default", args=args)
         scheduler.add_job(
             refresh_job,
             IntervalTrigger(minutes=config.refresh_minutes, timezone=config.digest.timezone),

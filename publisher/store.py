@@ -87,6 +87,7 @@ class NewArticle:
     content_hash: str
     raw: bytes
     published: datetime | None
+    explicit_slug: bool = False  # set in front matter: may move the article; a derived one may not
 
 
 class Store:
@@ -167,7 +168,8 @@ class Store:
         """Insert or update the article for ``new.key``; returns new, updated or unchanged.
 
         The raw bytes of each distinct version are kept. An updated article keeps its id,
-        slug, first-seen time and (without a date of its own) its published date.
+        first-seen time, slug (unless front matter sets a new one) and, without a date of its
+        own, its published date.
         """
         with self._tx() as conn:
             row = conn.execute(select(articles).where(articles.c.key == new.key)).mappings().first()
@@ -199,7 +201,7 @@ class Store:
             else:
                 article_id = row["id"]
                 values["published"] = new.published or row["published"]
-                if new.slug != row["slug"] and new.slug:
+                if new.explicit_slug and new.slug != row["slug"]:
                     values["slug"] = _free_slug(conn, new.slug, article_id)
                 conn.execute(update(articles).where(articles.c.id == article_id).values(**values))
                 status = "updated"
@@ -242,12 +244,12 @@ class Store:
             return int(conn.execute(select(func.count()).select_from(articles)).scalar_one())
 
     def undigested_articles(self, since: datetime) -> list[Article]:
-        """Articles published at or after ``since`` that are in no digest yet, oldest first."""
+        """Articles published at or after ``since`` that are in no digest yet, newest first."""
         in_digest = select(digest_articles.c.article_id)
         query = (
             select(*_ARTICLE_COLUMNS)
             .where(articles.c.published >= since, articles.c.id.not_in(in_digest))
-            .order_by(articles.c.published, articles.c.id)
+            .order_by(articles.c.published.desc(), articles.c.id.desc())
         )
         with self._tx() as conn:
             return [Article(**row) for row in conn.execute(query).mappings()]

@@ -102,6 +102,7 @@ def _new_article(path: Path, key: str, tz: ZoneInfo) -> NewArticle:
         content_hash=hashlib.sha256(raw).hexdigest(),
         raw=raw,
         published=draft.published,
+        explicit_slug=bool(draft.slug),
     )
 
 

@@ -1,0 +1,124 @@
+"""Shared fixtures: a throwaway project folder laid out like the repository.
+
+``project`` is a tmp folder with publisher.toml (the repository's own defaults: SQLite
+store, outbox mailer), ``articles/`` holding the sample article, and helpers to change the
+config, open the store and run the CLI in-process.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from click.testing import CliRunner, Result
+
+from publisher import config as config_module
+from publisher.config import Config
+from publisher.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "articles" / "000_b518ed41a9e9a454.txt"
+SAMPLE_TITLE = "Kremlin Condemns US Approval of Long-Range Missile Strikes on Russia: \u2018New Round of Tension\u2019"
+# A fixed "now" for tests that compare output byte for byte.
+NOW = datetime(2026, 11, 24, 6, 30, tzinfo=UTC)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        help="Rewrite tests/golden/* from the current output instead of comparing.",
+    )
+
+
+@dataclass
+class Project:
+    root: Path
+    settings: dict[str, Any]
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "publisher.toml"
+
+    @property
+    def articles(self) -> Path:
+        return self.root / "articles"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def feed(self) -> Path:
+        return self.root / "feeds" / "atom.xml"
+
+    def configure(self, **sections: dict[str, Any]) -> Config:
+        """Merge ``section={key: value}`` into publisher.toml, write it, and load it."""
+        for name, values in sections.items():
+            self.settings.setdefault(name, {}).update(values)
+        self.config_path.write_text(tomli_w.dumps(self.settings), encoding="utf-8")
+        return self.config()
+
+    def config(self) -> Config:
+        return config_module.load(self.config_path)
+
+    def open_store(self) -> Store:
+        return Store.open(self.config().store_url)
+
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        """Run ``publisher --config <this project> ARGS`` in-process."""
+        from publisher.cli import main
+
+        return CliRunner().invoke(main, ["--config", str(self.config_path), *args], env=env, catch_exceptions=False)
+
+    def add_article(self, name: str, content: str | bytes) -> Path:
+        path = self.articles / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+        return path
+
+    def outbox_files(self) -> list[Path]:
+        return sorted(self.outbox.glob("*.eml")) if self.outbox.exists() else []
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    settings = tomllib.loads((REPO / "publisher.toml").read_text(encoding="utf-8"))
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "articles").mkdir()
+    shutil.copy(SAMPLE, root / "articles" / SAMPLE.name)
+    proj = Project(root=root, settings=copy.deepcopy(settings))
+    proj.configure()
+    yield proj
+
+
+def postgres_url() -> str:
+    """The PostgreSQL URL that CI provides; a missing one fails under CI and skips elsewhere."""
+    url = os.environ.get("PUBLISHER_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail("PUBLISHER_TEST_POSTGRES_URL is not set: CI must provide PostgreSQL for these tests")
+    pytest.skip("PUBLISHER_TEST_POSTGRES_URL is not set (set it to run the PostgreSQL store tests)")
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Any]:
+    """A recording HTTP server on 127.0.0.1 (see tests/endpoint.py)."""
+    from tests.endpoint import Server
+
+    with Server() as running:
+        yield running

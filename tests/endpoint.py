@@ -1,0 +1,81 @@
+"""A real HTTP server on 127.0.0.1 that records what it is sent and answers as scripted.
+
+Tests of delivery point the webhook or Mailgun provider at ``endpoint.url`` and then read
+``endpoint.requests``. Queue answers with ``endpoint.reply(status, body)``; when the queue is
+empty it answers ``200 {"id": "<n>"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def form(self) -> list[tuple[str, str]]:
+        """The fields of an application/x-www-form-urlencoded body, in order, repeats kept."""
+        return parse_qsl(self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+
+
+@dataclass
+class Endpoint:
+    requests: list[Request] = field(default_factory=list)
+    replies: deque[tuple[int, Any]] = field(default_factory=deque)
+    url: str = ""
+
+    def reply(self, status: int, body: Any = None) -> None:
+        self.replies.append((status, body))
+
+
+def _handler(endpoint: Endpoint) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            endpoint.requests.append(Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            status, payload = endpoint.replies.popleft() if endpoint.replies else (200, None)
+            if payload is None and 200 <= status < 300:
+                payload = {"id": f"<{len(endpoint.requests)}@endpoint.test>", "message": "Queued. Thank you."}
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+            pass
+
+    return Handler
+
+
+class Server:
+    def __init__(self) -> None:
+        self.endpoint = Endpoint()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.endpoint))
+        host, port = self.httpd.server_address[:2]
+        self.endpoint.url = f"http://{host}:{port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Endpoint:
+        self.thread.start()
+        return self.endpoint
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
