@@ -159,11 +159,16 @@ class MailgunMailer(_HttpMailer):
 
     def send(self, digest: Outgoing) -> Receipt:
         url = f"{self.config.url}/v3/{self.config.domain}/messages"
-        fields: list[tuple[str, str]] = [("from", digest.sender)]
-        fields += [("to", address) for address in digest.to]
-        fields += [("subject", digest.subject), ("text", digest.text), ("html", digest.html)]
-        fields += [(f"h:{name}", value) for name, value in digest.headers.items()]
-        fields += [("v:digest-id", digest.id)]
+        # A dict (a list value repeats the field): httpx takes a list of pairs as raw content.
+        fields: dict[str, str | list[str]] = {
+            "from": digest.sender,
+            "to": list(digest.to),
+            "subject": digest.subject,
+            "text": digest.text,
+            "html": digest.html,
+        }
+        fields |= {f"h:{name}": value for name, value in digest.headers.items()}
+        fields["v:digest-id"] = digest.id
         auth = ("api", self.key or "")
         response = self._send_with_retries(lambda: self._post(url, data=fields, auth=auth))
         provider_id = _json_field(response, "id")

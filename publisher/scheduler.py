@@ -19,6 +19,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -117,6 +118,25 @@ def refresh_job(config_path: str) -> str:
     return "refreshed"
 
 
+class _Scheduler(BackgroundScheduler):  # type: ignore[misc]  # apscheduler has no type hints
+    """A BackgroundScheduler that hands out no job once shutdown has begun.
+
+    APScheduler 3.x sets the state to stopped, then shuts the executors down while holding
+    the job stores lock. A slot that comes due meanwhile (say, 07:00 while SIGTERM waits
+    for a refresh to finish) wakes the main loop, which gets the lock afterwards, submits
+    the job to the closed executor (RuntimeError: cannot schedule new futures after
+    shutdown, agronholm/apscheduler#285) and still saves the next run time: the digest
+    would be lost, not run after the restart. Checked under the lock, the slot stays saved.
+    """
+
+    def _process_jobs(self) -> float | None:
+        with self._jobstores_lock:
+            if self.state == STATE_STOPPED:
+                return None
+            wait_seconds: float | None = super()._process_jobs()
+            return wait_seconds
+
+
 def run_daemon(
     config: Config,
     stop: threading.Event,
@@ -128,7 +148,7 @@ def run_daemon(
     build_mailer(config)  # a missing secret stops the daemon now, not at 7 a.m.
     trigger = digest_trigger(config)
     store = Store.open(config.store_url)
-    scheduler = BackgroundScheduler(
+    scheduler = _Scheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=store.engine), "memory": MemoryJobStore()},
         # One worker: the refresh and the digest never write the store at the same time.
         executors={"default": ThreadPoolExecutor(1)},

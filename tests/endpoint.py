@@ -67,8 +67,7 @@ class Server:
     def __init__(self) -> None:
         self.endpoint = Endpoint()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.endpoint))
-        host, port = self.httpd.server_address[:2]
-        self.endpoint.url = f"http://{host}:{port}"
+        self.endpoint.url = f"http://127.0.0.1:{self.httpd.server_port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> Endpoint:

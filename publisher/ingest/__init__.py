@@ -57,12 +57,16 @@ def ingest(store: Store, paths: Iterable[Path], *, articles_dir: Path, tz: ZoneI
 
 
 def source_files(paths: Iterable[Path], result: IngestResult) -> Iterator[Path]:
-    """Files as given, and article files found under folders (sorted, hidden ones skipped)."""
+    """Files as given, and article files found under folders (sorted, hidden ones skipped).
+
+    A broken symlink with an article's name is yielded too, so that it is reported, not skipped.
+    """
     for path in paths:
         if path.is_dir():
             for found in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
-                if found.is_file() and not hidden and found.suffix.lower() in SUFFIXES:
+                dangling = found.is_symlink() and not found.exists()
+                if (found.is_file() or dangling) and not hidden and found.suffix.lower() in SUFFIXES:
                     yield found
         elif path.exists() or path.is_symlink():
             yield path
@@ -83,6 +87,8 @@ def _new_article(path: Path, key: str, tz: ZoneInfo) -> NewArticle:
     try:
         raw = path.read_bytes()
     except OSError as exc:
+        if path.is_symlink() and not path.exists():
+            raise IngestError(str(path), f"cannot read the file (broken symlink to {path.readlink()})") from exc
         raise IngestError(str(path), f"cannot read the file ({exc.strerror or exc})") from exc
     try:
         draft = read(path, raw, tz)

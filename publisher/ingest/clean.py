@@ -2,9 +2,10 @@
 
 The body is sanitized with nh3, cut into blocks (paragraphs, headings, lists, quotes...),
 and then, block by block: site chrome is dropped, a block repeating an earlier one (scraped
-pages often hold the body twice) or the headline is dropped, empty blocks are dropped.
-Chrome is recognised only in short blocks, so a real paragraph that happens to start with
-"Related" or "Share" survives.
+pages often hold the body twice) or the headline is dropped, empty blocks (but not those
+holding an image) are dropped. Chrome is recognised only in short blocks, so a real paragraph
+that happens to start with "Related" or "Share" survives; after a "Related"/"Share this"
+label, the links that follow it are its list and go too.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ _CHROME_START = re.compile(
     r"subscribe to (?:our|the) newsletter|related (?:posts|articles|stories):)",
     re.IGNORECASE,
 )
+# Labels of a section of links (related posts, share buttons) rather than of article text.
+_LINKS_LABEL = re.compile(
+    r"(?:related(?: (?:posts|articles|stories|content))?|you (?:may|might) also like|"
+    r"share(?: this(?: (?:post|article|story))?)?|more (?:stories|articles|posts)|read (?:more|next))\s*:?",
+    re.IGNORECASE,
+)
+_EDGE_SYMBOLS = re.compile(r"^[^\w(©]+|[^\w.:)]+$")
+_MEDIA = {"img", "picture", "video", "audio"}
 _CONTAINERS = {"div", "section", "article", "main", "body", "span", "font", "center"}
 _STANDALONE = {"img", "hr", "figure", "table", "video", "audio", "picture"}
 _BLOCKS = {
@@ -65,6 +74,11 @@ _BLOCKS = {
     "center",
 }
 _ALLOWED_URL_SCHEMES = {"http", "https", "mailto", "tel"}
+_URL_ATTRIBUTES = {"href", "src", "cite", "action", "formaction", "poster", "longdesc", "background"}
+# Browsers ignore tabs and newlines inside a URL ("jav\tascript:"), and lxml writes them out
+# percent-escaped ("jav%09ascript:"), which nh3 then takes for a harmless relative URL.
+_URL_NOISE = re.compile(r"[\x00-\x20]|%(?:[01][0-9a-f]|20)", re.IGNORECASE)
+_URL_SCHEME = re.compile(r"([a-z][a-z0-9+.-]*):", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -84,31 +98,69 @@ def sanitize(html: str) -> str:
         url_schemes=_ALLOWED_URL_SCHEMES,
         clean_content_tags={"script", "style", "noscript", "template", "iframe", "object", "svg", "math"},
         link_rel="noopener noreferrer",
+        attribute_filter=_drop_hidden_schemes,
     )
+
+
+def _drop_hidden_schemes(element: str, attribute: str, value: str) -> str | None:
+    """Drop a URL whose scheme, once the characters browsers skip are gone, is not allowed."""
+    if attribute in _URL_ATTRIBUTES:
+        scheme = _URL_SCHEME.match(_URL_NOISE.sub("", value))
+        if scheme and scheme.group(1).lower() not in _ALLOWED_URL_SCHEMES:
+            return None
+    return value
 
 
 def clean_body(html: str, *, title: str = "") -> Body:
     """Sanitize ``html`` and keep each real block once, in first-seen order."""
-    seen: set[str] = set()
     title_key = _key(title)
-    kept: list[tuple[str, str]] = []
+    blocks: list[tuple[str, str, str]] = []  # markup, text, key
+    after_links_label = False
     for element in _split_blocks(sanitize(html)):
         text = block_text(element)
         key = _key(text)
-        if not key and element.tag not in _STANDALONE:
+        if not key and element.tag not in _STANDALONE and not _has_media(element):
             continue
+        if after_links_label and _only_links(element):
+            continue
+        after_links_label = bool(_LINKS_LABEL.fullmatch(" ".join(text.split())))
         if is_chrome(text) or (key and key == title_key):
             continue
-        if len(key.split()) >= _DEDUPE_MIN_WORDS:
-            if key in seen:
-                continue
-            seen.add(key)
         element.tail = None
-        kept.append((lxml.html.tostring(element, encoding="unicode"), text))
+        markup = lxml.html.tostring(element, encoding="unicode")
+        blocks.append((markup, text, key or markup))
+    kept = [(markup, text) for (markup, text, _), repeat in zip(blocks, _repeats(blocks), strict=True) if not repeat]
     return Body(
         html=sanitize("\n".join(markup for markup, _ in kept)),
         paragraphs=tuple(text for _, text in kept if text),
     )
+
+
+def _repeats(blocks: list[tuple[str, str, str]]) -> list[bool]:
+    """Which blocks repeat an earlier one and should go.
+
+    A long block (a real paragraph) goes whenever it is seen again. A short one ("It was
+    close.", an image) may well repeat on purpose, so it goes only inside a repeated run:
+    when the block before or after it also repeats its earlier copy's neighbour.
+    """
+    keys = [key for _, _, key in blocks]
+    positions: dict[str, list[int]] = {}
+    repeats = []
+    for i, (_, text, key) in enumerate(blocks):
+        earlier = positions.setdefault(key, [])
+        if not earlier:
+            repeats.append(False)
+        elif len(text.split()) >= _DEDUPE_MIN_WORDS:
+            repeats.append(True)
+        else:
+            repeats.append(
+                any(
+                    (j > 0 and keys[j - 1] == keys[i - 1]) or (i + 1 < len(keys) and keys[j + 1] == keys[i + 1])
+                    for j in earlier
+                )
+            )
+        earlier.append(i)
+    return repeats
 
 
 def is_chrome(text: str) -> bool:
@@ -116,7 +168,11 @@ def is_chrome(text: str) -> bool:
     text = " ".join(text.split())
     if len(text) > _CHROME_MAX_CHARS:
         return False
-    return bool(_CHROME_WHOLE.fullmatch(text) or _CHROME_START.match(text))
+    core = _EDGE_SYMBOLS.sub("", text)  # "↑ Back to top", "» Leave a Reply"
+    return any(
+        _CHROME_WHOLE.fullmatch(line) or _LINKS_LABEL.fullmatch(line) or _CHROME_START.match(line)
+        for line in (text, core)
+    )
 
 
 def block_text(element: lxml.html.HtmlElement) -> str:
@@ -125,6 +181,17 @@ def block_text(element: lxml.html.HtmlElement) -> str:
         items = [" ".join(li.text_content().split()) for li in element.iter("li")]
         return "\n".join(f"- {item}" for item in items if item)
     return " ".join(element.text_content().split())
+
+
+def _has_media(element: lxml.html.HtmlElement) -> bool:
+    return next(element.iter(*_MEDIA), None) is not None
+
+
+def _only_links(element: lxml.html.HtmlElement) -> bool:
+    """True when all the text of ``element`` is link text (a list of links, a row of buttons)."""
+    text = _key(element.text_content())
+    links = _key(" ".join(a.text_content() for a in element.iter("a")))
+    return bool(links) and re.sub(r"[\W_]+", "", text) == re.sub(r"[\W_]+", "", links)
 
 
 def _key(text: str) -> str:

@@ -1,6 +1,8 @@
 """Bytes from a source file -> clean Unicode text.
 
-UTF-8 (with or without BOM) first; otherwise the legacy encoding the bytes most likely are.
+UTF-8 (with or without BOM) first; UTF-8 with a few stray legacy bytes (a file edited in an
+old editor) stays UTF-8, the stray bytes read as Windows-1252; otherwise the legacy encoding
+the bytes most likely are.
 charset-normalizer guesses well for non-Latin scripts but, on short Western text, it often
 picks cp1250 or a DOS code page over Windows-1252, which the web (WHATWG) treats as the
 default for "latin1". So when the text is mostly Latin letters, Windows-1252 wins.
@@ -58,12 +60,35 @@ def _decode(data: bytes, *, html: bool) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    if _mostly_utf8(data):
+        return data.decode("utf-8", errors=_STRAY_BYTES)
     if html and (declared := _declared_charset(data)):
         try:
             return data.decode(declared)
         except (LookupError, UnicodeDecodeError):
             pass
     return _legacy(data)
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """More valid multi-byte UTF-8 characters than invalid bytes: UTF-8 with a few stray bytes.
+
+    Text in a legacy encoding practically never holds valid UTF-8 sequences by chance.
+    """
+    valid = data.decode("utf-8", errors="ignore")
+    invalid_bytes = len(data) - len(valid.encode("utf-8"))
+    return sum(1 for c in valid if not c.isascii()) > invalid_bytes
+
+
+def _stray_byte(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: read bytes that are not UTF-8 as Windows-1252 (unassigned ones go)."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return exc.object[exc.start : exc.end].decode("cp1252", errors="ignore"), exc.end
+
+
+_STRAY_BYTES = "publisher.stray-byte"
+codecs.register_error(_STRAY_BYTES, _stray_byte)
 
 
 def _declared_charset(data: bytes) -> str | None:
@@ -76,17 +101,12 @@ def _declared_charset(data: bytes) -> str | None:
 
 
 def _legacy(data: bytes) -> str:
-    try:
-        western: str | None = data.decode("cp1252")
-    except UnicodeDecodeError:  # 0x81, 0x8D, 0x8F, 0x90 and 0x9D are unassigned in cp1252
-        western = None
     best = from_bytes(data).best()
     guess = str(best) if best is not None else None
-    if western is not None and (guess is None or _mostly_latin(guess)):
-        return western
-    if guess is not None:
-        return guess
-    return data.decode("cp1252", errors="ignore")
+    if guess is None or _mostly_latin(guess):
+        # 0x81, 0x8D, 0x8F, 0x90 and 0x9D are unassigned in cp1252: stray bytes, dropped
+        return data.decode("cp1252", errors="ignore")
+    return guess
 
 
 def _mostly_latin(text: str) -> bool:

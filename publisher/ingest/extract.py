@@ -4,7 +4,8 @@ The content root is the first of: the <article> holding the most paragraph text,
 [role=main], [itemprop=articleBody], or the element with the most direct paragraph text.
 Navigation, asides, footers, forms and elements whose class or id names them as chrome
 (comments, share bars, related posts...) are removed inside that root. The headline is the
-root's <h1>, else og:title, else <title> without its " | Site Name" suffix.
+root's <h1>, else the page's <h1> unless that sits in the masthead (a site name), else og:title,
+else <title> without the site's name (" | Site Name").
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ _CHROME_NAMES = re.compile(
     r"(?:$|[\s_-])",
     re.IGNORECASE,
 )
-_TITLE_SEPARATORS = re.compile(
-    r"\s+(?:\||\u2013|\u2014|-|::|\u00b7|\u00bb)\s+"
-)  # | en dash, em dash, - :: middle dot, >>
+# What sits between a headline and the site name: | :: middle dot >> (rarely inside a headline),
+# else en dash, em dash, - (common inside headlines too, so only used when there is no other).
+_TITLE_SEPARATORS = (re.compile(r"\s+(?:\||::|\u00b7|\u00bb)\s+"), re.compile(r"\s+(?:\u2013|\u2014|-)\s+"))
 
 
 @dataclass
@@ -70,11 +71,15 @@ def extract(text: str) -> Page:
     root = _content_root(doc)
     headline = _headline(root)
     if headline is None:
-        headline = _headline(doc)
+        headline = _headline(doc, skip_masthead=True)
     title = headline.text_content() if headline is not None else ""
     if headline is not None:
         _drop(headline)
-    title = " ".join(title.split()) or meta.get("og:title") or _strip_site_name(_title_tag(doc))
+    title = (
+        " ".join(title.split())
+        or meta.get("og:title")
+        or _strip_site_name(_title_tag(doc), meta.get("og:site_name") or meta.get("application-name"))
+    )
     _remove_chrome(root)
     return Page(
         title=title,
@@ -120,11 +125,16 @@ def _paragraph_chars(element: lxml.html.HtmlElement) -> int:
     return sum(len(p.text_content()) for p in element.iter("p"))
 
 
-def _headline(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+def _headline(root: lxml.html.HtmlElement, *, skip_masthead: bool = False) -> lxml.html.HtmlElement | None:
+    """The first non-empty <h1>; with ``skip_masthead``, not one in a header, nav, aside or footer."""
     for h1 in root.iter("h1"):
-        if h1.text_content().strip():
+        if h1.text_content().strip() and not (skip_masthead and any(_is_masthead(a) for a in h1.iterancestors())):
             return h1
     return None
+
+
+def _is_masthead(element: lxml.html.HtmlElement) -> bool:
+    return element.tag in ("header", "nav", "aside", "footer") or element.get("role") in _REMOVE_ROLES
 
 
 def _remove_chrome(root: lxml.html.HtmlElement) -> None:
@@ -160,10 +170,25 @@ def _title_tag(doc: lxml.html.HtmlElement) -> str:
     return " ".join(found.text_content().split()) if found is not None else ""
 
 
-def _strip_site_name(title: str) -> str:
-    """``"Big Story | Example News"`` -> ``"Big Story"``: keep the longest part."""
-    parts = _TITLE_SEPARATORS.split(title)
-    return max(parts, key=len) if len(parts) > 1 else title
+def _strip_site_name(title: str, site_name: str | None = None) -> str:
+    """``"Big Story - Details | Example News"`` -> ``"Big Story - Details"``.
+
+    The page's declared site name is cut from whichever end holds it; without one, the last
+    part is taken to be the site name (the usual "Headline | Site" order). Separators inside
+    the headline stay.
+    """
+    name = " ".join((site_name or "").split()).casefold()
+    splits = [list(separator.finditer(title)) for separator in _TITLE_SEPARATORS]
+    if name:
+        for cuts in splits:
+            if cuts and title[cuts[-1].end() :].casefold() == name:
+                return title[: cuts[-1].start()]
+            if cuts and title[: cuts[0].start()].casefold() == name:
+                return title[cuts[0].end() :]
+    for cuts in splits:
+        if cuts:
+            return title[: cuts[-1].start()]
+    return title
 
 
 def _date(doc: lxml.html.HtmlElement, meta: dict[str, str]) -> str | None:

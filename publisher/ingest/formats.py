@@ -1,9 +1,11 @@
 """One reader per source format: raw bytes -> :class:`Draft` (title, clean body, metadata).
 
 - ``.txt``: the first non-empty line is the title; paragraphs are separated by blank lines.
-- ``.md``/``.markdown``: optional YAML front matter (title, date, author, tags, summary, slug);
-  without a ``title`` the first ``# heading`` is the title. Body is CommonMark (+ tables,
-  strikethrough); raw HTML in it is allowed and then sanitized like everything else.
+- ``.md``/``.markdown``: optional YAML front matter (title, date, author, tags, summary, slug;
+  other keys, such as Jekyll's layout, are ignored);
+  without a ``title`` the first top-level ``# heading`` (or setext ``===`` heading) is the
+  title, as plain text. Body is CommonMark (+ tables, strikethrough); raw HTML in it is
+  allowed and then sanitized like everything else.
 - ``.html``/``.htm``: the page's headline and main text (see :mod:`publisher.ingest.extract`).
 
 Readers raise ``ValueError`` with a short reason; the caller adds the file name.
@@ -12,6 +14,7 @@ Readers raise ``ValueError`` with a short reason; the caller adds the file name.
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -19,16 +22,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import lxml.html
 import yaml
 from markdown_it import MarkdownIt
 
-from publisher.ingest.clean import Body, clean_body
+from publisher.ingest.clean import Body, clean_body, is_chrome
 from publisher.ingest.decode import decode, strip_illegal
 from publisher.ingest.extract import extract
 
 SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL | re.MULTILINE)
-_FRONT_KEYS = {"title", "date", "author", "tags", "summary", "slug"}
 _markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
 
@@ -51,7 +54,7 @@ def read(path: Path, data: bytes, tz: ZoneInfo) -> Draft:
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise ValueError(f"unsupported file type {path.suffix!r} (use .txt, .md or .html)")
-    if not data.strip():
+    if not data:
         raise ValueError("empty file")
     text = decode(data, html=kind == "html")
     if not text.strip():
@@ -66,6 +69,9 @@ def read(path: Path, data: bytes, tz: ZoneInfo) -> Draft:
 
 def _read_txt(text: str, tz: ZoneInfo) -> Draft:
     lines = text.strip().split("\n")
+    # A page saved as text often starts with its chrome ("Skip to content"): not the title.
+    while len(lines) > 1 and (not lines[0].strip() or is_chrome(lines[0])):
+        lines.pop(0)
     title = " ".join(lines[0].split())
     paragraphs = re.split(r"\n[ \t]*\n", "\n".join(lines[1:]))
     body = "".join(f"<p>{html.escape(' '.join(p.split()))}</p>" for p in paragraphs if p.strip())
@@ -81,20 +87,14 @@ def _read_md(text: str, tz: ZoneInfo) -> Draft:
         try:
             loaded = yaml.safe_load(match.group(1))
         except yaml.YAMLError as exc:
-            reason = str(exc).replace("\n", " ")
-            raise ValueError(f"broken front matter: {' '.join(reason.split())}") from None
+            raise ValueError(f"broken front matter: {_yaml_reason(exc)}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ValueError("broken front matter: expected 'key: value' lines")
         meta = loaded or {}
-        unknown = sorted(set(map(str, meta)) - _FRONT_KEYS)
-        if unknown:
-            raise ValueError(f"front matter: unknown key {unknown[0]!r}")
         text = text[match.end() :]
     title = _meta_str(meta, "title")
     if not title:
-        heading = re.match(r"\s*#[ \t]+(.+?)[ \t#]*(?:\n|\Z)", text)
-        if heading:
-            title, text = heading.group(1), text[heading.end() :]
+        title, text = _take_heading(text)
     return Draft(
         title=_plain(title or ""),
         body=clean_body(_markdown.render(text), title=_plain(title or "")),
@@ -105,6 +105,29 @@ def _read_md(text: str, tz: ZoneInfo) -> Draft:
         slug=_meta_str(meta, "slug"),
         tags=_meta_tags(meta),
     )
+
+
+def _take_heading(text: str) -> tuple[str | None, str]:
+    """The first top-level h1 of ``text`` as plain text, and ``text`` without it."""
+    tokens = _markdown.parse(text)
+    for opening, inline in itertools.pairwise(tokens):
+        if opening.type == "heading_open" and opening.tag == "h1" and opening.level == 0 and opening.map:
+            rendered = _markdown.renderer.render([inline], _markdown.options, {})
+            title = lxml.html.fragment_fromstring(rendered, create_parent="div").text_content() if rendered else ""
+            lines = text.split("\n")
+            start, end = opening.map
+            return title, "\n".join(lines[:start] + lines[end:])
+    return None, text
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    """One line: what is wrong and on which line of the file (the opening --- is line 1)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.context_mark or exc.problem_mark
+        what = ", ".join(part for part in (exc.context, exc.problem) if part)
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        return f"invalid YAML{where}: {what}"
+    return f"invalid YAML: {' '.join(str(exc).split())}"
 
 
 def _read_html(text: str, tz: ZoneInfo) -> Draft:

@@ -1,0 +1,502 @@
+"""Handing the digest to the mailing endpoint, against a real HTTP server on 127.0.0.1.
+
+The ``endpoint`` fixture records every request; each test reads the requests back the way the
+receiving service would (JSON, urlencoded form, Basic auth) and checks the store's digest state
+after each run: sent only once accepted, pending after any failure, never sent twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import errno
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from publisher.store import Digest
+from tests.conftest import SAMPLE_TITLE, Project
+from tests.endpoint import Endpoint, Request
+
+KEY = "mk_7Hq2Vx9PzR4tLw8N"  # distinctive: any 4 characters of it in output are a leak
+BASIC = "Basic " + base64.b64encode(f"api:{KEY}".encode()).decode()
+ENV = {"PUBLISHER_MAILER_KEY": KEY}
+DOMAIN = "mg.example.org"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+@pytest.fixture(autouse=True)
+def _no_key_from_the_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test decides whether the key is set; a developer's own environment must not leak in."""
+    monkeypatch.delenv("PUBLISHER_MAILER_KEY", raising=False)
+
+
+def use_webhook(project: Project, url: str, **settings: Any) -> None:
+    project.configure(mailer={"provider": "webhook", "url": url, "retries": 0, "timeout": 5, **settings})
+
+
+def use_mailgun(project: Project, url: str, **settings: Any) -> None:
+    project.configure(
+        mailer={"provider": "mailgun", "url": url, "domain": DOMAIN, "retries": 0, "timeout": 5, **settings}
+    )
+
+
+def use(provider: str, project: Project, url: str, **settings: Any) -> None:
+    {"webhook": use_webhook, "mailgun": use_mailgun}[provider](project, url, **settings)
+
+
+def last_digest(project: Project) -> Digest:
+    store = project.open_store()
+    try:
+        digest = store.last_digest()
+    finally:
+        store.close()
+    assert digest is not None, "no digest in the store"
+    return digest
+
+
+def digest_id_of(provider: str, request: Request) -> str:
+    """The digest a request carries, as the receiving service would read it."""
+    if provider == "webhook":
+        assert request.json()["id"] == request.headers["idempotency-key"]
+        return request.headers["idempotency-key"]
+    [value] = [v for k, v in request.form() if k == "v:digest-id"]
+    return value
+
+
+def read_eml(data: bytes) -> EmailMessage:
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+# -- what goes over the wire ------------------------------------------------------------------
+
+
+def test_webhook_posts_the_digest_as_json_with_idempotency_key_and_bearer_key(
+    project: Project, endpoint: Endpoint
+) -> None:
+    use_webhook(project, endpoint.url + "/hooks/digest")
+
+    result = project.cli("run", env=ENV)
+
+    assert result.exit_code == 0, result.output
+    [request] = endpoint.requests
+    digest = last_digest(project)
+    assert (request.method, request.path) == ("POST", "/hooks/digest")
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["idempotency-key"] == digest.id
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.headers["user-agent"].startswith("publisher/")
+    body = request.json()
+    assert set(body) == {"id", "subject", "from", "to", "html", "text", "headers", "articles"}
+    assert body["id"] == digest.id
+    assert body["subject"] == "Example News: 1 new" == digest.subject
+    assert body["from"] == "Example News <news@example.org>"
+    assert body["to"] == ["subscribers@lists.example.org"]
+    assert SAMPLE_TITLE in body["html"] and body["html"].lstrip().lower().startswith(("<!doctype", "<html"))
+    assert SAMPLE_TITLE in body["text"] and "<p>" not in body["text"]
+    assert body["headers"]["List-Unsubscribe"] == "<https://news.example.org/unsubscribe>"
+    assert body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert body["headers"]["Message-ID"] == f"<{digest.id}@example.org>"
+    [article] = body["articles"]
+    assert set(article) == {"id", "title", "url"}
+    assert article["title"] == SAMPLE_TITLE
+    assert article["url"].startswith("https://news.example.org/kremlin-condemns-us-approval")
+    assert article["url"] in body["html"]
+    assert (digest.state, digest.provider_id, digest.last_error) == ("sent", "<1@endpoint.test>", None)
+    assert f"digest {digest.id}: 1 article, accepted by {endpoint.url}/hooks/digest" in result.stdout
+
+
+def test_webhook_without_a_key_sends_no_authorization_header(project: Project, endpoint: Endpoint) -> None:
+    use_webhook(project, endpoint.url)
+
+    result = project.cli("run")
+
+    assert result.exit_code == 0, result.output
+    [request] = endpoint.requests
+    assert "authorization" not in request.headers
+    assert request.headers["idempotency-key"] == last_digest(project).id
+    assert last_digest(project).state == "sent"
+
+
+def test_mailgun_posts_a_form_to_the_messages_api_with_basic_auth(project: Project, endpoint: Endpoint) -> None:
+    use_mailgun(project, endpoint.url)
+
+    result = project.cli("run", env=ENV)
+
+    assert result.exit_code == 0, result.output
+    [request] = endpoint.requests
+    digest = last_digest(project)
+    assert (request.method, request.path) == ("POST", f"/v3/{DOMAIN}/messages")
+    assert request.headers["content-type"].startswith(FORM_CONTENT_TYPE)
+    assert request.headers["authorization"] == BASIC
+    assert base64.b64decode(request.headers["authorization"].split()[1]).decode() == f"api:{KEY}"
+    form = request.form()
+    fields: dict[str, list[str]] = {}
+    for name, value in form:
+        fields.setdefault(name, []).append(value)
+    for single in ("from", "subject", "text", "html", "h:List-Unsubscribe", "h:List-Unsubscribe-Post"):
+        assert len(fields.get(single, [])) == 1, f"{single}: {fields.get(single)}"
+    assert fields["from"] == ["Example News <news@example.org>"]
+    assert fields["to"] == ["subscribers@lists.example.org"]
+    assert fields["subject"] == ["Example News: 1 new"]
+    assert SAMPLE_TITLE in fields["html"][0]
+    assert SAMPLE_TITLE in fields["text"][0]
+    assert fields["h:List-Unsubscribe"] == ["<https://news.example.org/unsubscribe>"]
+    assert fields["h:List-Unsubscribe-Post"] == ["List-Unsubscribe=One-Click"]
+    assert fields["v:digest-id"] == [digest.id]
+    assert (digest.state, digest.provider_id) == ("sent", "<1@endpoint.test>")
+    assert "queued by Mailgun as <1@endpoint.test>" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["run"], ["digest", "send"]], ids=["run", "digest-send"])
+def test_mailgun_without_its_key_is_a_config_error_before_any_work(
+    project: Project, endpoint: Endpoint, command: list[str]
+) -> None:
+    use_mailgun(project, endpoint.url)
+    before = sorted(p.name for p in project.root.iterdir())
+
+    result = project.cli(*command)
+
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("publisher: error: publisher.toml: [mailer] api_key_env: ")
+    assert "PUBLISHER_MAILER_KEY is not set" in line
+    assert result.stdout == ""
+    assert endpoint.requests == []
+    assert sorted(p.name for p in project.root.iterdir()) == before  # no store, no feed, no outbox
+
+
+# -- failures: pending, one line, exit 1, delivered once on the next run -------------------------
+
+
+@pytest.mark.parametrize("provider", ["webhook", "mailgun"])
+def test_rejected_digest_stays_pending_and_the_next_run_delivers_it_once(
+    project: Project, endpoint: Endpoint, provider: str
+) -> None:
+    use(provider, project, endpoint.url)
+    endpoint.reply(500, {"message": "Upstream   relay\nunavailable, try later"})
+
+    failed = project.cli("run", env=ENV)
+
+    assert failed.exit_code == 1
+    [line] = failed.stderr.splitlines()
+    digest = last_digest(project)
+    assert line.startswith(f"digest {digest.id}: not sent, will retry on the next run: {provider}: ")
+    assert line.endswith("HTTP 500: Upstream relay unavailable, try later")
+    assert (digest.state, digest.attempts, digest.sent_at) == ("pending", 1, None)
+    assert digest.last_error is not None and "HTTP 500: Upstream relay unavailable, try later" in digest.last_error
+    assert len(endpoint.requests) == 1
+
+    retried = project.cli("run", env=ENV)
+
+    assert retried.exit_code == 0, retried.output
+    assert len(endpoint.requests) == 2
+    digest = last_digest(project)
+    assert (digest.state, digest.attempts, digest.last_error) == ("sent", 2, None)
+    first, second = endpoint.requests
+    assert digest_id_of(provider, first) == digest_id_of(provider, second) == digest.id
+    assert first.body == second.body  # the same frozen digest, byte for byte
+    assert first.headers.get("idempotency-key") == second.headers.get("idempotency-key")
+
+    third = project.cli("run", env=ENV)
+
+    assert third.exit_code == 0, third.output
+    assert "nothing new" in third.stdout
+    assert len(endpoint.requests) == 2
+    assert last_digest(project).id == digest.id
+
+
+def test_digest_send_exits_1_on_failure_and_delivers_once_on_the_next_send(
+    project: Project, endpoint: Endpoint
+) -> None:
+    use_webhook(project, endpoint.url)
+    assert project.cli("ingest", str(project.articles)).exit_code == 0
+    endpoint.reply(429, {"error": "Too many requests from this account"})
+
+    failed = project.cli("digest", "send", env=ENV)
+
+    assert failed.exit_code == 1
+    assert failed.stdout == ""
+    [line] = failed.stderr.splitlines()
+    assert "not sent, will retry on the next run" in line and "HTTP 429: Too many requests from this account" in line
+    pending = last_digest(project)
+    assert pending.state == "pending"
+    assert pending.last_error is not None and "Too many requests from this account" in pending.last_error
+
+    sent = project.cli("digest", "send", env=ENV)
+    again = project.cli("digest", "send", env=ENV)
+
+    assert sent.exit_code == 0, sent.output
+    assert again.exit_code == 0, again.output
+    assert "nothing new" in again.stdout
+    assert [r.headers["idempotency-key"] for r in endpoint.requests] == [pending.id, pending.id]
+    assert last_digest(project).state == "sent"
+
+
+class Silent:
+    """A TCP port where connections are accepted (by the kernel's backlog) and never answered."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def received(self) -> bytes:
+        """What the client sent on its first connection, read after the client gave up and closed."""
+        self.sock.settimeout(5)
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        return data
+
+
+@pytest.fixture
+def silent() -> Iterator[Silent]:
+    server = Silent()
+    yield server
+    server.sock.close()
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A URL on a port that was bound and then closed: connecting is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("provider", ["webhook", "mailgun"])
+def test_unreachable_endpoint_leaves_the_digest_pending(
+    project: Project, endpoint: Endpoint, refused_url: str, provider: str
+) -> None:
+    use(provider, project, refused_url)
+
+    failed = project.cli("run", env=ENV)
+
+    assert failed.exit_code == 1
+    [line] = failed.stderr.splitlines()
+    assert "not sent, will retry on the next run" in line and "cannot connect" in line
+    digest = last_digest(project)
+    assert digest.state == "pending"
+    assert digest.last_error is not None and "cannot connect" in digest.last_error
+
+    use(provider, project, endpoint.url)
+    assert project.cli("run", env=ENV).exit_code == 0
+    assert project.cli("run", env=ENV).exit_code == 0
+
+    [request] = endpoint.requests
+    assert digest_id_of(provider, request) == digest.id
+    assert last_digest(project).state == "sent"
+
+
+def test_endpoint_that_never_answers_times_out_and_the_same_digest_is_resent(
+    project: Project, endpoint: Endpoint, silent: Silent
+) -> None:
+    use_webhook(project, silent.url, timeout=0.5)
+
+    failed = project.cli("run", env=ENV)
+
+    assert failed.exit_code == 1
+    [line] = failed.stderr.splitlines()
+    assert line.endswith(f"webhook: {silent.url}: no answer within 0.5s")
+    digest = last_digest(project)
+    assert digest.state == "pending"
+    assert digest.last_error is not None and "no answer within 0.5s" in digest.last_error
+    unanswered = silent.received().decode()
+    assert unanswered.startswith("POST /hook HTTP/1.1\r\n")
+    assert f"idempotency-key: {digest.id}\r\n" in unanswered.lower()
+
+    use_webhook(project, endpoint.url)
+    assert project.cli("run", env=ENV).exit_code == 0
+    assert project.cli("run", env=ENV).exit_code == 0
+
+    [request] = endpoint.requests
+    assert request.headers["idempotency-key"] == digest.id
+    assert unanswered.endswith(request.body.decode())  # the very same JSON body
+    assert last_digest(project).state == "sent"
+
+
+def test_one_retry_recovers_from_a_single_503_within_the_run(project: Project, endpoint: Endpoint) -> None:
+    use_webhook(project, endpoint.url, retries=1)
+    endpoint.reply(503, {"message": "Service temporarily unavailable"})
+
+    result = project.cli("run", env=ENV)
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    first, second = endpoint.requests
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == last_digest(project).id
+    assert first.body == second.body
+    digest = last_digest(project)
+    assert (digest.state, digest.attempts, digest.last_error) == ("sent", 1, None)
+
+
+def test_a_refusal_that_cannot_change_is_not_retried_within_the_run(project: Project, endpoint: Endpoint) -> None:
+    use_webhook(project, endpoint.url, retries=1)
+    endpoint.reply(400, {"message": "'to' address is not allowed"})
+
+    result = project.cli("run", env=ENV)
+
+    assert result.exit_code == 1
+    assert len(endpoint.requests) == 1
+    digest = last_digest(project)
+    assert digest.state == "pending"
+    assert digest.last_error is not None and digest.last_error.endswith("HTTP 400: 'to' address is not allowed")
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+def assert_no_secret(text: str | None) -> None:
+    text = text or ""
+    b64 = BASIC.split()[1]
+    for start in range(len(KEY) - 3):
+        assert KEY[start : start + 4] not in text, f"part of the API key in: {text!r}"
+    assert b64[:12] not in text, f"the Basic credentials in: {text!r}"
+
+
+@pytest.mark.parametrize(("provider", "sent_auth"), [("webhook", f"Bearer {KEY}"), ("mailgun", BASIC)])
+def test_api_key_echoed_by_the_endpoint_is_redacted_everywhere(
+    project: Project, endpoint: Endpoint, provider: str, sent_auth: str
+) -> None:
+    use(provider, project, endpoint.url)
+    endpoint.reply(401, {"message": f"Invalid credentials: Authorization: {sent_auth}"})
+
+    failed = project.cli("run", env=ENV)
+    status = project.cli("status", env=ENV)
+
+    assert failed.exit_code == 1
+    [request] = endpoint.requests
+    assert request.headers["authorization"] == sent_auth  # the endpoint echoed what it was really sent
+    digest = last_digest(project)
+    assert digest.last_error is not None and "HTTP 401: Invalid credentials: Authorization:" in digest.last_error
+    assert "[redacted]" in digest.last_error
+    assert "[redacted]" in failed.stderr
+    assert f"last error: {digest.last_error}" in status.stdout
+    for text in (failed.stdout, failed.stderr, digest.last_error, status.stdout, status.stderr):
+        assert_no_secret(text)
+
+
+def test_a_long_error_is_cut_after_redaction_so_no_part_of_the_key_survives(
+    project: Project, endpoint: Endpoint
+) -> None:
+    use_webhook(project, endpoint.url)
+    endpoint.reply(500, {"message": "e" * 296 + KEY + " was rejected"})
+
+    failed = project.cli("run", env=ENV)
+
+    assert failed.exit_code == 1
+    digest = last_digest(project)
+    assert digest.last_error is not None and "e" * 296 in digest.last_error
+    assert_no_secret(digest.last_error)
+    assert_no_secret(failed.stderr)
+
+
+def test_real_process_output_holds_neither_the_key_nor_the_url_token(project: Project, endpoint: Endpoint) -> None:
+    """As an operator sees it: a separate process, with its own logging set up by the CLI."""
+    use_webhook(project, endpoint.url + "/hook?token=T0k3nInQuery")
+    endpoint.reply(502, {"message": f"bad gateway for Bearer {KEY}"})
+
+    done = subprocess.run(
+        [sys.executable, "-m", "publisher", "--config", str(project.config_path), "run"],
+        cwd=project.root,
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1, done.stderr
+    [request] = endpoint.requests
+    assert request.path == "/hook?token=T0k3nInQuery"  # the token was used, just never shown
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    [line] = done.stderr.splitlines()
+    assert line.endswith(f"webhook: {endpoint.url}/hook: HTTP 502: bad gateway for Bearer [redacted]")
+    for text in (done.stdout, done.stderr, last_digest(project).last_error):
+        assert_no_secret(text)
+        assert "T0k3nInQuery" not in (text or "")
+
+
+def test_credentials_in_a_webhook_url_are_not_printed(project: Project, refused_url: str) -> None:
+    use_webhook(project, refused_url.replace("://", "://hookuser:hookpass@") + "/hook?token=T0k3nInQuery")
+
+    failed = project.cli("run", env=ENV)
+
+    assert failed.exit_code == 1
+    [line] = failed.stderr.splitlines()
+    assert f"webhook: {refused_url}/hook: cannot connect" in line
+    for text in (failed.stdout, failed.stderr, last_digest(project).last_error):
+        assert text is not None and "hookpass" not in text and "T0k3nInQuery" not in text
+
+
+# -- outbox -------------------------------------------------------------------------------------
+
+
+def test_outbox_writes_the_digest_as_an_eml_file_named_by_its_id(project: Project) -> None:
+    result = project.cli("run", env=ENV)
+
+    assert result.exit_code == 0, result.output
+    digest = last_digest(project)
+    assert digest.state == "sent"
+    assert sorted(p.name for p in project.outbox.iterdir()) == [f"{digest.id}.eml"]  # no temp files left
+    data = (project.outbox / f"{digest.id}.eml").read_bytes()
+    assert data == digest.message
+    message = read_eml(data)
+    assert message["Message-ID"] == f"<{digest.id}@example.org>"
+    html = message.get_body(("html",))
+    assert html is not None and SAMPLE_TITLE in html.get_content()
+    assert_no_secret(data.decode("ascii"))
+
+    again = project.cli("run", env=ENV)
+
+    assert "nothing new" in again.stdout
+    assert sorted(p.name for p in project.outbox.iterdir()) == [f"{digest.id}.eml"]
+
+
+def test_outbox_write_that_fails_midway_leaves_no_file_and_the_digest_pending(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        """The disk fills up while a file inside the outbox is written (other files are fine)."""
+        st = os.fstat(fd)
+        if project.outbox.is_dir() and any(
+            (p.stat().st_dev, p.stat().st_ino) == (st.st_dev, st.st_ino) for p in project.outbox.iterdir()
+        ):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    failed = project.cli("run")
+
+    assert failed.exit_code == 1
+    [line] = failed.stderr.splitlines()
+    assert "not sent, will retry on the next run: outbox: cannot write" in line
+    assert line.endswith("No space left on device")
+    assert list(project.outbox.iterdir()) == []  # neither a partial .eml nor a stray temp file
+    assert last_digest(project).state == "pending"
+    assert project.feed.exists()  # the rest of the cycle ran
+
+    monkeypatch.undo()
+    retried = project.cli("run")
+
+    assert retried.exit_code == 0, retried.output
+    digest = last_digest(project)
+    assert digest.state == "sent"
+    assert [p.name for p in project.outbox.iterdir()] == [f"{digest.id}.eml"]
+    assert Path(project.outbox / f"{digest.id}.eml").read_bytes() == digest.message
