@@ -22,10 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from publisher import crontab
 from publisher.errors import ConfigError
 
 PROVIDERS = ("outbox", "webhook", "mailgun")
@@ -274,7 +274,7 @@ def _digest(table: Any, base: Path) -> DigestConfig:
     tz = d.timezone("timezone", "UTC")
     schedule = d.text("schedule", "0 7 * * *")
     try:
-        CronTrigger.from_crontab(schedule, timezone=tz)
+        crontab.trigger(schedule, tz)
     except ValueError as exc:
         raise ConfigError(d.where("schedule"), f"not a crontab line ({exc})") from None
     try:

@@ -55,11 +55,19 @@ def ingest_articles(config: Config, store: Store, when: datetime) -> IngestResul
     return ingest(store, [config.articles_dir], articles_dir=config.articles_dir, tz=config.site.timezone, now=when)
 
 
-def run_cycle(config: Config, store: Store, mailer: Mailer | None, when: datetime) -> CycleResult:
-    """Ingest, rebuild the feed, and (with a mailer) send the digest."""
+def run_cycle(
+    config: Config, store: Store, mailer: Mailer | None, when: datetime, *, new_digest: bool = True
+) -> CycleResult:
+    """Ingest, rebuild the feed, and (with a mailer) send the digest.
+
+    ``new_digest=False`` only retries a digest that is already due but unsent: the daemon's
+    refresh does that, so a failed send is not left waiting for the next digest slot.
+    """
     ingested = ingest_articles(config, store, when)
     feed = write_feed(config, store)
-    sent = send_digest(config, store, mailer, when) if mailer is not None else None
+    sent = None
+    if mailer is not None and (new_digest or store.unsent_digest() is not None):
+        sent = send_digest(config, store, mailer, when)
     return CycleResult(ingest=ingested, feed=feed, digest=sent)
 
 

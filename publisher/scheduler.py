@@ -24,10 +24,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from publisher import config as config_module
-from publisher import jobs
+from publisher import crontab, jobs
 from publisher.config import Config
 from publisher.delivery import build_mailer
-from publisher.errors import ConfigError, PublisherError
+from publisher.errors import PublisherError
 from publisher.store import Store
 
 log = logging.getLogger("publisher.daemon")
@@ -35,53 +35,9 @@ DIGEST_JOB = "digest"
 REFRESH_JOB = "refresh"
 
 
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbers: 0 (and 7) is Sunday
-
-
 def digest_trigger(config: Config) -> CronTrigger:
-    """The ``[digest] schedule`` crontab line as a trigger, with crontab's weekday numbers.
-
-    APScheduler 3.x numbers weekdays from Monday = 0 (its issue 286), crontab from Sunday = 0,
-    so ``0 7 * * 1`` would fire on Tuesdays; numeric weekdays are passed on as names instead.
-    """
-    schedule = config.digest.schedule
-    fields = schedule.split()
-    try:
-        if len(fields) == 5:
-            fields[4] = _crontab_weekdays(fields[4])
-        return CronTrigger.from_crontab(" ".join(fields), timezone=config.digest.timezone)
-    except ValueError as exc:
-        raise ConfigError(f"{config.path.name}: [digest] schedule", f"not a crontab line ({exc})") from None
-
-
-def _crontab_weekdays(field: str) -> str:
-    """A crontab day-of-week field in APScheduler's terms: ``1-5`` -> ``mon,tue,wed,thu,fri``."""
-    if not any(char.isdigit() for char in field):
-        return field  # "*" and names (mon-fri, sat/2) mean the same to both
-    days: set[int] = set()
-    for item in field.lower().split(","):
-        span, slash, step_text = item.partition("/")
-        step = int(step_text) if slash else 1
-        if span == "*":
-            first, last = 0, 6
-        elif "-" in span:
-            low, _, high = span.partition("-")
-            first, last = _crontab_day(low), _crontab_day(high)
-        else:
-            first = _crontab_day(span)
-            last = 7 if slash else first  # "1/2" is "from Monday on, every other day"
-        if step < 1 or first > last:
-            raise ValueError(f"bad day of week {item!r}")
-        days.update(day % 7 for day in range(first, last + 1, step))
-    return "*" if len(days) == 7 else ",".join(_CRON_DAYS[day] for day in sorted(days))
-
-
-def _crontab_day(text: str) -> int:
-    if text in _CRON_DAYS:
-        return _CRON_DAYS.index(text)
-    if text.isdigit() and int(text) <= 7:
-        return int(text)
-    raise ValueError(f"bad day of week {text!r}")
+    """The ``[digest] schedule`` crontab line as a trigger (checked when the config was loaded)."""
+    return crontab.trigger(config.digest.schedule, config.digest.timezone)
 
 
 def next_digest_time(config: Config, after: datetime) -> datetime | None:
@@ -105,16 +61,18 @@ def digest_job(config_path: str) -> str:
 
 
 def refresh_job(config_path: str) -> str:
-    """Ingest new files and rebuild the feed, between digests."""
+    """Ingest new files and rebuild the feed between digests; retry a digest that failed."""
     config = config_module.load(Path(config_path))
     store = Store.open(config.store_url)
     try:
-        result = jobs.run_cycle(config, store, None, jobs.now())
+        result = jobs.run_cycle(config, store, build_mailer(config), jobs.now(), new_digest=False)
     finally:
         store.close()
     for error in result.ingest.errors:
         log.error("%s", error)
     log.info("%s; %s", result.ingest.summary(), result.feed.summary())
+    if result.digest is not None:
+        (log.info if result.digest.ok else log.error)("%s", result.digest.message)
     return "refreshed"
 
 

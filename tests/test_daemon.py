@@ -209,6 +209,20 @@ def test_the_refresh_job_runs_at_start_and_puts_new_files_in_the_feed(project: P
     assert project.outbox_files() == []  # a refresh never mails
 
 
+def test_the_refresh_job_retries_a_digest_that_failed_but_starts_no_new_one(project: Project, endpoint) -> None:  # type: ignore[no-untyped-def]
+    project.configure(mailer={"provider": "webhook", "url": endpoint.url, "retries": 0})
+    endpoint.reply(503, {"message": "try later"})
+    assert project.cli("run").exit_code == 1  # the digest is now due but unsent
+
+    with Daemon(project.config()) as daemon:
+        daemon.wait_for(REFRESH_JOB)
+
+    assert len(endpoint.requests) == 2  # the failed send, then the refresh's retry
+    assert endpoint.requests[0].json()["id"] == endpoint.requests[1].json()["id"]
+    assert digest_count(project.config()) == 1
+    assert daemon.runs(DIGEST_JOB) == []
+
+
 def test_a_changed_schedule_replaces_the_saved_trigger(project: Project) -> None:
     with Daemon(project.config()) as first:
         first.wait_for(REFRESH_JOB)
