@@ -23,7 +23,6 @@ from publisher import config as config_module
 from publisher.config import Config
 from publisher.delivery import build_mailer
 from publisher.errors import PublisherError
-from publisher.feed import write_feed
 from publisher.files import write_atomic
 from publisher.ingest import ingest as ingest_paths
 from publisher.store import Store, safe_url
@@ -76,6 +75,12 @@ def _report_ingest_errors(errors: list[Any]) -> None:
         click.echo(f"publisher: error: {error}", err=True)
 
 
+def _report_published(published: jobs.PublishResult) -> None:
+    click.echo(published.feed.summary())
+    for ping in published.pings:
+        click.echo(ping.message, err=not ping.ok)
+
+
 @main.command()
 @click.pass_context
 def run(ctx: click.Context) -> None:
@@ -86,7 +91,7 @@ def run(ctx: click.Context) -> None:
         result = jobs.run_cycle(config, store, mailer, jobs.now())
     _report_ingest_errors(result.ingest.errors)
     click.echo(result.ingest.summary())
-    click.echo(result.feed.summary())
+    _report_published(result.published)
     assert result.digest is not None
     click.echo(result.digest.message, err=not result.digest.ok)
     ctx.exit(0 if result.ok else 1)
@@ -108,10 +113,52 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @main.command()
 @click.pass_context
 def feed(ctx: click.Context) -> None:
-    """Write the Atom feed (feeds/atom.xml) from the store."""
+    """Write the feeds (atom.xml, rss.xml, feed.json, tags/, archive/) from the store."""
     config = _config(ctx)
     with _store(config) as store:
-        click.echo(write_feed(config, store).summary())
+        published = jobs.publish_feeds(config, store)
+    _report_published(published)
+    ctx.exit(0 if published.ok else 1)
+
+
+@main.group(name="articles")
+def articles_group() -> None:
+    """List the stored articles, or remove some from the feeds and digests."""
+
+
+@articles_group.command(name="list")
+@click.pass_context
+def list_articles(ctx: click.Context) -> None:
+    """One line per live article: id, published date, title (newest first)."""
+    config = _config(ctx)
+    with _store(config) as store:
+        for article in store.newest_articles():
+            click.echo(f"{article.key}\t{article.published:%Y-%m-%d}\t{article.title}")
+
+
+@articles_group.command(name="remove")
+@click.argument("ids", nargs=-1, required=True)
+@click.pass_context
+def remove_articles(ctx: click.Context, ids: tuple[str, ...]) -> None:
+    """Take articles (by the id `articles list` shows) out of the feeds and future digests.
+
+    The raw source stays in the store. An unchanged source file does not bring the article
+    back; delete the file too, or it returns the next time the file changes.
+    """
+    config = _config(ctx)
+    when = jobs.now()
+    missing = []
+    with _store(config) as store:
+        for key in ids:
+            if store.remove_article(key, when):
+                click.echo(f"removed {key}")
+            else:
+                missing.append(key)
+        published = jobs.publish_feeds(config, store)
+    for key in missing:
+        click.echo(f"publisher: error: {key}: no such article (see `publisher articles list`)", err=True)
+    _report_published(published)
+    ctx.exit(1 if missing or not published.ok else 0)
 
 
 @main.group(name="digest")
@@ -254,3 +301,15 @@ def status(ctx: click.Context) -> None:
     upcoming = next_digest_time(config, when)
     schedule = f"'{config.digest.schedule}', {config.digest.timezone.key}"
     click.echo(f"next digest: {upcoming.isoformat() if upcoming else 'never'} ({schedule})")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [default: [server] host, 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [default: [server] port, 8080].")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the feeds folder over HTTP (ETag, 304, gzip); stop with Ctrl-C or SIGTERM."""
+    from publisher.server import serve as run_server
+
+    config = _config(ctx)
+    run_server(config, host=host or config.server.host, port=port or config.server.port)

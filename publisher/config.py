@@ -43,6 +43,33 @@ class SiteConfig:
     article_path: str = "{slug}/"
 
 
+FEED_FORMATS = ("atom", "rss", "json")
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    dir: Path
+    url: str  # the Atom feed's public URL; the other documents sit beside it
+    max_entries: int
+    formats: tuple[str, ...]
+    tag_feeds: bool
+    archives: bool
+    hubs: tuple[str, ...]
+    stylesheet: bool
+
+    @property
+    def base_url(self) -> str:
+        """The public URL of the feeds folder."""
+        return self.url.rsplit("/", 1)[0] + "/"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str
+    port: int
+    cache_seconds: int
+
+
 @dataclass(frozen=True)
 class DigestConfig:
     schedule: str
@@ -77,10 +104,9 @@ class Config:
     site: SiteConfig
     store_url: str
     articles_dir: Path
-    feed_dir: Path
-    feed_url: str
-    max_entries: int
+    feed: FeedConfig
     refresh_minutes: int
+    server: ServerConfig
     digest: DigestConfig
     mailer: MailerConfig
 
@@ -118,6 +144,10 @@ class _Table:
         value: int = self._get(key, int, default)
         if value < minimum:
             raise ConfigError(self.where(key), f"must be at least {minimum}, got {value}")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value: bool = self._get(key, bool, default)
         return value
 
     def number(self, key: str, default: float) -> float:
@@ -180,7 +210,7 @@ def load(path: Path) -> Config:
         raise ConfigError(name, f"not valid TOML: {exc}") from None
     base = path.resolve().parent
 
-    sections = {"site", "store", "articles", "feed", "digest", "mailer", "daemon"}
+    sections = {"site", "store", "articles", "feed", "digest", "mailer", "daemon", "server"}
     for key, value in raw.items():
         if key not in sections:
             raise ConfigError(f"{name}: [{key}]", "unknown section")
@@ -205,21 +235,49 @@ def load(path: Path) -> Config:
     store_url = _store_url(st, base)
 
     a = table("articles", {"dir"})
-    f = table("feed", {"dir", "max_entries", "url"})
-    feed_url = f.url("url", site.url + "feeds/atom.xml")
     dm = table("daemon", {"refresh_minutes"})
+    sv = table("server", {"host", "port", "cache_seconds"})
 
     return Config(
         path=path.resolve(),
         site=site,
         store_url=store_url,
         articles_dir=a.path("dir", "articles", base),
-        feed_dir=f.path("dir", "feeds", base),
-        feed_url=feed_url,
-        max_entries=f.integer("max_entries", 50, minimum=1),
+        feed=_feed(
+            table("feed", {"dir", "max_entries", "url", "formats", "tag_feeds", "archives", "hubs", "stylesheet"}),
+            site,
+            base,
+        ),
         refresh_minutes=dm.integer("refresh_minutes", 5, minimum=1),
+        server=ServerConfig(
+            host=sv.text("host", "127.0.0.1"),
+            port=sv.integer("port", 8080, minimum=1),
+            cache_seconds=sv.integer("cache_seconds", 300),
+        ),
         digest=_digest(table, base),
         mailer=_mailer(table, base),
+    )
+
+
+def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
+    url = f.url("url", site.url + "feeds/atom.xml")
+    formats = f.str_list("formats") if "formats" in f.data else FEED_FORMATS
+    unknown = [name for name in formats if name not in FEED_FORMATS]
+    if unknown:
+        raise ConfigError(f.where("formats"), f"unknown format {unknown[0]!r}; choose from {', '.join(FEED_FORMATS)}")
+    hubs = f.str_list("hubs") if f.data.get("hubs") else ()
+    for hub in hubs:
+        if urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).netloc:
+            raise ConfigError(f.where("hubs"), f"expected http(s) URLs of WebSub hubs, got {hub!r}")
+    return FeedConfig(
+        dir=f.path("dir", "feeds", base),
+        url=url,
+        max_entries=f.integer("max_entries", 50, minimum=1),
+        formats=tuple(dict.fromkeys(formats)),
+        tag_feeds=f.flag("tag_feeds", True),
+        archives=f.flag("archives", True),
+        hubs=hubs,
+        stylesheet=f.flag("stylesheet", True),
     )
 
 

@@ -7,27 +7,16 @@ DeliveryError in :func:`_post` only, and the API key never appears in an error.
 
 from __future__ import annotations
 
-import base64
-import json
-import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from publisher import __version__
+from publisher import http
 from publisher.config import Config, MailerConfig
 from publisher.digest import Outgoing
 from publisher.errors import ConfigError, DeliveryError
 from publisher.files import write_atomic
-
-USER_AGENT = f"publisher/{__version__}"
-
-# httpx logs every request at INFO with its full URL, query-string token included, and the
-# CLI logs INFO to stderr: keep httpx to warnings so a send prints only our own one line.
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -85,41 +74,34 @@ class _HttpMailer:
         self.key = key
 
     def _secrets(self) -> list[str]:
-        """Every form of the key that could come back in an endpoint's error or an httpx message."""
-        return [self.key] if self.key else []
+        """Every form of the key or a URL token that an endpoint's error or httpx could echo."""
+        return ([self.key] if self.key else []) + http.url_secrets(self.config.url)
 
     def _send_with_retries(self, request: Any) -> httpx.Response:
-        retrying = Retrying(
-            stop=stop_after_attempt(self.config.retries + 1),
-            wait=wait_exponential_jitter(initial=1, max=20),
-            retry=retry_if_exception(lambda exc: isinstance(exc, DeliveryError) and exc.retryable),
-            reraise=True,
-        )
-        response: httpx.Response = retrying(request)
+        response: httpx.Response = http.retrying(self.config.retries)(request)
         return response
 
     def _post(self, url: str, **kwargs: Any) -> httpx.Response:
         """POST once; any failure becomes a DeliveryError with the endpoint's own words."""
-        where = f"{self.name}: {_without_secrets(url)}"
-        headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
+        where = f"{self.name}: {http.printable_url(url)}"
+        headers = {"User-Agent": http.USER_AGENT, **kwargs.pop("headers", {})}
         try:
             with httpx.Client(timeout=self.config.timeout, follow_redirects=False) as client:
                 response = client.post(url, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
             raise DeliveryError(f"{where}: no answer within {self.config.timeout:g}s", retryable=True) from exc
         except httpx.HTTPError as exc:
-            reason = _shorten(self._redact(str(exc)))
+            reason = http.shorten(http.redact(http.describe(exc), self._secrets()))
             raise DeliveryError(f"{where}: cannot connect ({reason})", retryable=True) from exc
         if response.is_success:
             return response
-        retryable = response.status_code in (408, 425, 429) or response.status_code >= 500
-        reason = _shorten(self._redact(_error_text(response))) or response.reason_phrase
-        raise DeliveryError(f"{where}: HTTP {response.status_code}: {reason}", retryable=retryable)
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets():
-            text = text.replace(secret, "[redacted]")
-        return text
+        retryable = http.retryable_status(response.status_code)
+        reason = http.shorten(http.redact(http.error_text(response), self._secrets())) or response.reason_phrase
+        raise DeliveryError(
+            f"{where}: HTTP {response.status_code}: {reason}",
+            retryable=retryable,
+            retry_after=http.retry_after(response) if retryable else None,
+        )
 
 
 class WebhookMailer(_HttpMailer):
@@ -141,7 +123,7 @@ class WebhookMailer(_HttpMailer):
             "articles": digest.articles,
         }
         response = self._send_with_retries(lambda: self._post(self.config.url, json=payload, headers=headers))
-        where = _without_secrets(self.config.url)
+        where = http.printable_url(self.config.url)
         return Receipt(provider_id=_json_field(response, "id"), detail=f"accepted by {where}")
 
 
@@ -155,7 +137,7 @@ class MailgunMailer(_HttpMailer):
         # Basic auth sends base64("api:KEY"): an endpoint echoing the header leaks the key in it.
         if not self.key:
             return []
-        return [self.key, base64.b64encode(f"api:{self.key}".encode()).decode("ascii")]
+        return [*super()._secrets(), http.basic_auth("api", self.key)]
 
     def send(self, digest: Outgoing) -> Receipt:
         url = f"{self.config.url}/v3/{self.config.domain}/messages"
@@ -181,24 +163,3 @@ def _json_field(response: httpx.Response, name: str) -> str | None:
     except (ValueError, AttributeError):
         return None
     return str(value) if value is not None else None
-
-
-def _error_text(response: httpx.Response) -> str:
-    """The provider's own error message, whole: redact it before :func:`_shorten`."""
-    try:
-        body = response.json()
-        text = (body.get("message") or body.get("error") or json.dumps(body)) if isinstance(body, dict) else str(body)
-    except ValueError:
-        text = response.text or response.reason_phrase
-    return str(text)
-
-
-def _shorten(text: str) -> str:
-    """One short line. Only after redacting: a cut through the key would keep part of it."""
-    return " ".join(text.split())[:300]
-
-
-def _without_secrets(url: str) -> str:
-    """Webhook URLs sometimes carry a token in the query string or user:password@: never print them."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))

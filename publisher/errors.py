@@ -51,9 +51,11 @@ class RenderError(PublisherError):
 class DeliveryError(PublisherError):
     """The mailing endpoint refused a digest or could not be reached.
 
-    ``retryable`` tells whether the same request may succeed later (timeouts, 5xx, 429).
+    ``retryable`` tells whether the same request may succeed later (timeouts, 5xx, 429), and
+    ``retry_after`` how many seconds the endpoint asked us to wait first, if it said.
     """
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after

@@ -6,6 +6,7 @@ A bad article or a failed send is reported and the rest of the cycle still runs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -13,9 +14,12 @@ from publisher.config import Config
 from publisher.delivery import Mailer
 from publisher.digest import create_next, outgoing
 from publisher.errors import DeliveryError, IngestError
-from publisher.feed import FeedResult, write_feed
+from publisher.feed import FeedResult, write_feeds
 from publisher.ingest import IngestResult, ingest
 from publisher.store import Store
+from publisher.websub import PingResult, notify
+
+_PENDING_PINGS = "websub_pending"
 
 
 def now() -> datetime:
@@ -35,15 +39,29 @@ class SendResult:
         return self.state in ("nothing", "sent", "busy")
 
 
-@dataclass
-class CycleResult:
-    ingest: IngestResult
+@dataclass(frozen=True)
+class PublishResult:
     feed: FeedResult
-    digest: SendResult | None
+    pings: list[PingResult]
 
     @property
     def ok(self) -> bool:
-        return not self.ingest.errors and (self.digest is None or self.digest.ok)
+        return all(ping.ok for ping in self.pings)
+
+
+@dataclass
+class CycleResult:
+    ingest: IngestResult
+    published: PublishResult
+    digest: SendResult | None
+
+    @property
+    def feed(self) -> FeedResult:
+        return self.published.feed
+
+    @property
+    def ok(self) -> bool:
+        return not self.ingest.errors and self.published.ok and (self.digest is None or self.digest.ok)
 
 
 def ingest_articles(config: Config, store: Store, when: datetime) -> IngestResult:
@@ -64,11 +82,27 @@ def run_cycle(
     refresh does that, so a failed send is not left waiting for the next digest slot.
     """
     ingested = ingest_articles(config, store, when)
-    feed = write_feed(config, store)
+    published = publish_feeds(config, store)
     sent = None
     if mailer is not None and (new_digest or store.unsent_digest() is not None):
         sent = send_digest(config, store, mailer, when)
-    return CycleResult(ingest=ingested, feed=feed, digest=sent)
+    return CycleResult(ingest=ingested, published=published, digest=sent)
+
+
+def publish_feeds(config: Config, store: Store) -> PublishResult:
+    """Rebuild the feeds and tell the WebSub hubs which ones changed.
+
+    A ping that fails is kept in the store and sent again on the next run: the feed will not
+    change again just to be announced.
+    """
+    feed = write_feeds(config, store)
+    if not config.feed.hubs:
+        return PublishResult(feed=feed, pings=[])
+    pending = json.loads(store.setting(_PENDING_PINGS) or "[]")
+    topics = list(dict.fromkeys([*pending, *feed.changed_urls]))
+    pings = notify(config.feed.hubs, topics) if topics else []
+    store.put_setting(_PENDING_PINGS, json.dumps(sorted({ping.topic for ping in pings if not ping.ok})))
+    return PublishResult(feed=feed, pings=pings)
 
 
 def send_digest(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import quote, urljoin, urlsplit
 
+import lxml.html
+
 from publisher.config import SiteConfig
 from publisher.store import Article
 
@@ -21,3 +23,16 @@ def entry_id(site: SiteConfig, article: Article) -> str:
     """An RFC 4151 tag URI: stays the same when the title, slug or site layout changes."""
     host = urlsplit(site.url).hostname or "localhost"
     return f"tag:{host},{article.first_seen:%Y-%m-%d}:{quote(article.key, safe='/')}"
+
+
+def absolute_html(html: str, base: str) -> str:
+    """``html`` with relative links and image sources made absolute against ``base``.
+
+    Feed readers and mail clients ignore xml:base and have no page to resolve against.
+    """
+    if not html.strip():
+        return html
+    wrapper = lxml.html.fragment_fromstring(html, create_parent="div")
+    wrapper.make_links_absolute(base, resolve_base_href=False)
+    text = wrapper.text or ""
+    return text + "".join(lxml.html.tostring(child, encoding="unicode") for child in wrapper)

@@ -71,6 +71,8 @@ def refresh_job(config_path: str) -> str:
     for error in result.ingest.errors:
         log.error("%s", error)
     log.info("%s; %s", result.ingest.summary(), result.feed.summary())
+    for ping in result.published.pings:
+        (log.info if ping.ok else log.error)("%s", ping.message)
     if result.digest is not None:
         (log.info if result.digest.ok else log.error)("%s", result.digest.message)
     return "refreshed"

@@ -78,6 +78,9 @@ articles = Table(
     Column("published", UtcDateTime, nullable=False),
     Column("updated", UtcDateTime, nullable=False),
     Column("first_seen", UtcDateTime, nullable=False),
+    # Set by `publisher articles remove`: the article leaves the feeds and digests, and its
+    # unchanged source file does not bring it back (a changed one does). Schema version 2.
+    Column("removed_at", UtcDateTime),
 )
 
 # Every distinct version of every source file, byte for byte, so cleaning can be re-run.

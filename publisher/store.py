@@ -17,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -31,10 +32,16 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from publisher.errors import StoreError
 from publisher.schema import articles, digest_articles, digests, metadata, schema_version, settings, sources
 
-# Schema changes after the first release go here as steps (version 2, 3, ...), each a function
-# of a Connection that ALTERs an existing store. A new store is created from schema.py at once
-# and stamped with the newest version, so these only ever run on older stores.
-MIGRATIONS: list[Callable[[Connection], None]] = []
+
+def _v2_removed_at(conn: Connection) -> None:
+    column_type = articles.c.removed_at.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE articles ADD COLUMN removed_at {column_type}"))
+
+
+# Schema changes after the first release, as steps (version 2, 3, ...): each a function of a
+# Connection that ALTERs an existing store. A new store is created from schema.py at once and
+# stamped with the newest version, so these only ever run on older stores.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v2_removed_at]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -151,6 +158,11 @@ class Store:
         with self._tx() as conn:
             return conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar_one_or_none()
 
+    def put_setting(self, name: str, value: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(settings).where(settings.c.name == name))
+            conn.execute(insert(settings), {"name": name, "value": value})
+
     def set_setting_once(self, name: str, value: str) -> str:
         """Store ``value`` under ``name`` unless a value is there already; return the value kept."""
         try:
@@ -174,7 +186,7 @@ class Store:
         with self._tx() as conn:
             row = conn.execute(select(articles).where(articles.c.key == new.key)).mappings().first()
             if row is not None and row["content_hash"] == new.content_hash:
-                return "unchanged"
+                return "unchanged"  # a removed article stays removed while its file is unchanged
             values: dict[str, Any] = {
                 "title": new.title,
                 "summary": new.summary,
@@ -186,6 +198,7 @@ class Store:
                 "source_path": new.source_path,
                 "content_hash": new.content_hash,
                 "updated": now,
+                "removed_at": None,  # a changed file brings a removed article back
             }
             if row is None:
                 values |= {
@@ -233,22 +246,33 @@ class Store:
             row = conn.execute(select(*_ARTICLE_COLUMNS).where(articles.c.key == key)).mappings().first()
             return Article(**row) if row else None
 
-    def newest_articles(self, limit: int) -> list[Article]:
-        """Newest first; ties broken by id so the order is the same on every run."""
-        query = select(*_ARTICLE_COLUMNS).order_by(articles.c.published.desc(), articles.c.id.desc()).limit(limit)
+    def newest_articles(self, limit: int | None = None) -> list[Article]:
+        """Live (not removed) articles, newest first; ties broken by id, so every run agrees."""
+        query = (
+            select(*_ARTICLE_COLUMNS)
+            .where(_LIVE)
+            .order_by(articles.c.published.desc(), articles.c.id.desc())
+            .limit(limit)
+        )
         with self._tx() as conn:
             return [Article(**row) for row in conn.execute(query).mappings()]
 
     def article_count(self) -> int:
         with self._tx() as conn:
-            return int(conn.execute(select(func.count()).select_from(articles)).scalar_one())
+            return int(conn.execute(select(func.count()).select_from(articles).where(_LIVE)).scalar_one())
+
+    def remove_article(self, key: str, now: datetime) -> bool:
+        """Take the article out of feeds and digests; False if there is no such live article."""
+        with self._tx() as conn:
+            result = conn.execute(update(articles).where(articles.c.key == key, _LIVE).values(removed_at=now))
+            return result.rowcount == 1
 
     def undigested_articles(self, since: datetime) -> list[Article]:
         """Articles published at or after ``since`` that are in no digest yet, newest first."""
         in_digest = select(digest_articles.c.article_id)
         query = (
             select(*_ARTICLE_COLUMNS)
-            .where(articles.c.published >= since, articles.c.id.not_in(in_digest))
+            .where(_LIVE, articles.c.published >= since, articles.c.id.not_in(in_digest))
             .order_by(articles.c.published.desc(), articles.c.id.desc())
         )
         with self._tx() as conn:
@@ -353,6 +377,7 @@ class Store:
             )
 
 
+_LIVE = articles.c.removed_at.is_(None)
 _ARTICLE_COLUMNS = [
     articles.c.id,
     articles.c.key,

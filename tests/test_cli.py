@@ -24,7 +24,11 @@ HELP = [
     ((), ["Atom feed", "email digest", "run", "ingest", "feed", "digest", "daemon", "status"]),
     (("run",), ["ingest new files", "rebuild the feed", "send the digest"]),
     (("ingest",), ["Store the articles in PATHS"]),
-    (("feed",), ["Write the Atom feed", "feeds/atom.xml"]),
+    (("feed",), ["Write the feeds", "atom.xml, rss.xml, feed.json"]),
+    (("articles",), ["List the stored articles", "list", "remove"]),
+    (("articles", "list"), ["One line per live article"]),
+    (("articles", "remove"), ["out of the feeds and future digests", "delete the file too"]),
+    (("serve",), ["Serve the feeds folder", "--port", "SIGTERM"]),
     (("digest",), ["Preview or send the email digest", "preview", "send"]),
     (("digest", "preview"), [".html, .txt and .eml", "sends and marks nothing", "--out"]),
     (("digest", "send"), ["Send the digest now", "--resend-in-doubt"]),
@@ -223,7 +227,7 @@ def test_feed_writes_the_atom_feed_from_the_store(project: Project) -> None:
     result = project.cli("feed")
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"feed: {project.feed} (1 entries, written)\n"
+    assert result.stdout == f"feeds: 4 documents in {project.feed.parent} (1 entry), 4 written, 0 removed\n"
     feed = feedparser.parse(project.feed.read_bytes())
     assert not feed.bozo, feed.bozo_exception
     assert [entry.title for entry in feed.entries] == [SAMPLE_TITLE]

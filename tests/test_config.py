@@ -162,7 +162,7 @@ def test_relative_paths_resolve_against_the_config_files_folder(
     root = project.root.resolve()
     assert config.path == root / "publisher.toml"
     assert config.articles_dir == root / "articles"
-    assert config.feed_dir == root / "feeds"
+    assert config.feed.dir == root / "feeds"
     assert config.mailer.outbox_dir == root / "outbox"
     assert config.digest.templates_dir == root / "my-templates"
     assert config.store_url == f"sqlite:///{root / 'publisher.db'}"

@@ -7,7 +7,7 @@ from datetime import timedelta
 import feedparser
 from lxml import etree
 
-from publisher.feed import write_feed
+from publisher.feed import write_feeds
 from publisher.ingest import ingest
 from publisher.store import Store
 from tests.conftest import NOW, SAMPLE_TITLE, Project
@@ -30,7 +30,7 @@ def _feed(project: Project) -> feedparser.FeedParserDict:
 def test_feed_has_every_field_a_reader_needs(project: Project) -> None:
     store = project.open_store()
     _ingest(project, store)
-    write_feed(project.config(), store)
+    write_feeds(project.config(), store)
 
     parsed = _feed(project)
     feed = parsed.feed
@@ -58,7 +58,7 @@ def test_entry_links_keep_rel_and_type(project: Project) -> None:
     """feedgen 1.0.0 drops them; an alternate link must say it is one."""
     store = project.open_store()
     _ingest(project, store)
-    write_feed(project.config(), store)
+    write_feeds(project.config(), store)
 
     root = etree.fromstring(project.feed.read_bytes())
     [link] = root.findall(f"{ATOM}entry/{ATOM}link")
@@ -77,7 +77,7 @@ def test_entries_newest_first_and_capped_at_max_entries(project: Project) -> Non
     store = project.open_store()
     _ingest(project, store)
 
-    result = write_feed(project.config(), store)
+    result = write_feeds(project.config(), store)
 
     assert result.entries == 3
     parsed = _feed(project)
@@ -88,12 +88,12 @@ def test_entries_newest_first_and_capped_at_max_entries(project: Project) -> Non
 def test_unchanged_store_gives_byte_identical_feed(project: Project) -> None:
     store = project.open_store()
     _ingest(project, store)
-    first = write_feed(project.config(), store)
+    first = write_feeds(project.config(), store)
     before = project.feed.read_bytes()
     mtime = project.feed.stat().st_mtime_ns
 
     _ingest(project, store, when=NOW + timedelta(hours=5))  # same files, later: nothing new
-    second = write_feed(project.config(), store)
+    second = write_feeds(project.config(), store)
 
     assert first.changed and not second.changed
     assert project.feed.read_bytes() == before
@@ -104,13 +104,13 @@ def test_edited_article_keeps_its_id_and_gets_a_new_updated(project: Project) ->
     path = project.add_article("story.md", "---\ntitle: Story\ndate: 2026-11-20T08:00:00Z\n---\nFirst version.\n")
     store = project.open_store()
     _ingest(project, store)
-    write_feed(project.config(), store)
+    write_feeds(project.config(), store)
     before = {e.title: e for e in _feed(project).entries}["Story"]
 
     path.write_text("---\ntitle: Story, corrected\ndate: 2026-11-20T08:00:00Z\n---\nSecond version.\n")
     later = NOW + timedelta(days=1)
     _ingest(project, store, when=later)
-    write_feed(project.config(), store)
+    write_feeds(project.config(), store)
 
     after = {e.title: e for e in _feed(project).entries}["Story, corrected"]
     assert after.id == before.id
@@ -128,7 +128,7 @@ def test_control_characters_and_markup_in_titles_do_not_break_the_feed(project: 
     store = project.open_store()
     _ingest(project, store)
 
-    write_feed(project.config(), store)
+    write_feeds(project.config(), store)
 
     titles = [e.title for e in _feed(project).entries]
     assert "Ctrl chars & <tags> \"quotes\" 'single' \u2014 \u041f\u0440\u0438\u0432\u0435\u0442 \u6771\u4eac" in titles
@@ -143,7 +143,7 @@ def test_untrusted_html_cannot_run_in_a_feed_reader(project: Project) -> None:
     )
     store = project.open_store()
     _ingest(project, store)
-    write_feed(project.config(), store)
+    write_feeds(project.config(), store)
 
     entry = {e.title: e for e in _feed(project).entries}["Hostile"]
     content = entry.content[0].value.lower()
@@ -156,9 +156,9 @@ def test_untrusted_html_cannot_run_in_a_feed_reader(project: Project) -> None:
 def test_empty_store_still_gives_a_valid_stable_feed(project: Project) -> None:
     store = project.open_store()
 
-    write_feed(project.config(), store)
+    write_feeds(project.config(), store)
     first = project.feed.read_bytes()
-    second = write_feed(project.config(), store)
+    second = write_feeds(project.config(), store)
 
     parsed = _feed(project)
     assert parsed.entries == []

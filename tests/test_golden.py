@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from publisher import digest
-from publisher.feed import write_feed
+from publisher.feed import write_feeds
 from publisher.ingest import ingest
 from tests.conftest import NOW, Project
 
@@ -44,7 +44,7 @@ def golden_project(project: Project) -> Project:
 
 
 def test_atom_feed_matches_golden_file(golden_project: Project, request: pytest.FixtureRequest) -> None:
-    write_feed(golden_project.config(), golden_project.open_store())
+    write_feeds(golden_project.config(), golden_project.open_store())
 
     _compare(request, "atom.xml", golden_project.feed.read_bytes())
 

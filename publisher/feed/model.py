@@ -1,0 +1,62 @@
+"""What every feed format is written from: entries, and the documents that hold them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from publisher.config import Config
+from publisher.ingest.decode import strip_illegal
+from publisher.links import absolute_html, article_url, entry_id
+from publisher.store import Article
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    url: str
+    title: str
+    summary: str
+    content_html: str  # sanitized at ingest; links made absolute against ``url``
+    author: str
+    published: datetime
+    updated: datetime
+    tags: tuple[str, ...]
+    month: str  # YYYY-MM of ``published`` in the site's time zone: its archive document
+
+
+@dataclass(frozen=True)
+class Document:
+    """One feed document: where it goes, what it says about itself, and its entries."""
+
+    path: str  # relative to the feeds folder, e.g. "atom.xml", "tags/economy.xml"
+    url: str  # its public URL
+    title: str
+    entries: tuple[Entry, ...]
+    updated: datetime  # the newest entry's time, so an unchanged store gives the same bytes
+    links: tuple[tuple[str, str], ...] = ()  # extra (rel, href): RFC 5005 archive links
+    archive: bool = False  # an RFC 5005 archive document (fh:archive)
+    hubs: tuple[str, ...] = field(default=())
+
+    @property
+    def stylesheet_href(self) -> str:
+        """feed.xsl, relative to this document (tags/ and archive/ are one folder down)."""
+        return "../" * self.path.count("/") + "feed.xsl"
+
+
+def entry(config: Config, article: Article) -> Entry:
+    url = article_url(config.site, article)
+    # Atom wants updated >= published; a post dated in the future would break that.
+    updated = max(article.updated, article.published)
+    return Entry(
+        id=entry_id(config.site, article),
+        url=url,
+        title=strip_illegal(article.title),
+        summary=strip_illegal(article.summary),
+        content_html=strip_illegal(absolute_html(article.body_html, url)),
+        author=strip_illegal(article.author or config.site.author),
+        published=article.published,
+        updated=updated,
+        tags=tuple(strip_illegal(tag) for tag in article.tags),
+        month=f"{article.published.astimezone(config.site.timezone):%Y-%m}",
+    )
