@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from publisher.config import Config
 from publisher.errors import RenderError
-from publisher.links import article_url
+from publisher.links import absolute_html, article_url
 from publisher.store import Article, Digest, Store
 
 LONG_ARTICLE_BYTES = 8_000  # longer bodies go out as a summary and a link
@@ -209,16 +209,17 @@ def _article_context(config: Config, articles: list[Article], level: _Level) -> 
     items = []
     for article in shown:
         full = level.bodies and len(article.body_html.encode()) <= LONG_ARTICLE_BYTES
+        url = article_url(config.site, article)
         items.append(
             {
                 "title": article.title,
-                "url": article_url(config.site, article),
+                "url": url,
                 "author": article.author or config.site.author,
                 "published": article.published.astimezone(config.digest.timezone),
                 "summary": article.summary if level.summaries else "",
                 # body_html was sanitized by nh3 at ingest; Markup keeps autoescape from
                 # escaping it a second time.
-                "html": Markup(article.body_html) if full else None,
+                "html": Markup(absolute_html(article.body_html, url)) if full else None,
                 "text": article.body_text if full else None,
             }
         )

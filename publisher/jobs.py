@@ -92,8 +92,9 @@ def run_cycle(
 def publish_feeds(config: Config, store: Store) -> PublishResult:
     """Rebuild the feeds and tell the WebSub hubs which ones changed.
 
-    A ping that fails is kept in the store and sent again on the next run: the feed will not
-    change again just to be announced.
+    A ping that fails for a passing reason is kept in the store and sent again on the next
+    run: the feed will not change again just to be announced. One the hub refused (4xx) is
+    reported once and dropped.
     """
     feed = write_feeds(config, store)
     if not config.feed.hubs:
@@ -101,7 +102,7 @@ def publish_feeds(config: Config, store: Store) -> PublishResult:
     pending = json.loads(store.setting(_PENDING_PINGS) or "[]")
     topics = list(dict.fromkeys([*pending, *feed.changed_urls]))
     pings = notify(config.feed.hubs, topics) if topics else []
-    store.put_setting(_PENDING_PINGS, json.dumps(sorted({ping.topic for ping in pings if not ping.ok})))
+    store.put_setting(_PENDING_PINGS, json.dumps(sorted({ping.topic for ping in pings if ping.retry})))
     return PublishResult(feed=feed, pings=pings)
 
 

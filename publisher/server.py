@@ -8,6 +8,10 @@ Every file is also served under the feeds folder's own path in [feed] url (``/fe
 when the feed is https://news.example.org/feeds/atom.xml), so the URLs written in the feeds
 work against this server too.
 
+A browser (its Accept header names text/html) gets Atom and RSS as application/xml: Chromium
+shows the feed media types as plain text and never applies feed.xsl to them. Feed readers
+get the feed media types; responses say ``Vary: Accept``.
+
 Starlette's StaticFiles does the file work: ETag and Last-Modified, 304 on If-None-Match or
 If-Modified-Since, Range, and refusing any path that resolves outside the folder (``..``,
 encoded ``%2e%2e`` or ``%2f``, symlinks out). On top of it: media types by file name,
@@ -60,6 +64,13 @@ _URL_SAFE = ":/?#[]@!$&'()*+,;=%"
 logger = logging.getLogger(__name__)
 
 
+def for_browser(media: str, accept: str) -> str:
+    """The Content-Type for a client whose Accept header is ``accept``: see the module docstring."""
+    if media in (ATOM, RSS) and "text/html" in accept:
+        return "application/xml; charset=utf-8"
+    return media
+
+
 def media_type(path: PurePosixPath) -> str:
     """The Content-Type of a file, by its path relative to the feeds folder."""
     if path.as_posix() in _BY_NAME:
@@ -103,17 +114,22 @@ class FeedFiles(StaticFiles):
         status_code: int = 200,
     ) -> Response:
         relative = PurePosixPath(*PurePath(self.get_path(scope)).parts)
+        request_headers = Headers(scope=scope)
+        media = media_type(relative)
+        headers = {"Cache-Control": self._cache_control}
+        if media in (ATOM, RSS):
+            headers["Vary"] = "Accept"
         response = FileResponse(
             full_path,
             status_code=status_code,
             stat_result=stat_result,
-            media_type=media_type(relative),
-            headers={"Cache-Control": self._cache_control},
+            media_type=for_browser(media, request_headers.get("accept", "")),
+            headers=headers,
         )
         if relative.suffix in _FEED_SUFFIXES:
             for link in (*self._hub_links, f'<{self._base_url}{quote(relative.as_posix())}>; rel="self"'):
                 response.headers.append("Link", link)
-        if self.is_not_modified(response.headers, Headers(scope=scope)):
+        if self.is_not_modified(response.headers, request_headers):
             return NotModifiedResponse(response.headers)  # keeps ETag and Cache-Control
         return response
 
@@ -135,7 +151,7 @@ class NoSniff:
 
 def create_app(config: Config) -> Starlette:
     """The ASGI app serving ``config.feed.dir`` at ``/`` and at the folder's path in [feed] url."""
-    files = StaticFiles(directory=config.feed.dir, check_dir=False)
+    files = FeedFiles(config.feed, cache_seconds=config.server.cache_seconds)
     prefix = unquote(urlsplit(config.feed.base_url).path).rstrip("/")
     routes = [Mount(prefix, app=files)] if prefix else []
     routes.append(Mount("/", app=files))
@@ -144,12 +160,21 @@ def create_app(config: Config) -> Starlette:
 
 def listen(host: str, port: int) -> socket.socket:
     """A socket listening on ``host``:``port``, or PublisherError saying why there is none."""
+    if not 0 <= port <= 65535:  # getaddrinfo would quietly take 99999 as 34463
+        raise PublisherError(f"serve: cannot listen on {host}:{port}: ports are 0 to 65535")
     try:
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        return socket.create_server(address, family=family)
-    except (OSError, OverflowError) as exc:  # OverflowError: a port above 65535
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise PublisherError(f"serve: cannot listen on {host}:{port}: {reason}") from exc
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise PublisherError(f"serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once, despite TIME_WAIT
+        sock.bind(address)
+        sock.listen()
+    except OSError as exc:
+        sock.close()
+        raise PublisherError(f"serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
 
 
 class Server(uvicorn.Server):

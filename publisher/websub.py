@@ -28,6 +28,7 @@ class PingResult:
     topic: str
     ok: bool
     message: str  # one line for the operator
+    retry: bool = False  # failed for a passing reason (timeout, 5xx...): worth trying next run
 
 
 def notify(
@@ -93,7 +94,7 @@ def _ping(
         else:
             outcome = "permanent, not retried"
         message = f"websub: {where} not notified of {shown_topic}: {reason} ({outcome})"
-        return PingResult(hub=where, topic=topic, ok=False, message=message)
+        return PingResult(hub=where, topic=topic, ok=False, message=message, retry=failure.retryable)
     return PingResult(hub=where, topic=topic, ok=True, message=f"websub: {where} accepted {shown_topic}")
 
 

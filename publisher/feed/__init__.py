@@ -133,11 +133,16 @@ def _by_tag(entries: list[Entry]) -> dict[str, tuple[str, list[Entry]]]:
     """slug -> (the tag as first written, its entries newest first); "Economy" = "economy"."""
     tags: dict[str, tuple[str, list[Entry]]] = {}
     for item in entries:
-        slugs = {slugify(tag, max_length=80): tag for tag in reversed(item.tags)}  # first spelling wins
+        slugs = {tag_slug(tag): tag for tag in reversed(item.tags)}  # first spelling wins
         for slug, tag in slugs.items():
             if slug:
                 tags.setdefault(slug, (tag, []))[1].append(item)
     return tags
+
+
+def tag_slug(tag: str) -> str:
+    """The file name of a tag's feed: "Economy" -> economy, "C++" -> c-plus-plus."""
+    return str(slugify(tag, max_length=80, replacements=[["+", "-plus-"], ["#", "-sharp-"]]))
 
 
 def _published(root: Path) -> set[str]:

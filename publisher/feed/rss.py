@@ -25,8 +25,8 @@ def render(config: Config, doc: Document) -> bytes:
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
     fg.title(doc.title)
-    fg.link(href=site.url, rel="alternate")
     fg.link(href=doc.url, rel="self")
+    fg.link(href=site.url, rel="alternate")  # feedgen makes the last link the channel's <link>
     fg.description(f"The newest articles from {site.title}")
     fg.language(site.language)
     fg.generator(f"publisher {__version__}")
@@ -56,6 +56,7 @@ def _finish(document: bytes, doc: Document, *, stylesheet: bool) -> bytes:
     for hub in reversed(doc.hubs):
         element = etree.Element(f"{{{ATOM_NS}}}link", href=hub, rel="hub")
         if anchor is not None:
+            element.tail = anchor.tail  # keep the pretty-printed layout
             anchor.addnext(element)
         else:
             channel.append(element)
