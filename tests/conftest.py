@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import copy
 import os
+import queue
 import shutil
+import socket
+import threading
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import tomli_w
@@ -122,3 +125,22 @@ def endpoint() -> Iterator[Any]:
 
     with Server() as running:
         yield running
+
+
+def readline_within(stream: IO[str], timeout: float, what: str) -> str:
+    """One line from ``stream`` (a child's stdout), or fail after ``timeout`` s instead of hanging."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        pytest.fail(f"no line from {what} within {timeout} s")
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A base URL on a port that was bound and then closed: connecting is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE_TITLE, Project
+from tests.conftest import SAMPLE_TITLE, Project, readline_within
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -48,7 +48,7 @@ def served(project: Project) -> Iterator[str]:
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()  # "serve: http://127.0.0.1:PORT/ (feeds from ...)"
+        line = readline_within(process.stdout, 60, "`publisher serve`")  # "serve: http://127.0.0.1:PORT/ ..."
         assert line.startswith("serve: http://127.0.0.1:"), line
         yield line.split()[1]
     finally:

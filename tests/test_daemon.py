@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -20,7 +19,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 from zoneinfo import ZoneInfo
 
 import feedparser
@@ -35,7 +33,7 @@ from publisher.config import Config
 from publisher.errors import ConfigError
 from publisher.scheduler import DIGEST_JOB, REFRESH_JOB, run_daemon
 from publisher.schema import digests
-from tests.conftest import SAMPLE_TITLE, Project
+from tests.conftest import SAMPLE_TITLE, Project, readline_within
 
 TIMEOUT = 30.0
 
@@ -280,16 +278,6 @@ def _daemon_command(project: Project) -> list[str]:
     return [sys.executable, "-m", "publisher", "--config", str(project.config_path), "daemon"]
 
 
-def _readline(stream: IO[str], timeout: float) -> str:
-    """One line from ``stream``, or fail after ``timeout`` seconds instead of blocking forever."""
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        pytest.fail(f"no line from the daemon within {timeout} s")
-
-
 @pytest.fixture
 def daemon_process(project: Project, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     stderr_path = tmp_path / "daemon-stderr.log"
@@ -313,7 +301,7 @@ def test_the_daemon_process_stops_cleanly_on_a_signal(
 ) -> None:
     process, stderr_path = daemon_process
     assert process.stdout is not None
-    first = _readline(process.stdout, TIMEOUT)
+    first = readline_within(process.stdout, TIMEOUT, "the daemon")
     assert first.startswith("daemon: started; digest on '0 7 * * *' (UTC)"), first + stderr_path.read_text()
 
     process.send_signal(signum)

@@ -269,15 +269,6 @@ def silent() -> Iterator[Silent]:
     server.sock.close()
 
 
-@pytest.fixture
-def refused_url() -> str:
-    """A URL on a port that was bound and then closed: connecting is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 @pytest.mark.parametrize("provider", ["webhook", "mailgun"])
 def test_unreachable_endpoint_leaves_the_digest_pending(
     project: Project, endpoint: Endpoint, refused_url: str, provider: str

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import http.client
 import os
-import queue
 import re
 import signal
 import socket
@@ -24,7 +23,6 @@ from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 import httpx
 import pytest
@@ -32,7 +30,7 @@ import uvicorn
 
 from publisher.config import Config
 from publisher.server import Server, create_app, listen
-from tests.conftest import Project
+from tests.conftest import Project, readline_within
 
 TIMEOUT = 30.0
 ATOM = "application/atom+xml; charset=utf-8"
@@ -399,16 +397,6 @@ def _free_port() -> int:
         return port
 
 
-def _readline(stream: IO[str], timeout: float) -> str:
-    """One line from ``stream``, or fail after ``timeout`` seconds instead of blocking forever."""
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        pytest.fail(f"no line from `publisher serve` within {timeout} s")
-
-
 @pytest.fixture
 def serve_process(project: Project, feeds: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
     port = _free_port()
@@ -433,7 +421,7 @@ def test_the_serve_command_serves_until_a_signal_and_exits_0(
 ) -> None:
     process, port, stderr_path = serve_process
     assert process.stdout is not None
-    line = _readline(process.stdout, TIMEOUT)
+    line = readline_within(process.stdout, TIMEOUT, "`publisher serve`")
     assert line == f"serve: http://127.0.0.1:{port}/ (feeds from {feeds})\n", line + stderr_path.read_text()
 
     response = httpx.get(f"http://127.0.0.1:{port}/feeds/atom.xml", timeout=TIMEOUT)
