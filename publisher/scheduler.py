@@ -4,13 +4,17 @@ The digest job lives in the store (SQLAlchemyJobStore, table ``apscheduler_jobs`
 next run time is saved before the job runs. So after downtime the missed slot runs once at
 start-up (``coalesce``, no misfire limit), and a slot that already started never runs again.
 The refresh job (ingest + feed) runs at start and every ``[daemon] refresh_minutes``.
+One daemon per store: a second one refuses to start (:func:`only_daemon`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import text
 
 from publisher import config as config_module
 from publisher import crontab, jobs
@@ -33,6 +38,7 @@ from publisher.store import Store
 log = logging.getLogger("publisher.daemon")
 DIGEST_JOB = "digest"
 REFRESH_JOB = "refresh"
+_DAEMON_LOCK = 7239002  # PostgreSQL advisory lock key (store.py's migration lock is 7239001)
 
 
 def digest_trigger(config: Config) -> CronTrigger:
@@ -108,6 +114,56 @@ def run_daemon(
     build_mailer(config)  # a missing secret stops the daemon now, not at 7 a.m.
     trigger = digest_trigger(config)
     store = Store.open(config.store_url)
+    with ExitStack() as cleanup:
+        cleanup.callback(store.close)
+        cleanup.enter_context(only_daemon(store))
+        _schedule(config, store, trigger, stop, on_job=on_job, ready=ready)
+
+
+@contextmanager
+def only_daemon(store: Store) -> Iterator[None]:
+    """Hold the store's daemon lock, or raise: two daemons would both run every job.
+
+    The operating system drops the lock when the process dies, even by SIGKILL: a file lock
+    (flock) beside a SQLite store, a session advisory lock on PostgreSQL.
+    """
+    url = store.engine.url
+    if url.get_backend_name() == "sqlite":
+        path = Path(f"{url.database}.daemon.lock")
+        with path.open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                raise _already_running(f"pid {handle.read().strip() or '?'}, lock {path}") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        return
+    with store.engine.connect() as conn:
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _DAEMON_LOCK}).scalar():
+            raise _already_running("PostgreSQL advisory lock held")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _DAEMON_LOCK})
+
+
+def _already_running(detail: str) -> PublisherError:
+    return PublisherError(f"daemon: another daemon already runs on this store ({detail}); stop it first")
+
+
+def _schedule(
+    config: Config,
+    store: Store,
+    trigger: CronTrigger,
+    stop: threading.Event,
+    *,
+    on_job: Callable[[JobExecutionEvent], None] | None,
+    ready: Callable[[str], None] | None,
+) -> None:
     scheduler = _Scheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=store.engine), "memory": MemoryJobStore()},
         # One worker: the refresh and the digest never write the store at the same time.
@@ -144,7 +200,6 @@ def run_daemon(
         stop.wait()
     finally:
         scheduler.shutdown(wait=True)
-        store.close()
 
 
 def _job_done(event: JobExecutionEvent, on_job: Callable[[JobExecutionEvent], None] | None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import queue
+import secrets
 import shutil
 import socket
 import threading
@@ -23,6 +24,8 @@ from typing import IO, Any
 import pytest
 import tomli_w
 from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from publisher import config as config_module
 from publisher.config import Config
@@ -144,3 +147,19 @@ def refused_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    server = make_url(postgres_url())
+    name = f"publisher_test_{secrets.token_hex(4)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

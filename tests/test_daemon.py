@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 
 from publisher import config as config_module
 from publisher.config import Config
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, PublisherError
 from publisher.scheduler import DIGEST_JOB, REFRESH_JOB, run_daemon
 from publisher.schema import digests
 from tests.conftest import SAMPLE_TITLE, Project, readline_within
@@ -353,3 +353,48 @@ def _wakeup_fd() -> int:
     current = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(current)
     return current
+
+
+# -- one daemon per store --------------------------------------------------------------------------
+
+
+def test_a_second_daemon_on_the_same_store_refuses_to_start(project: Project) -> None:
+    with Daemon(project.config()), pytest.raises(PublisherError, match="another daemon already runs on this store"):
+        run_daemon(project.config(), threading.Event())
+
+
+def _start_daemon(project: Project) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        _daemon_command(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=project.root
+    )
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_the_daemon_lock_outlives_a_second_daemon_and_dies_with_sigkill(
+    project: Project, store: str, request: pytest.FixtureRequest
+) -> None:
+    if store == "postgresql":
+        project.configure(store={"url": request.getfixturevalue("pg_url")})
+    first = _start_daemon(project)
+    try:
+        assert first.stdout is not None
+        assert readline_within(first.stdout, TIMEOUT, "the first daemon").startswith("daemon: started")
+
+        second = subprocess.run(_daemon_command(project), capture_output=True, text=True, timeout=TIMEOUT)
+        assert second.returncode == 1
+        [line] = second.stderr.splitlines()
+        assert "another daemon already runs on this store" in line
+
+        first.kill()  # no cleanup runs: the operating system must drop the lock
+        first.wait(TIMEOUT)
+        third = _start_daemon(project)
+        try:
+            assert third.stdout is not None
+            assert readline_within(third.stdout, TIMEOUT, "the third daemon").startswith("daemon: started")
+        finally:
+            third.terminate()
+            assert third.wait(TIMEOUT) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(TIMEOUT)

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import feedparser
 import pytest
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert
 
 from publisher import digest
 from publisher.errors import StoreError
 from publisher.ingest import ingest
 from publisher.schema import schema_version
 from publisher.store import SCHEMA_VERSION, Store
-from tests.conftest import NOW, SAMPLE_TITLE, Project, postgres_url
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    server = make_url(postgres_url())
-    name = f"publisher_test_{secrets.token_hex(4)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from tests.conftest import NOW, SAMPLE_TITLE, Project
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
