@@ -18,6 +18,7 @@ from publisher import digest
 from publisher.feed import write_feeds
 from publisher.ingest import ingest
 from tests.conftest import NOW, Project
+from tests.feedcheck import check_json_feed, check_rss
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -47,6 +48,22 @@ def test_atom_feed_matches_golden_file(golden_project: Project, request: pytest.
     write_feeds(golden_project.config(), golden_project.open_store())
 
     _compare(request, "atom.xml", golden_project.feed.read_bytes())
+
+
+def test_rss_feed_matches_golden_file(golden_project: Project, request: pytest.FixtureRequest) -> None:
+    write_feeds(golden_project.config(), golden_project.open_store())
+
+    data = (golden_project.root / "feeds" / "rss.xml").read_bytes()
+    check_rss(data)
+    _compare(request, "rss.xml", data)
+
+
+def test_json_feed_matches_golden_file(golden_project: Project, request: pytest.FixtureRequest) -> None:
+    write_feeds(golden_project.config(), golden_project.open_store())
+
+    data = (golden_project.root / "feeds" / "feed.json").read_bytes()
+    check_json_feed(data)
+    _compare(request, "feed.json", data)
 
 
 def test_digest_email_matches_golden_file(golden_project: Project, request: pytest.FixtureRequest) -> None:

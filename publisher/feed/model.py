@@ -51,12 +51,22 @@ def entry(config: Config, article: Article) -> Entry:
     return Entry(
         id=entry_id(config.site, article),
         url=url,
-        title=strip_illegal(article.title),
-        summary=strip_illegal(article.summary),
+        title=_line(article.title),
+        summary=_line(article.summary),
         content_html=strip_illegal(absolute_html(article.body_html, url)),
-        author=strip_illegal(article.author or config.site.author),
+        author=_line(article.author or "") or config.site.author,  # not one left empty by cleaning
         published=article.published,
         updated=updated,
-        tags=tuple(strip_illegal(tag) for tag in article.tags),
+        tags=_tags(article.tags),
         month=f"{article.published.astimezone(config.site.timezone):%Y-%m}",
     )
+
+
+def _line(text: str) -> str:
+    """One line of XML-legal text: removing characters can leave runs of spaces behind."""
+    return " ".join(strip_illegal(text).split())
+
+
+def _tags(tags: list[str]) -> tuple[str, ...]:
+    """Each tag once, in order; none left empty by cleaning (a category needs a term)."""
+    return tuple(dict.fromkeys(tag for tag in map(_line, tags) if tag))

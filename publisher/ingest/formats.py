@@ -151,6 +151,9 @@ def _read_html(text: str, tz: ZoneInfo) -> Draft:
 
 def _plain(text: str) -> str:
     """One line of plain text: markup-free titles never carry CR/LF into email headers."""
+    # YAML and JSON write astral characters as "\ud83d\ude00" escape pairs: join them back
+    # (a lone half stays one, and strip_illegal drops it).
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
     return " ".join(strip_illegal(text).split())
 
 
@@ -160,7 +163,7 @@ def _meta_str(meta: dict[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise ValueError(f"front matter: {key} must be text, got {type(value).__name__}")
-    return " ".join(str(value).split()) or None
+    return _plain(str(value)) or None
 
 
 def _meta_tags(meta: dict[str, Any]) -> list[str]:
@@ -171,7 +174,8 @@ def _meta_tags(meta: dict[str, Any]) -> list[str]:
         value = value.split(",")
     if not isinstance(value, list) or not all(isinstance(t, str | int | float) for t in value):
         raise ValueError("front matter: tags must be a list of words")
-    return [" ".join(str(t).split()) for t in value if str(t).strip()]
+    tags = (_plain(str(t)) for t in value)
+    return [tag for tag in tags if tag]
 
 
 def _meta_date(meta: dict[str, Any], key: str, tz: ZoneInfo) -> datetime | None:
