@@ -13,9 +13,11 @@ import queue
 import secrets
 import shutil
 import socket
+import subprocess
 import threading
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +130,21 @@ def endpoint() -> Iterator[Any]:
 
     with Server() as running:
         yield running
+
+
+@contextmanager
+def child_process(command: list[str], *, cwd: Path, stderr: Path) -> Iterator[subprocess.Popen[str]]:
+    """A `publisher` process with stdout piped and stderr in a file; killed if still running at the end."""
+    with stderr.open("w") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=cwd)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+        assert process.stdout is not None
+        process.stdout.close()
 
 
 def readline_within(stream: IO[str], timeout: float, what: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE_TITLE, Project, readline_within
+from tests.conftest import SAMPLE_TITLE, Project, child_process, readline_within
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -45,22 +45,13 @@ def _chromium() -> str:
 def served(project: Project, tmp_path: Path) -> Iterator[str]:
     """`publisher serve` on a free port, with the sample article published; yields its base URL."""
     assert project.cli("run").exit_code == 0
+    command = [sys.executable, "-m", "publisher", "--config", str(project.config_path), "serve", "--port", "0"]
     # stdout holds only the "serve:" line; the access log goes to stderr, kept apart in a file.
-    with (tmp_path / "serve-stderr.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "publisher", "--config", str(project.config_path), "serve", "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-    try:
+    with child_process(command, cwd=project.root, stderr=tmp_path / "serve-stderr.log") as process:
         assert process.stdout is not None
         line = readline_within(process.stdout, 60, "`publisher serve`")  # "serve: http://127.0.0.1:PORT/ ..."
         assert line.startswith("serve: http://127.0.0.1:"), line
         yield line.split()[1]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _browse(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:

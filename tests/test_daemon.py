@@ -33,7 +33,7 @@ from publisher.config import Config
 from publisher.errors import ConfigError, PublisherError
 from publisher.scheduler import DIGEST_JOB, REFRESH_JOB, run_daemon
 from publisher.schema import digests
-from tests.conftest import SAMPLE_TITLE, Project, readline_within
+from tests.conftest import SAMPLE_TITLE, Project, child_process, readline_within
 
 TIMEOUT = 30.0
 
@@ -281,18 +281,8 @@ def _daemon_command(project: Project) -> list[str]:
 @pytest.fixture
 def daemon_process(project: Project, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     stderr_path = tmp_path / "daemon-stderr.log"
-    with stderr_path.open("w") as stderr:
-        process = subprocess.Popen(
-            _daemon_command(project), stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=project.root
-        )
-    try:
+    with child_process(_daemon_command(project), cwd=project.root, stderr=stderr_path) as process:
         yield process, stderr_path
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(TIMEOUT)
-        assert process.stdout is not None
-        process.stdout.close()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -30,7 +30,7 @@ import uvicorn
 
 from publisher.config import Config
 from publisher.server import Server, create_app, listen
-from tests.conftest import Project, readline_within
+from tests.conftest import Project, child_process, readline_within
 
 TIMEOUT = 30.0
 ATOM = "application/atom+xml; charset=utf-8"
@@ -401,18 +401,8 @@ def _free_port() -> int:
 def serve_process(project: Project, feeds: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
     port = _free_port()
     stderr_path = tmp_path / "serve-stderr.log"
-    with stderr_path.open("w") as stderr:
-        process = subprocess.Popen(
-            _serve_command(project, port), stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=project.root
-        )
-    try:
+    with child_process(_serve_command(project, port), cwd=project.root, stderr=stderr_path) as process:
         yield process, port, stderr_path
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(TIMEOUT)
-        assert process.stdout is not None
-        process.stdout.close()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
