@@ -98,13 +98,13 @@ def render(config: Config, articles: list[Article], *, digest_id: str, now: date
         "unsubscribe_url": config.digest.unsubscribe_url,
         "preheader": _preheader(articles),
     }
-    html = text = ""
+    # The HTML decides how much fits; the text part follows the level it settled on.
     for level in _levels(len(articles)):
         context = base | _article_context(config, articles, level)
         html = _inline(_render(envs.html, "digest.html.j2", context))
-        text = _render(envs.text, "digest.txt.j2", context)
         if len(html.encode()) <= config.digest.max_html_bytes:
             break
+    text = _render(envs.text, "digest.txt.j2", context)
     message = _message(config, digest_id, subject, html, text, now)
     return Rendered(subject=subject, html=html, text=text, message=message)
 
