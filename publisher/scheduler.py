@@ -53,25 +53,23 @@ def next_digest_time(config: Config, after: datetime) -> datetime | None:
 
 def digest_job(config_path: str) -> str:
     """The scheduled digest: a whole cycle, so it includes what arrived since the refresh."""
-    config = config_module.load(Path(config_path))
-    store = Store.open(config.store_url)
-    try:
-        result = jobs.run_cycle(config, store, build_mailer(config), jobs.now())
-    finally:
-        store.close()
-    for error in result.ingest.errors:
-        log.error("%s", error)
-    assert result.digest is not None
-    (log.info if result.digest.ok else log.error)("%s", result.digest.message)
-    return result.digest.state
+    sent = _cycle(config_path, new_digest=True).digest
+    assert sent is not None
+    return sent.state
 
 
 def refresh_job(config_path: str) -> str:
-    """Ingest new files and rebuild the feed between digests; retry a digest that failed."""
+    """Ingest new files and rebuild the feeds between digests; retry a digest that failed."""
+    _cycle(config_path, new_digest=False)
+    return "refreshed"
+
+
+def _cycle(config_path: str, *, new_digest: bool) -> jobs.CycleResult:
+    """One cycle with the config as it is now on disk, logged line by line."""
     config = config_module.load(Path(config_path))
     store = Store.open(config.store_url)
     try:
-        result = jobs.run_cycle(config, store, build_mailer(config), jobs.now(), new_digest=False)
+        result = jobs.run_cycle(config, store, build_mailer(config), jobs.now(), new_digest=new_digest)
     finally:
         store.close()
     for error in result.ingest.errors:
@@ -81,7 +79,7 @@ def refresh_job(config_path: str) -> str:
         (log.info if ping.ok else log.error)("%s", ping.message)
     if result.digest is not None:
         (log.info if result.digest.ok else log.error)("%s", result.digest.message)
-    return "refreshed"
+    return result
 
 
 class _Scheduler(BackgroundScheduler):  # type: ignore[misc]  # apscheduler has no type hints
