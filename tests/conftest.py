@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import pytest
 import tomli_w
@@ -113,14 +113,26 @@ def project(tmp_path: Path) -> Iterator[Project]:
     yield proj
 
 
+def missing(what: str, *, under_ci: str, elsewhere: str) -> NoReturn:
+    """Something a test needs from outside Python is not there: fail under CI, skip elsewhere.
+
+    CI (`.ci/run`) provides it, so there a missing one is a broken CI, not a test to skip.
+    """
+    if os.environ.get("CI"):
+        pytest.fail(f"{what}: {under_ci}")
+    pytest.skip(f"{what} ({elsewhere})")
+
+
 def postgres_url() -> str:
-    """The PostgreSQL URL that CI provides; a missing one fails under CI and skips elsewhere."""
+    """The PostgreSQL URL that CI provides in PUBLISHER_TEST_POSTGRES_URL."""
     url = os.environ.get("PUBLISHER_TEST_POSTGRES_URL")
     if url:
         return url
-    if os.environ.get("CI"):
-        pytest.fail("PUBLISHER_TEST_POSTGRES_URL is not set: CI must provide PostgreSQL for these tests")
-    pytest.skip("PUBLISHER_TEST_POSTGRES_URL is not set (set it to run the PostgreSQL store tests)")
+    missing(
+        "PUBLISHER_TEST_POSTGRES_URL is not set",
+        under_ci="CI must provide PostgreSQL for these tests",
+        elsewhere="set it to run the PostgreSQL store tests",
+    )
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ installed by .ci/run) applies feed.xsl. The screenshots are kept under the test'
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE_TITLE, Project, child_process, readline_within
+from tests.conftest import SAMPLE_TITLE, Project, child_process, missing, readline_within
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -36,9 +35,11 @@ def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
         return found
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed: .ci/run must install Debian's chromium")
-    pytest.skip("Chromium is not installed (apt-get install chromium) to run the browser tests")
+    missing(
+        "Chromium is not installed",
+        under_ci=".ci/run must install Debian's chromium",
+        elsewhere="apt-get install chromium to run the browser tests",
+    )
 
 
 @pytest.fixture
