@@ -28,7 +28,17 @@ from sqlalchemy.exc import ArgumentError
 from publisher import crontab
 from publisher.errors import ConfigError
 
-PROVIDERS = ("outbox", "webhook", "mailgun")
+PROVIDERS = ("outbox", "webhook", "mailgun", "sendgrid", "postmark", "ses", "resend", "listmonk", "buttondown")
+# Providers that keep the subscriber list themselves: the digest goes to their list, not to
+# [digest] to or the local subscribers.
+LIST_OWNERS = ("listmonk", "buttondown")
+_API_URLS = {
+    "mailgun": "https://api.mailgun.net",
+    "sendgrid": "https://api.sendgrid.com",
+    "postmark": "https://api.postmarkapp.com",
+    "resend": "https://api.resend.com",
+    "buttondown": "https://api.buttondown.com",
+}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -78,6 +88,8 @@ class DigestConfig:
     sender: str
     to: tuple[str, ...]
     unsubscribe_url: str
+    recipients: str  # "to": the [digest] to addresses; "subscribers": the local list
+    secret_env: str  # HMAC secret for personal unsubscribe links (local list only)
     backlog: timedelta
     templates_dir: Path | None
     max_html_bytes: int
@@ -92,6 +104,11 @@ class MailerConfig:
     domain: str
     timeout: float
     retries: int
+    batch_size: int  # recipients per request; 0 = the provider's own limit
+    message_stream: str  # postmark
+    region: str  # ses
+    lists: tuple[int, ...]  # listmonk list ids
+    username: str  # listmonk API user
 
     def api_key(self) -> str | None:
         """The secret, read from the environment at the moment it is needed."""
@@ -238,6 +255,7 @@ def load(path: Path) -> Config:
     dm = table("daemon", {"refresh_minutes"})
     sv = table("server", {"host", "port", "cache_seconds"})
 
+    digest = _digest(table, base)
     return Config(
         path=path.resolve(),
         site=site,
@@ -254,8 +272,8 @@ def load(path: Path) -> Config:
             port=sv.integer("port", 8080, minimum=1),
             cache_seconds=sv.integer("cache_seconds", 300),
         ),
-        digest=_digest(table, base),
-        mailer=_mailer(table, base),
+        digest=digest,
+        mailer=_mailer(table, base, digest),
     )
 
 
@@ -324,6 +342,8 @@ def _digest(table: Any, base: Path) -> DigestConfig:
             "from",
             "to",
             "unsubscribe_url",
+            "recipients",
+            "secret_env",
             "backlog",
             "templates_dir",
             "max_html_bytes",
@@ -339,6 +359,9 @@ def _digest(table: Any, base: Path) -> DigestConfig:
         backlog = parse_duration(d.text("backlog", "7d"))
     except ValueError as exc:
         raise ConfigError(d.where("backlog"), str(exc)) from None
+    recipients = d.text("recipients", "to")
+    if recipients not in ("to", "subscribers"):
+        raise ConfigError(d.where("recipients"), f'expected "to" or "subscribers", got {recipients!r}')
     sender = d.text("from")
     _check_address(d, "from", sender)
     to = d.str_list("to")
@@ -354,6 +377,8 @@ def _digest(table: Any, base: Path) -> DigestConfig:
         sender=sender,
         to=to,
         unsubscribe_url=d.url("unsubscribe_url", https_only=True),
+        recipients=recipients,
+        secret_env=_env_name(d, "secret_env", "PUBLISHER_UNSUBSCRIBE_SECRET"),
         backlog=backlog,
         templates_dir=templates,
         max_html_bytes=d.integer("max_html_bytes", 100_000, minimum=10_000),
@@ -371,27 +396,68 @@ def _check_address(t: _Table, key: str, value: str) -> None:
         raise ConfigError(t.where(key), f"not an email address: {value!r}")
 
 
-def _mailer(table: Any, base: Path) -> MailerConfig:
-    m = table("mailer", {"provider", "outbox_dir", "url", "api_key_env", "domain", "timeout", "retries"})
+def _env_name(t: _Table, key: str, default: str) -> str:
+    name = t.text(key, default)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ConfigError(t.where(key), "expected the NAME of an environment variable, not the secret itself")
+    return name
+
+
+def _mailer(table: Any, base: Path, digest: DigestConfig) -> MailerConfig:
+    m = table(
+        "mailer",
+        {
+            "provider",
+            "outbox_dir",
+            "url",
+            "api_key_env",
+            "domain",
+            "timeout",
+            "retries",
+            "batch_size",
+            "message_stream",
+            "region",
+            "lists",
+            "username",
+        },
+    )
     provider = m.text("provider", "outbox")
     if provider not in PROVIDERS:
         raise ConfigError(m.where("provider"), f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
-    url = m.text("url", "")
-    if provider == "webhook":
+    region = m.text("region", "us-east-1").strip()
+    if provider == "ses" and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+        raise ConfigError(m.where("region"), f"not an AWS region: {region!r}")
+    # An empty url means the provider's public API; webhook and listmonk are the operator's own.
+    defaults = _API_URLS | {"ses": f"https://email.{region}.amazonaws.com"}
+    url = ""
+    if provider in ("webhook", "listmonk"):
         url = m.url("url")
-    elif provider == "mailgun":
-        url = m.url("url", "https://api.mailgun.net") if url else "https://api.mailgun.net"
-        if not m.text("domain", "").strip():
-            raise ConfigError(m.where("domain"), "missing (the Mailgun sending domain is required)")
-    api_key_env = m.text("api_key_env", "PUBLISHER_MAILER_KEY")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
-        raise ConfigError(m.where("api_key_env"), "expected the NAME of an environment variable, not the key itself")
+    elif provider in defaults:
+        url = m.url("url") if m.text("url", "").strip() else defaults[provider]
+    if provider == "mailgun" and not m.text("domain", "").strip():
+        raise ConfigError(m.where("domain"), "missing (the Mailgun sending domain is required)")
+    lists: tuple[int, ...] = ()
+    if provider == "listmonk":
+        raw = m._get("lists", list, _REQUIRED)
+        if not raw or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in raw):
+            raise ConfigError(m.where("lists"), "expected a non-empty list of listmonk list ids (integers)")
+        lists = tuple(raw)
+    if provider in LIST_OWNERS and digest.recipients == "subscribers":
+        raise ConfigError(
+            f"{m.file}: [digest] recipients",
+            f'{provider} keeps its own subscriber list; set recipients = "to" (it is ignored) or use another provider',
+        )
     return MailerConfig(
         provider=provider,
         outbox_dir=m.path("outbox_dir", "outbox", base),
         url=url.rstrip("/"),
-        api_key_env=api_key_env,
+        api_key_env=_env_name(m, "api_key_env", "PUBLISHER_MAILER_KEY"),
         domain=m.text("domain", "").strip(),
         timeout=m.number("timeout", 30.0),
         retries=m.integer("retries", 2),
+        batch_size=m.integer("batch_size", 0),
+        message_stream=m.text("message_stream", "broadcast").strip() or "broadcast",
+        region=region,
+        lists=lists,
+        username=m.text("username", "").strip(),
     )

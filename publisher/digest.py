@@ -22,11 +22,15 @@ import css_inline
 import jinja2
 from markupsafe import Markup
 
-from publisher.config import Config
+from publisher.config import LIST_OWNERS, Config
 from publisher.errors import RenderError
 from publisher.links import absolute_html, article_url
 from publisher.store import Article, Digest, Store
 
+# Stands for each reader's own unsubscribe link in a digest for a local list or a list the
+# provider keeps: delivery puts the personal link (or the provider's merge tag) in its place.
+# A URL, so that it survives escaping, CSS inlining and header folding unchanged.
+UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/personal-link"
 LONG_ARTICLE_BYTES = 8_000  # longer bodies go out as a summary and a link
 PREHEADER_CHARS = 140
 _inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
@@ -53,6 +57,10 @@ class Outgoing:
     headers: dict[str, str]
     message: bytes
     articles: list[dict[str, str]]
+
+    def personal(self, text: str, unsubscribe_url: str) -> str:
+        """``text`` (a part or a header of this digest) with the reader's own unsubscribe link."""
+        return text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url)
 
 
 def since(config: Config, store: Store, now: datetime) -> datetime:
@@ -82,12 +90,15 @@ def new_digest_id(now: datetime) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
 
 
-def render(config: Config, articles: list[Article], *, digest_id: str, now: datetime) -> Rendered:
+def render(
+    config: Config, articles: list[Article], *, digest_id: str, now: datetime, subject_prefix: str = ""
+) -> Rendered:
     """Render subject, HTML and text, and build the complete message."""
     envs = _environments(config)
     site = {"title": config.site.title, "url": config.site.url}
     try:
-        subject = " ".join(envs.text.from_string(config.digest.subject).render(site=site, articles=articles).split())
+        rendered = envs.text.from_string(config.digest.subject).render(site=site, articles=articles)
+        subject = subject_prefix + " ".join(rendered.split())
     except jinja2.TemplateError as exc:
         raise RenderError(f"{config.path}: [digest] subject: {exc}") from exc
     local_now = now.astimezone(config.digest.timezone)
@@ -95,7 +106,7 @@ def render(config: Config, articles: list[Article], *, digest_id: str, now: date
         "site": site,
         "subject": subject,
         "digest": {"id": digest_id, "date": local_now},
-        "unsubscribe_url": config.digest.unsubscribe_url,
+        "unsubscribe_url": unsubscribe_link(config),
         "preheader": _preheader(articles),
     }
     # The HTML decides how much fits; the text part follows the level it settled on.
@@ -109,9 +120,37 @@ def render(config: Config, articles: list[Article], *, digest_id: str, now: date
     return Rendered(subject=subject, html=html, text=text, message=message)
 
 
+def unsubscribe_link(config: Config) -> str:
+    """The link a digest is rendered with: the one configured, or the placeholder for a personal one."""
+    if config.digest.recipients == "subscribers" or config.mailer.provider in LIST_OWNERS:
+        return UNSUBSCRIBE_PLACEHOLDER
+    return config.digest.unsubscribe_url
+
+
 def outgoing(config: Config, store: Store, digest: Digest) -> Outgoing:
     """Read a stored digest back as the parts a mailing API wants."""
-    message = email.message_from_bytes(digest.message, policy=email.policy.default)
+    return _outgoing(config, digest.id, digest.message, store.digest_articles(digest.id))
+
+
+def preview(config: Config, store: Store, now: datetime, *, test: bool = False) -> Outgoing | None:
+    """The next digest as it would go out, storing and marking nothing; None when nothing is new.
+
+    That is the unsent digest if there is one, else one rendered from the articles not yet
+    mailed. ``test`` renders it afresh with "[TEST]" before the subject.
+    """
+    pending = store.unsent_digest()
+    if pending is not None and not test:
+        return outgoing(config, store, pending)
+    articles = store.digest_articles(pending.id) if pending is not None else next_articles(config, store, now)
+    if not articles:
+        return None
+    digest_id = ("test-" if test else "") + new_digest_id(now)
+    rendered = render(config, articles, digest_id=digest_id, now=now, subject_prefix="[TEST] " if test else "")
+    return _outgoing(config, digest_id, rendered.message, articles)
+
+
+def _outgoing(config: Config, digest_id: str, raw: bytes, articles: list[Article]) -> Outgoing:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
     assert html_part is not None and text_part is not None
@@ -119,18 +158,15 @@ def outgoing(config: Config, store: Store, digest: Digest) -> Outgoing:
         name: str(message[name]) for name in ("Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id")
     }
     return Outgoing(
-        id=digest.id,
+        id=digest_id,
         subject=str(message["Subject"]),
         sender=str(message["From"]),
         to=config.digest.to,
         html=html_part.get_content(),
         text=text_part.get_content(),
         headers=headers,
-        message=digest.message,
-        articles=[
-            {"id": a.key, "title": a.title, "url": article_url(config.site, a)}
-            for a in store.digest_articles(digest.id)
-        ],
+        message=raw,
+        articles=[{"id": a.key, "title": a.title, "url": article_url(config.site, a)} for a in articles],
     )
 
 
@@ -241,7 +277,7 @@ def _message(config: Config, digest_id: str, subject: str, html: str, text: str,
     message["Date"] = format_datetime(now)
     message["Message-ID"] = f"<{digest_id}@{sender_domain}>"
     message["List-Id"] = f"{config.site.title} <digest.{host}>"
-    message["List-Unsubscribe"] = f"<{config.digest.unsubscribe_url}>"
+    message["List-Unsubscribe"] = f"<{unsubscribe_link(config)}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")

@@ -51,11 +51,16 @@ class RenderError(PublisherError):
 class DeliveryError(PublisherError):
     """The mailing endpoint refused a digest or could not be reached.
 
-    ``retryable`` tells whether the same request may succeed later (timeouts, 5xx, 429), and
-    ``retry_after`` how many seconds the endpoint asked us to wait first, if it said.
+    ``retryable`` tells whether the same request may succeed later (timeouts, 5xx, 429),
+    ``retry_after`` how many seconds the endpoint asked us to wait first, if it said, and
+    ``maybe_delivered`` whether the endpoint may have accepted it anyway (a timeout or a lost
+    connection after the request went out): such a request is in doubt.
     """
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool, retry_after: float | None = None, maybe_delivered: bool = False
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered

@@ -40,15 +40,22 @@ def retryable_status(status: int) -> bool:
     return status in _RETRYABLE_STATUS or status >= 500
 
 
-def retrying(retries: int, sleep: Callable[[float], None] = time.sleep) -> Retrying:
+def retrying(retries: int, sleep: Callable[[float], None] = time.sleep, *, idempotent: bool = True) -> Retrying:
     """Up to ``retries`` more attempts for an exception whose ``retryable`` is true.
 
     The wait is the exception's ``retry_after`` (seconds) when it has one, else the backoff.
+    Without ``idempotent``, a failure that may have been delivered is not repeated.
     """
+
+    def worth_another_try(exc: BaseException) -> bool:
+        if idempotent is False and getattr(exc, "maybe_delivered", False):
+            return False
+        return bool(getattr(exc, "retryable", False))
+
     return Retrying(
         stop=stop_after_attempt(max(retries, 0) + 1),
         wait=_wait,
-        retry=retry_if_exception(lambda exc: bool(getattr(exc, "retryable", False))),
+        retry=retry_if_exception(worth_another_try),
         sleep=sleep,
         reraise=True,
     )

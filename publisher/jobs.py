@@ -8,35 +8,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from publisher.config import Config
 from publisher.delivery import Mailer
-from publisher.digest import create_next, outgoing
-from publisher.errors import DeliveryError, IngestError
+from publisher.dispatch import SendResult, now, send_digest
+from publisher.errors import IngestError
 from publisher.feed import FeedResult, write_feeds
 from publisher.ingest import IngestResult, ingest
 from publisher.store import Store
 from publisher.websub import PingResult, notify
 
+__all__ = ["CycleResult", "PublishResult", "SendResult", "now", "publish_feeds", "run_cycle", "send_digest"]
+
 _PENDING_PINGS = "websub_pending"
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """What became of the digest: nothing, sent, failed, held (in doubt) or busy."""
-
-    state: str
-    message: str
-    digest_id: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.state in ("nothing", "sent", "busy")
 
 
 @dataclass(frozen=True)
@@ -104,46 +89,3 @@ def publish_feeds(config: Config, store: Store) -> PublishResult:
     pings = notify(config.feed.hubs, topics) if topics else []
     store.put_setting(_PENDING_PINGS, json.dumps(sorted({ping.topic for ping in pings if ping.retry})))
     return PublishResult(feed=feed, pings=pings)
-
-
-def send_digest(
-    config: Config, store: Store, mailer: Mailer, when: datetime, *, resend_in_doubt: bool = False
-) -> SendResult:
-    """Send the unsent digest, or create and send the next one; mark it sent only on success.
-
-    A digest found in ``sending`` was being sent when a process stopped, or still is. Once its
-    lease has run out it is in doubt: resent at once when the mailer is idempotent, else held
-    for the operator (``--resend-in-doubt``), since the endpoint may have accepted it.
-    """
-    digest = store.unsent_digest()
-    if digest is None:
-        digest = create_next(config, store, when)
-        if digest is None:
-            return SendResult("nothing", "digest: nothing new since the last digest, no email sent")
-    if digest.state == "sending":
-        if digest.claimed_at is not None and when < digest.claimed_at + _lease(config):
-            return SendResult("busy", f"digest {digest.id}: being sent by another process", digest.id)
-        if not (mailer.idempotent or resend_in_doubt):
-            return SendResult(
-                "held",
-                f"digest {digest.id}: a send was interrupted and {mailer.name} may have accepted it; "
-                "check the provider's log, then run `publisher digest send --resend-in-doubt`",
-                digest.id,
-            )
-    if not store.claim_digest(digest, when):
-        return SendResult("busy", f"digest {digest.id}: being sent by another process", digest.id)
-    try:
-        receipt = mailer.send(outgoing(config, store, digest))
-    except DeliveryError as exc:
-        store.mark_failed(digest.id, str(exc))
-        return SendResult("failed", f"digest {digest.id}: not sent, will retry on the next run: {exc}", digest.id)
-    store.mark_sent(digest.id, receipt.provider_id, now())
-    count = digest.article_count
-    noun = "article" if count == 1 else "articles"
-    return SendResult("sent", f"digest {digest.id}: {count} {noun}, {receipt.detail}", digest.id)
-
-
-def _lease(config: Config) -> timedelta:
-    """Longest a live send can take: every attempt timing out, plus backoff."""
-    attempts = config.mailer.retries + 1
-    return timedelta(seconds=attempts * (config.mailer.timeout + 20) + 60)

@@ -121,3 +121,56 @@ digest_articles = Table(
     Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), nullable=False, unique=True),
     Column("position", Integer, nullable=False),
 )
+
+# -- schema version 3: local subscribers and the delivery journal ---------------------------
+
+# The publisher's own list, used when [digest] recipients = "subscribers". ``email_key`` (the
+# address lower-cased) merges duplicates; ``token`` is the random id in unsubscribe links,
+# which carry an HMAC of it (see publisher.subscribers).
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False, unique=True),
+    Column("name", Text),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),  # active | unsubscribed
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("unsubscribed_at", UtcDateTime),
+)
+
+# A digest's delivery: the requests it takes (batches), each with the recipients it carries.
+# All of them are written before the first request; each state change is committed before the
+# next step. state: pending -> sending -> accepted | failed | in_doubt. ``key`` is the
+# idempotency key sent with the batch; it never changes.
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest_id", ForeignKey("digests.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("key", String(100), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),
+    Column("recipient_count", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("provider_id", Text),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("digest_id", "number"),
+)
+
+# (digest_id, email_key) is unique: nobody is planned into one digest twice. ``error`` holds a
+# provider's refusal of this one address inside an accepted batch (Postmark does that).
+batch_recipients = Table(
+    "batch_recipients",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("batch_id", ForeignKey("batches.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("digest_id", String(64), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("subscriber_id", ForeignKey("subscribers.id", ondelete="SET NULL")),
+    Column("error", Text),
+    UniqueConstraint("digest_id", "email_key"),
+)

@@ -30,7 +30,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from publisher.errors import StoreError
-from publisher.schema import articles, digest_articles, digests, metadata, schema_version, settings, sources
+from publisher.schema import (
+    articles,
+    batch_recipients,
+    batches,
+    digest_articles,
+    digests,
+    metadata,
+    schema_version,
+    settings,
+    sources,
+    subscribers,
+)
 
 
 def _v2_removed_at(conn: Connection) -> None:
@@ -38,10 +49,14 @@ def _v2_removed_at(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE articles ADD COLUMN removed_at {column_type}"))
 
 
+def _v3_subscribers_and_journal(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[subscribers, batches, batch_recipients])
+
+
 # Schema changes after the first release, as steps (version 2, 3, ...): each a function of a
 # Connection that ALTERs an existing store. A new store is created from schema.py at once and
 # stamped with the newest version, so these only ever run on older stores.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v2_removed_at]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v2_removed_at, _v3_subscribers_and_journal]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -116,6 +131,12 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction, committed on leaving; publisher.subscribers and publisher.journal use it."""
+        with self._tx() as conn:
+            yield conn
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -306,12 +327,12 @@ class Store:
         return True
 
     def unsent_digest(self) -> Digest | None:
-        """The oldest digest that is not sent yet (pending, or in doubt after a crash)."""
+        """The oldest digest still to send: pending, or sending (perhaps by a process that died)."""
         with self._tx() as conn:
             row = (
                 conn.execute(
                     _digest_query()
-                    .where(digests.c.state != "sent")
+                    .where(digests.c.state.in_(("pending", "sending")))
                     .order_by(digests.c.created_at, digests.c.id)
                     .limit(1)
                 )
@@ -361,20 +382,19 @@ class Store:
             )
             return result.rowcount == 1
 
-    def mark_sent(self, digest_id: str, provider_id: str | None, now: datetime) -> None:
+    def finish_digest(self, digest_id: str, state: str, now: datetime, error: str | None = None) -> None:
+        """Record where a send left the digest: sent, incomplete (some batches failed or in
+        doubt), or pending (to be continued on the next run)."""
+        values: dict[str, Any] = {"state": state, "last_error": error[:2000] if error else None}
+        if state in ("sent", "incomplete"):
+            values["sent_at"] = now
         with self._tx() as conn:
-            conn.execute(
-                update(digests)
-                .where(digests.c.id == digest_id)
-                .values(state="sent", provider_id=provider_id, sent_at=now, last_error=None)
-            )
+            conn.execute(update(digests).where(digests.c.id == digest_id).values(**values))
 
-    def mark_failed(self, digest_id: str, error: str) -> None:
-        """The endpoint did not accept it: back to pending, so the next run tries again."""
+    def recent_digests(self, limit: int) -> list[Digest]:
         with self._tx() as conn:
-            conn.execute(
-                update(digests).where(digests.c.id == digest_id).values(state="pending", last_error=error[:2000])
-            )
+            query = _digest_query().order_by(digests.c.created_at.desc(), digests.c.id.desc()).limit(limit)
+            return [Digest(**row) for row in conn.execute(query).mappings()]
 
 
 _LIVE = articles.c.removed_at.is_(None)

@@ -110,7 +110,7 @@ def test_first_digest_takes_only_articles_newer_than_the_backlog(project: Projec
 
     assert first is not None
     assert [a.title for a in store.digest_articles(first.id)] == [SAMPLE_TITLE, "Fresh news"]  # newest first
-    store.mark_sent(first.id, None, NOW)
+    store.finish_digest(first.id, "sent", NOW)
     # The old article stays out of later digests too: the cutoff is kept in the store.
     assert digest.create_next(project.config(), store, NOW + timedelta(days=30)) is None
 

@@ -1,0 +1,67 @@
+"""Hand a digest to a mailing service: one request per batch of recipients.
+
+The provider modules each speak one service's API (outbox, webhook, mailgun, sendgrid,
+postmark, ses, resend, listmonk, buttondown). Each ``send`` takes an :class:`Envelope` (the
+digest, who it goes to, and the batch's idempotency key) and returns a :class:`Receipt` once
+the service accepted it, or raises :class:`~publisher.errors.DeliveryError`: retryable or not,
+and ``maybe_delivered`` when the request may have arrived (a timeout after sending). Nothing
+here touches the store; :mod:`publisher.jobs` keeps the journal.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from publisher.config import Config
+from publisher.digest import Outgoing
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    unsubscribe_url: str  # personal (local list) or the [digest] unsubscribe_url
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One request's worth: the digest, its recipients, and the key that identifies the request.
+
+    ``recipients`` is empty when the provider owns the list (listmonk, Buttondown).
+    """
+
+    digest: Outgoing
+    key: str
+    recipients: tuple[Recipient, ...]
+    test: bool = False  # `publisher digest test`: only these addresses, marked as a test
+
+
+@dataclass(frozen=True)
+class Receipt:
+    provider_id: str | None
+    detail: str
+    # Addresses the service refused inside an accepted request (Postmark answers per message).
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+class Mailer(Protocol):
+    name: str
+    # True when the same envelope sent twice cannot be delivered twice (the service dedupes on
+    # the key), so a request interrupted by a crash or a timeout may simply be repeated.
+    idempotent: bool
+    # Most recipients in one request; 0 when the service sends to its own list.
+    batch_size: int
+
+    def send(self, envelope: Envelope) -> Receipt: ...
+
+
+def build_mailer(config: Config) -> Mailer:
+    """The configured mailer; raises ConfigError when a secret it needs is missing."""
+    # One module per provider, named as in [mailer] provider; imported here because each
+    # imports the types above.
+    module = importlib.import_module(f"publisher.delivery.{config.mailer.provider}")
+    mailer: Mailer = module.build(config)
+    if config.mailer.batch_size and mailer.batch_size:  # the operator may ask for smaller requests
+        mailer.batch_size = min(mailer.batch_size, config.mailer.batch_size)
+    return mailer

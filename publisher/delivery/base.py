@@ -1,0 +1,100 @@
+"""What every HTTP provider shares: one POST with errors translated, retries, secrets kept out.
+
+httpx errors become :class:`DeliveryError` here and nowhere else. A timeout or a dropped
+connection after the request went out is ``maybe_delivered``: the service may have taken it,
+so it is retried within the run only by a mailer whose service dedupes on the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from publisher import http
+from publisher.config import Config, MailerConfig
+from publisher.errors import ConfigError, DeliveryError
+
+# Raised after the request may have reached the service (as opposed to ConnectError and
+# ConnectTimeout, raised before anything was sent).
+_AFTER_SENDING = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
+
+def require_key(config: Config, what: str) -> str:
+    """The API key from the environment, or a ConfigError naming the variable."""
+    key = config.mailer.api_key()
+    if not key:
+        raise ConfigError(
+            f"{config.path.name}: [mailer] api_key_env",
+            f"environment variable {config.mailer.api_key_env} is not set ({what})",
+        )
+    return key
+
+
+class HttpMailer:
+    name = "http"
+    idempotent = False
+    batch_size = 1
+
+    def __init__(self, config: MailerConfig, key: str | None) -> None:
+        self.config = config
+        self.key = key
+
+    def secrets(self) -> list[str]:
+        """Every form of the key or a URL token that a service's error or httpx could echo."""
+        return ([self.key] if self.key else []) + http.url_secrets(self.config.url)
+
+    def with_retries(self, call: Callable[[], httpx.Response]) -> httpx.Response:
+        response: httpx.Response = http.retrying(self.config.retries, idempotent=self.idempotent)(call)
+        return response
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request; any failure becomes a DeliveryError carrying the service's own words."""
+        where = f"{self.name}: {http.printable_url(url)}"
+        headers = {"User-Agent": http.USER_AGENT, **kwargs.pop("headers", {})}
+        try:
+            with httpx.Client(timeout=self.config.timeout, follow_redirects=False) as client:
+                response = client.request(method, url, headers=headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise DeliveryError(
+                f"{where}: no answer within {self.config.timeout:g}s",
+                retryable=True,
+                maybe_delivered=isinstance(exc, _AFTER_SENDING),
+            ) from exc
+        except httpx.HTTPError as exc:
+            reason = http.shorten(http.redact(http.describe(exc), self.secrets()))
+            if isinstance(exc, _AFTER_SENDING):
+                raise DeliveryError(
+                    f"{where}: connection lost before an answer ({reason})", retryable=True, maybe_delivered=True
+                ) from exc
+            raise DeliveryError(f"{where}: cannot connect ({reason})", retryable=True) from exc
+        if response.is_success:
+            return response
+        raise self.refused(where, response)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def refused(self, where: str, response: httpx.Response, reason: str | None = None) -> DeliveryError:
+        """The DeliveryError for a non-2xx answer: retryable or not, with the service's text."""
+        retryable = http.retryable_status(response.status_code)
+        text = reason if reason is not None else http.error_text(response)
+        text = http.shorten(http.redact(text, self.secrets())) or response.reason_phrase
+        return DeliveryError(
+            f"{where}: HTTP {response.status_code}: {text}",
+            retryable=retryable,
+            retry_after=http.retry_after(response) if retryable else None,
+        )
+
+    def clean(self, text: str) -> str:
+        """A service's text made fit for a message: secrets out, one short line."""
+        return http.shorten(http.redact(text, self.secrets()))
+
+
+def json_field(response: httpx.Response, name: str) -> str | None:
+    try:
+        value = response.json().get(name)
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value is not None else None

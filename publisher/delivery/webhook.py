@@ -1,0 +1,48 @@
+"""A JSON webhook: the operator's own endpoint, or any relay that takes JSON.
+
+``POST [mailer] url`` with ``Idempotency-Key: <batch key>`` and, when a key is set,
+``Authorization: Bearer <key>``. The body holds the digest once (HTML and text with the
+placeholder for the unsubscribe link) and each recipient with their own link, so the endpoint
+can personalize; ``personal`` says which string to replace.
+"""
+
+from __future__ import annotations
+
+from publisher import http
+from publisher.config import Config
+from publisher.delivery import Envelope, Receipt
+from publisher.delivery.base import HttpMailer, json_field
+from publisher.digest import UNSUBSCRIBE_PLACEHOLDER
+
+
+def build(config: Config) -> WebhookMailer:
+    return WebhookMailer(config.mailer, config.mailer.api_key())
+
+
+class WebhookMailer(HttpMailer):
+    name = "webhook"
+    idempotent = True  # the endpoint gets the batch key as Idempotency-Key
+    batch_size = 1000
+
+    def send(self, envelope: Envelope) -> Receipt:
+        digest = envelope.digest
+        headers = {"Idempotency-Key": envelope.key}
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        payload = {
+            "id": digest.id,
+            "key": envelope.key,
+            "test": envelope.test,
+            "subject": digest.subject,
+            "from": digest.sender,
+            "to": [r.email for r in envelope.recipients],
+            "recipients": [{"email": r.email, "unsubscribe_url": r.unsubscribe_url} for r in envelope.recipients],
+            "personal": UNSUBSCRIBE_PLACEHOLDER,
+            "html": digest.html,
+            "text": digest.text,
+            "headers": digest.headers,
+            "articles": digest.articles,
+        }
+        response = self.with_retries(lambda: self.post(self.config.url, json=payload, headers=headers))
+        where = http.printable_url(self.config.url)
+        return Receipt(provider_id=json_field(response, "id"), detail=f"accepted by {where}")

@@ -1,0 +1,237 @@
+"""Send a digest through the delivery journal, batch by batch; mark each step only after it happened.
+
+    claim the digest (a lease, renewed with every batch)
+    plan its batches once: every recipient written before the first request
+    for each batch not finished: claim -> send -> accepted | failed | pending | in_doubt
+    the digest is sent when every batch was accepted, incomplete when the rest failed or are
+    in doubt, and pending while a batch waits for the next run
+
+A batch found ``sending`` was in flight when its process died: resent at once when the
+provider dedupes on the batch key, otherwise held as in doubt until the operator says
+``--resend-in-doubt``. A passing failure (timeout, 5xx, 429) stops the run: the endpoint is
+struggling, and the next run continues where this one stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from publisher import journal, subscribers
+from publisher.config import Config
+from publisher.delivery import Envelope, Mailer, Recipient
+from publisher.digest import create_next, outgoing, preview
+from publisher.errors import DeliveryError
+from publisher.journal import ACCEPTED, FAILED, IN_DOUBT, PENDING, SENDING
+from publisher.store import Digest, Store
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What became of the digest: nothing, sent, incomplete, pending (retry later) or busy."""
+
+    state: str
+    message: str
+    digest_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("nothing", "sent", "busy")
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """One batch done, for progress display: its number of ``total``, recipients, outcome."""
+
+    digest_id: str
+    number: int
+    total: int
+    recipients: int
+    state: str
+    detail: str
+
+
+OnBatch = Callable[[BatchReport], None]
+
+
+def send_digest(
+    config: Config,
+    store: Store,
+    mailer: Mailer,
+    when: datetime,
+    *,
+    resend_in_doubt: bool = False,
+    retry_failed: bool = False,
+    on_batch: OnBatch | None = None,
+) -> SendResult:
+    """Continue the unsent digest, or create and send the next one."""
+    reopened = _reopen(store, resend_in_doubt, retry_failed, when)
+    digest = store.unsent_digest()
+    if digest is None:
+        digest = create_next(config, store, when)
+        if digest is None:
+            if reopened:
+                return SendResult("nothing", "digest: nothing was left to resend")
+            return SendResult("nothing", "digest: nothing new since the last digest, no email sent")
+    if digest.state == SENDING and digest.claimed_at is not None and when < digest.claimed_at + _lease(config):
+        return SendResult("busy", f"digest {digest.id}: being sent by another process", digest.id)
+    if not store.claim_digest(digest, when):
+        return SendResult("busy", f"digest {digest.id}: being sent by another process", digest.id)
+    try:
+        return _send_batches(config, store, mailer, digest, resend_in_doubt, on_batch)
+    finally:
+        # Whatever happened (even an error that is not a DeliveryError), the digest leaves
+        # `sending`: its batches say what was done.
+        current = store.digest(digest.id)
+        if current is not None and current.state == SENDING:
+            store.finish_digest(digest.id, PENDING, now(), current.last_error)
+
+
+def send_test(config: Config, store: Store, mailer: Mailer, addresses: list[str], when: datetime) -> SendResult:
+    """Send the next digest to ``addresses`` only, with [TEST] in the subject; mark nothing."""
+    shown = preview(config, store, when, test=True)
+    if shown is None:
+        return SendResult("nothing", "digest: nothing new since the last digest, no test sent")
+    link = config.digest.unsubscribe_url
+    sent = 0
+    size = mailer.batch_size or len(addresses)
+    for start in range(0, len(addresses), size):
+        chunk = tuple(Recipient(email=a, unsubscribe_url=link) for a in addresses[start : start + size])
+        try:
+            mailer.send(Envelope(digest=shown, key=f"{shown.id}-{start // size + 1:04d}", recipients=chunk, test=True))
+        except DeliveryError as exc:
+            return SendResult("failed", f"test digest: not sent: {exc}")
+        sent += len(chunk)
+    return SendResult("sent", f"test digest sent to {', '.join(addresses)} ({mailer.name}); nothing marked as sent")
+
+
+def _send_batches(
+    config: Config, store: Store, mailer: Mailer, digest: Digest, resend_in_doubt: bool, on_batch: OnBatch | None
+) -> SendResult:
+    secret = subscribers.secret(config) if config.digest.recipients == "subscribers" else None
+    journal.plan(store, digest.id, _audience(config, store, mailer), mailer.batch_size or 1, now())
+    message = outgoing(config, store, digest)
+    planned = journal.batches_of(store, digest.id)
+    stop: DeliveryError | None = None
+    last_detail = ""
+    for batch in planned:
+        if batch.state in journal.FINISHED or stop is not None:
+            continue
+        if batch.state == SENDING and not (mailer.idempotent or resend_in_doubt):
+            reason = f"interrupted while sending; {mailer.name} may have accepted it"
+            journal.mark(store, batch.id, IN_DOUBT, now(), error=reason)
+            _report(on_batch, batch, len(planned), IN_DOUBT, reason)
+            continue
+        if not journal.claim(store, batch, now()):
+            return SendResult("busy", f"digest {digest.id}: being sent by another process", digest.id)
+        people = journal.recipients(store, batch.id)
+        envelope = Envelope(
+            digest=message,
+            key=batch.key,
+            recipients=tuple(Recipient(p.email, _unsubscribe_url(config, secret, p.token)) for p in people),
+        )
+        if batch.recipient_count and not people:  # everyone in it unsubscribed since
+            journal.mark(store, batch.id, ACCEPTED, now(), error="no recipients left: all unsubscribed")
+            _report(on_batch, batch, len(planned), ACCEPTED, "no recipients left")
+            continue
+        try:
+            receipt = mailer.send(envelope)
+        except DeliveryError as exc:
+            state = _after_failure(exc, mailer)
+            journal.mark(store, batch.id, state, now(), error=str(exc))
+            _report(on_batch, batch, len(planned), state, str(exc))
+            if state == PENDING:
+                stop = exc
+            continue
+        journal.mark(store, batch.id, ACCEPTED, now(), provider_id=receipt.provider_id, rejected=receipt.rejected)
+        _report(on_batch, batch, len(planned), ACCEPTED, receipt.detail)
+        last_detail = receipt.detail
+    return _finish(store, digest, stop, last_detail)
+
+
+def _after_failure(exc: DeliveryError, mailer: Mailer) -> str:
+    if exc.maybe_delivered and not mailer.idempotent:
+        return IN_DOUBT  # the provider may have it; sending again could mail it twice
+    return PENDING if exc.retryable else FAILED
+
+
+def _finish(store: Store, digest: Digest, stop: DeliveryError | None, last_detail: str) -> SendResult:
+    done = journal.summary(store, digest.id)
+    count = digest.article_count
+    what = f"digest {digest.id}: {count} {'article' if count == 1 else 'articles'}"
+    reached = f"{done.reached} {'recipient' if done.reached == 1 else 'recipients'}"
+    accepted = done.batches[ACCEPTED]
+    total = sum(done.batches.values())
+    if not done.finished:
+        store.finish_digest(digest.id, PENDING, now(), str(stop) if stop else None)
+        so_far = f" ({accepted} of {total} batches accepted so far)" if accepted else ""
+        return SendResult("pending", f"{what}{so_far}: not sent, will retry on the next run: {stop}", digest.id)
+    if accepted == total:
+        store.finish_digest(digest.id, "sent", now())
+        if total == 1 and last_detail:
+            return SendResult("sent", f"{what}, {last_detail}", digest.id)
+        return SendResult("sent", f"{what}, {_batches(total)} accepted, {reached}", digest.id)
+    problems = []
+    if done.batches[FAILED]:
+        problems.append(f"{_batches(done.batches[FAILED])} failed")
+    if done.batches[IN_DOUBT]:
+        problems.append(
+            f"{_batches(done.batches[IN_DOUBT])} in doubt (check the provider's log, then "
+            "`publisher digest resume --resend-in-doubt`)"
+        )
+    store.finish_digest(digest.id, "incomplete", now(), "; ".join(done.errors) or None)
+    return SendResult(
+        "incomplete",
+        f"{what}, {accepted} of {total} batches accepted ({reached}); {', '.join(problems)}: {'; '.join(done.errors)}",
+        digest.id,
+    )
+
+
+def _batches(n: int) -> str:
+    return f"{n} {'batch' if n == 1 else 'batches'}"
+
+
+def _reopen(store: Store, resend_in_doubt: bool, retry_failed: bool, when: datetime) -> int:
+    """Put in-doubt (or failed) batches of incomplete digests back to pending, as the operator asked."""
+    states = ((IN_DOUBT,) if resend_in_doubt else ()) + ((FAILED,) if retry_failed else ())
+    if not states:
+        return 0
+    count = 0
+    for digest in store.recent_digests(50):
+        if digest.state == "incomplete":
+            reopened = journal.reopen(store, digest.id, states, when)
+            if reopened:
+                store.finish_digest(digest.id, PENDING, when, digest.last_error)
+                count += reopened
+    return count
+
+
+def _audience(config: Config, store: Store, mailer: Mailer) -> list[tuple[str, int | None]]:
+    """Who the digest goes to: nobody by name when the provider keeps the list."""
+    if not mailer.batch_size:
+        return []
+    if config.digest.recipients == "subscribers":
+        return [(s.email, s.id) for s in subscribers.listing(store)]
+    return [(address, None) for address in config.digest.to]
+
+
+def _unsubscribe_url(config: Config, secret: bytes | None, token: str | None) -> str:
+    if secret is None or token is None:
+        return config.digest.unsubscribe_url
+    return subscribers.unsubscribe_url(config.digest.unsubscribe_url, secret, token)
+
+
+def _report(on_batch: OnBatch | None, batch: journal.Batch, total: int, state: str, detail: str) -> None:
+    if on_batch is not None:
+        on_batch(BatchReport(batch.digest_id, batch.number, total, batch.recipient_count, state, detail))
+
+
+def _lease(config: Config) -> timedelta:
+    """Longest one batch can take: every attempt timing out, plus backoff. Renewed per batch."""
+    attempts = config.mailer.retries + 1
+    return timedelta(seconds=attempts * (config.mailer.timeout + 20) + 60)

@@ -1,0 +1,197 @@
+"""The delivery journal: a digest's batches (one request each) and the recipients of each.
+
+    pending --claim--> sending --> accepted           the endpoint took it
+                                   failed             refused for good; not retried silently
+                                   pending            a passing failure: the next run retries
+                                   in_doubt           it may have been delivered (crash, timeout)
+
+Every recipient of a digest is written, split into batches, before the first request
+(:func:`plan`), and each state change is committed before the next step, so after a crash the
+journal tells exactly which requests were made. A batch's ``key`` (its idempotency key) never
+changes, so a resend of an in-doubt batch can be recognised by providers that honour keys.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, insert, or_, select, update
+
+from publisher.schema import batch_recipients, batches, digests, subscribers
+from publisher.store import Store
+
+PENDING, SENDING, ACCEPTED, FAILED, IN_DOUBT = "pending", "sending", "accepted", "failed", "in_doubt"
+FINISHED = (ACCEPTED, FAILED, IN_DOUBT)
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    digest_id: str
+    number: int
+    key: str
+    state: str
+    recipient_count: int
+    attempts: int
+    last_error: str | None
+    provider_id: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One recipient in a batch; ``token`` is the subscriber's unsubscribe token (local list)."""
+
+    email: str
+    token: str | None
+
+
+def plan(store: Store, digest_id: str, recipients: list[tuple[str, int | None]], size: int, now: datetime) -> bool:
+    """Write the batches of ``digest_id``: ``recipients`` (email, subscriber id) in chunks of ``size``.
+
+    No recipients at all (the provider owns the list) makes one empty batch. Returns False,
+    changing nothing, if the digest was planned already.
+    """
+    unique = list({email.lower(): (email, sub) for email, sub in reversed(recipients)}.values())[::-1]
+    chunks = [unique[i : i + size] for i in range(0, len(unique), size)] or [[]]
+    with store.transaction() as conn:
+        if conn.execute(select(batches.c.id).where(batches.c.digest_id == digest_id).limit(1)).first():
+            return False
+        for number, chunk in enumerate(chunks, start=1):
+            batch_id = conn.execute(
+                insert(batches).returning(batches.c.id),
+                {
+                    "digest_id": digest_id,
+                    "number": number,
+                    "key": f"{digest_id}-{number:04d}",
+                    "state": PENDING,
+                    "recipient_count": len(chunk),
+                    "attempts": 0,
+                    "updated_at": now,
+                },
+            ).scalar_one()
+            if chunk:
+                conn.execute(
+                    insert(batch_recipients),
+                    [
+                        {
+                            "batch_id": batch_id,
+                            "digest_id": digest_id,
+                            "email": email,
+                            "email_key": email.lower(),
+                            "subscriber_id": sub,
+                        }
+                        for email, sub in chunk
+                    ],
+                )
+    return True
+
+
+def batches_of(store: Store, digest_id: str) -> list[Batch]:
+    with store.transaction() as conn:
+        rows = conn.execute(select(batches).where(batches.c.digest_id == digest_id).order_by(batches.c.number))
+        return [Batch(**row) for row in rows.mappings()]
+
+
+def recipients(store: Store, batch_id: int) -> list[Planned]:
+    """Who the batch goes to now: its planned recipients minus anyone unsubscribed since."""
+    query = (
+        select(batch_recipients.c.email, subscribers.c.token)
+        .select_from(batch_recipients.outerjoin(subscribers, batch_recipients.c.subscriber_id == subscribers.c.id))
+        .where(
+            batch_recipients.c.batch_id == batch_id,
+            or_(batch_recipients.c.subscriber_id.is_(None), subscribers.c.state == "active"),
+        )
+        .order_by(batch_recipients.c.id)
+    )
+    with store.transaction() as conn:
+        return [Planned(email=row.email, token=row.token) for row in conn.execute(query)]
+
+
+def claim(store: Store, batch: Batch, now: datetime) -> bool:
+    """Move ``batch`` to sending if it is still as read (the conditional UPDATE is the lock).
+
+    It also renews the digest's lease: a long send of many batches stays visibly alive.
+    """
+    with store.transaction() as conn:
+        changed = conn.execute(
+            update(batches)
+            .where(batches.c.id == batch.id, batches.c.state == batch.state, batches.c.attempts == batch.attempts)
+            .values(state=SENDING, attempts=batches.c.attempts + 1, updated_at=now)
+        )
+        if changed.rowcount != 1:
+            return False
+        conn.execute(update(digests).where(digests.c.id == batch.digest_id).values(claimed_at=now))
+        return True
+
+
+def mark(
+    store: Store,
+    batch_id: int,
+    state: str,
+    now: datetime,
+    *,
+    error: str | None = None,
+    provider_id: str | None = None,
+    rejected: dict[str, str] | None = None,
+) -> None:
+    """Record what became of a batch; ``rejected`` maps addresses the provider refused to why."""
+    with store.transaction() as conn:
+        values: dict[str, object] = {"state": state, "updated_at": now, "last_error": error[:2000] if error else None}
+        if provider_id is not None:
+            values["provider_id"] = provider_id
+        conn.execute(update(batches).where(batches.c.id == batch_id).values(**values))
+        for address, reason in (rejected or {}).items():
+            conn.execute(
+                update(batch_recipients)
+                .where(and_(batch_recipients.c.batch_id == batch_id, batch_recipients.c.email_key == address.lower()))
+                .values(error=reason[:500])
+            )
+
+
+def reopen(store: Store, digest_id: str, states: tuple[str, ...], now: datetime) -> int:
+    """Put batches in ``states`` back to pending (the operator's --resend-in-doubt / --retry-failed)."""
+    with store.transaction() as conn:
+        changed = conn.execute(
+            update(batches)
+            .where(batches.c.digest_id == digest_id, batches.c.state.in_(states))
+            .values(state=PENDING, updated_at=now)
+        )
+        return int(changed.rowcount)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Batches by state, recipients reached, and the refusals worth showing."""
+
+    batches: Counter[str]
+    recipients: Counter[str]
+    rejected: int
+    errors: list[str]
+
+    @property
+    def reached(self) -> int:
+        return self.recipients[ACCEPTED] - self.rejected
+
+    @property
+    def finished(self) -> bool:
+        return not (self.batches[PENDING] or self.batches[SENDING])
+
+
+def summary(store: Store, digest_id: str) -> Summary:
+    planned = batches_of(store, digest_id)
+    with store.transaction() as conn:
+        rejected = conn.execute(
+            select(func.count())
+            .select_from(batch_recipients.join(batches, batch_recipients.c.batch_id == batches.c.id))
+            .where(batch_recipients.c.digest_id == digest_id, batch_recipients.c.error.is_not(None))
+            .where(batches.c.state == ACCEPTED)
+        ).scalar_one()
+    by_state: Counter[str] = Counter(b.state for b in planned)
+    people: Counter[str] = Counter()
+    for b in planned:
+        people[b.state] += b.recipient_count
+    errors = [f"batch {b.number}: {b.last_error}" for b in planned if b.state in (FAILED, IN_DOUBT) and b.last_error]
+    return Summary(batches=by_state, recipients=people, rejected=int(rejected), errors=errors)

@@ -1,0 +1,239 @@
+"""The local subscriber list ([digest] recipients = "subscribers") and its unsubscribe links.
+
+Addresses are checked with email-validator (syntax only: no DNS, so an import works offline)
+and merged case-insensitively. Each subscriber has a random ``token``; an unsubscribe link
+carries it with an HMAC-SHA256 of it under a secret from the environment, so a link cannot be
+forged or guessed, and is checked in constant time. An unsubscribed address stays in the list
+(so an import cannot quietly bring it back) and gets no further digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import hmac
+import io
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, insert, select, update
+
+from publisher.config import Config
+from publisher.errors import ConfigError
+from publisher.schema import subscribers
+from publisher.store import Store
+
+ACTIVE, UNSUBSCRIBED = "active", "unsubscribed"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str | None
+    token: str
+    state: str
+    created_at: datetime
+    unsubscribed_at: datetime | None
+
+
+@dataclass
+class ImportResult:
+    added: int = 0
+    already: int = 0  # on the list already (or twice in the file)
+    kept_unsubscribed: int = 0  # unsubscribed earlier: an import does not resubscribe
+    errors: list[str] = field(default_factory=list)  # "FILE:LINE: reason", one per bad row
+
+
+class BadAddress(ValueError):
+    """An address that email-validator refuses; ``str()`` says why, in its words."""
+
+
+def normalize(address: str) -> str:
+    """The address as it should be stored (domain lower-cased, IDN handled); raises BadAddress."""
+    try:
+        return validate_email(address.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise BadAddress(str(exc)) from None
+
+
+def key(address: str) -> str:
+    """What makes two addresses the same subscriber: case is ignored throughout."""
+    return address.strip().lower()
+
+
+# -- the list ---------------------------------------------------------------------------------
+
+
+def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime, *, resubscribe: bool) -> ImportResult:
+    """Add (address, name) pairs, already normalized; duplicates merge.
+
+    ``resubscribe`` is for an operator adding someone by hand; an import never resubscribes.
+    """
+    result = ImportResult()
+    with store.transaction() as conn:
+        state: dict[str, str] = dict(conn.execute(select(subscribers.c.email_key, subscribers.c.state)).tuples())
+        new_rows = []
+        for address, name in addresses:
+            k = key(address)
+            if k not in state:
+                new_rows.append(
+                    {
+                        "email": address,
+                        "email_key": k,
+                        "name": name,
+                        "token": _new_token(),
+                        "state": ACTIVE,
+                        "created_at": now,
+                    }
+                )
+                state[k] = ACTIVE
+                result.added += 1
+            elif state[k] == UNSUBSCRIBED and resubscribe:
+                conn.execute(
+                    update(subscribers)
+                    .where(subscribers.c.email_key == k)
+                    .values(state=ACTIVE, unsubscribed_at=None, token=_new_token())
+                )
+                state[k] = ACTIVE
+                result.added += 1
+            elif state[k] == UNSUBSCRIBED:
+                result.kept_unsubscribed += 1
+            else:
+                result.already += 1
+        if new_rows:
+            conn.execute(insert(subscribers), new_rows)
+    return result
+
+
+def import_csv(
+    store: Store, path: Path, now: datetime, progress: Callable[[int, int], None] | None = None
+) -> ImportResult:
+    """Import a CSV file: an ``email`` column (or the first column), an optional ``name``.
+
+    A bad row is reported by line number and the rest are imported.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "not UTF-8 text (save the file as UTF-8 CSV)") from None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows:
+        return ImportResult()
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "email" in header or "e-mail" in header:
+        email_col = header.index("email") if "email" in header else header.index("e-mail")
+        name_col = header.index("name") if "name" in header else None
+        body, first_line = rows[1:], 2
+    else:
+        email_col, name_col, body, first_line = 0, (1 if len(rows[0]) > 1 else None), rows, 1
+    good: list[tuple[str, str | None]] = []
+    errors: list[str] = []
+    for number, row in enumerate(body, start=first_line):
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        cell = row[email_col] if email_col < len(row) else ""
+        try:
+            address = normalize(cell)
+        except BadAddress as exc:
+            errors.append(f"{path}:{number}: {cell.strip()!r}: {exc}")
+            continue
+        name = row[name_col].strip() if name_col is not None and name_col < len(row) else ""
+        good.append((address, name or None))
+        if progress is not None:
+            progress(number, len(body))
+    result = add(store, good, now, resubscribe=False)
+    result.errors = errors
+    return result
+
+
+def remove(store: Store, address: str, now: datetime) -> bool:
+    """Unsubscribe ``address``; False if it is not on the list (or unsubscribed already)."""
+    with store.transaction() as conn:
+        changed = conn.execute(
+            update(subscribers)
+            .where(subscribers.c.email_key == key(address), subscribers.c.state == ACTIVE)
+            .values(state=UNSUBSCRIBED, unsubscribed_at=now)
+        )
+        return changed.rowcount == 1
+
+
+def unsubscribe_token(store: Store, token: str, now: datetime) -> Subscriber | None:
+    """Unsubscribe whoever holds ``token`` (checked already); None if nobody does."""
+    with store.transaction() as conn:
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.token == token, subscribers.c.state == ACTIVE)
+            .values(state=UNSUBSCRIBED, unsubscribed_at=now)
+        )
+        row = conn.execute(select(subscribers).where(subscribers.c.token == token)).mappings().first()
+        return _subscriber(row) if row else None
+
+
+def by_token(store: Store, token: str) -> Subscriber | None:
+    with store.transaction() as conn:
+        row = conn.execute(select(subscribers).where(subscribers.c.token == token)).mappings().first()
+        return _subscriber(row) if row else None
+
+
+def listing(store: Store, *, include_unsubscribed: bool = False) -> list[Subscriber]:
+    query = select(subscribers).order_by(subscribers.c.email_key)
+    if not include_unsubscribed:
+        query = query.where(subscribers.c.state == ACTIVE)
+    with store.transaction() as conn:
+        return [_subscriber(row) for row in conn.execute(query).mappings()]
+
+
+def active_count(store: Store) -> int:
+    with store.transaction() as conn:
+        count = conn.execute(select(func.count()).where(subscribers.c.state == ACTIVE)).scalar_one()
+        return int(count)
+
+
+def _subscriber(row: object) -> Subscriber:
+    data = dict(row)  # type: ignore[call-overload]
+    return Subscriber(**{name: data[name] for name in Subscriber.__dataclass_fields__})
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(18)  # 144 random bits
+
+
+# -- unsubscribe links ------------------------------------------------------------------------
+
+
+def secret(config: Config) -> bytes:
+    """The HMAC secret from the environment; ConfigError naming the variable when unset."""
+    value = os.environ.get(config.digest.secret_env, "")
+    if len(value) < 16:
+        problem = "is not set" if not value else "is too short (use at least 16 random characters)"
+        raise ConfigError(
+            f"{config.path.name}: [digest] secret_env",
+            f"environment variable {config.digest.secret_env} {problem}; personal unsubscribe links are signed with it",
+        )
+    return value.encode()
+
+
+def signature(secret_key: bytes, token: str) -> str:
+    digest = hmac.new(secret_key, b"unsubscribe:" + token.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def check(secret_key: bytes, token: str, sig: str) -> bool:
+    """True when ``sig`` is the signature of ``token``; constant time."""
+    return hmac.compare_digest(signature(secret_key, token).encode(), sig.encode("utf-8", "replace"))
+
+
+def unsubscribe_url(base: str, secret_key: bytes, token: str) -> str:
+    """``base`` (the public URL of `publisher serve`'s /unsubscribe) with the signed token."""
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}{urlencode({'s': token, 't': signature(secret_key, token)})}"
