@@ -11,21 +11,23 @@ import os
 import signal
 import sys
 import threading
+import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from publisher import __version__, digest, jobs
+from publisher import __version__, digest, dispatch, jobs, journal, progress, subscribers
 from publisher import config as config_module
-from publisher.config import Config
-from publisher.delivery import build_mailer
+from publisher.config import LIST_OWNERS, Config
+from publisher.delivery import Mailer, build_mailer
 from publisher.errors import PublisherError
 from publisher.files import write_atomic
 from publisher.ingest import ingest as ingest_paths
-from publisher.store import Store, safe_url
+from publisher.store import Digest, Store, safe_url
 
 
 class _Cli(click.Group):
@@ -87,13 +89,16 @@ def run(ctx: click.Context) -> None:
     """One cycle, for cron: ingest new files, rebuild the feed, send the digest if anything is new."""
     config = _config(ctx)
     mailer = build_mailer(config)
+    when = jobs.now()
+    # jobs.run_cycle's steps, one by one, so that the send can show its progress.
     with _store(config) as store:
-        result = jobs.run_cycle(config, store, mailer, jobs.now())
-    _report_ingest_errors(result.ingest.errors)
-    click.echo(result.ingest.summary())
-    _report_published(result.published)
-    assert result.digest is not None
-    click.echo(result.digest.message, err=not result.digest.ok)
+        ingested = jobs.ingest_articles(config, store, when)
+        _report_ingest_errors(ingested.errors)
+        click.echo(ingested.summary())
+        published = jobs.publish_feeds(config, store)
+        _report_published(published)
+        sent = _send(config, store, mailer, when)
+    result = jobs.CycleResult(ingest=ingested, published=published, digest=sent)
     ctx.exit(0 if result.ok else 1)
 
 
@@ -163,7 +168,7 @@ def remove_articles(ctx: click.Context, ids: tuple[str, ...]) -> None:
 
 @main.group(name="digest")
 def digest_group() -> None:
-    """Preview or send the email digest of articles not yet mailed."""
+    """Preview or send the email digest of articles not yet mailed; send a test, or resume an unfinished send."""
 
 
 @digest_group.command()
@@ -173,29 +178,54 @@ def digest_group() -> None:
     default=None,
     help="Folder for the preview files [default: preview/ beside publisher.toml].",
 )
+@click.option("--open", "open_it", is_flag=True, help="Open the .html file in the web browser ($BROWSER) afterwards.")
 @click.pass_context
-def preview(ctx: click.Context, out: Path | None) -> None:
+def preview(ctx: click.Context, out: Path | None, open_it: bool) -> None:
     """Write the next digest as .html, .txt and .eml files; sends and marks nothing."""
     config = _config(ctx)
     out = out or config.path.parent / "preview"
-    when = jobs.now()
     with _store(config) as store:
-        pending = store.unsent_digest()
-        if pending is not None:
-            shown = digest.outgoing(config, store, pending)
-            name, html, text, message = pending.id, shown.html, shown.text, pending.message
-        else:
-            articles = digest.next_articles(config, store, when)
-            if not articles:
-                click.echo("digest: nothing new since the last digest, nothing to preview")
-                return
-            name = digest.new_digest_id(when)
-            rendered = digest.render(config, articles, digest_id=name, now=when)
-            html, text, message = rendered.html, rendered.text, rendered.message
-    for suffix, data in ((".html", html.encode()), (".txt", text.encode()), (".eml", message)):
-        path = out / f"digest-{name}{suffix}"
+        shown = digest.preview(config, store, jobs.now())
+    if shown is None:
+        click.echo("digest: nothing new since the last digest, nothing to preview")
+        return
+    for suffix, data in ((".html", shown.html.encode()), (".txt", shown.text.encode()), (".eml", shown.message)):
+        path = out / f"digest-{shown.id}{suffix}"
         write_atomic(path, data)
         click.echo(str(path))
+    html = out / f"digest-{shown.id}.html"
+    # webbrowser, not click.launch: it honours $BROWSER, where click.launch runs xdg-open on Linux.
+    if open_it and not webbrowser.open(html.resolve().as_uri()):
+        click.echo(f"publisher: error: no web browser to open {html} (set BROWSER)", err=True)
+        ctx.exit(1)
+
+
+@digest_group.command(name="test")
+@click.option(
+    "--to",
+    "addresses",
+    multiple=True,
+    required=True,
+    metavar="ADDRESS",
+    help="Send the test to this address (repeat --to for more).",
+)
+@click.pass_context
+def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
+    """Send the next digest to the --to addresses only, with "[TEST]" before its subject.
+
+    Marks nothing: the next `publisher run` still sends the digest to everyone.
+    """
+    valid, bad = _addresses(addresses)
+    for line in bad:
+        click.echo(f"publisher: error: --to {line}", err=True)
+    if bad:
+        ctx.exit(2)
+    config = _config(ctx)
+    mailer = build_mailer(config)
+    with _store(config) as store:
+        result = dispatch.send_test(config, store, mailer, valid, jobs.now())
+    click.echo(result.message, err=not result.ok)
+    ctx.exit(0 if result.ok else 1)
 
 
 @digest_group.command()
@@ -210,9 +240,196 @@ def send(ctx: click.Context, resend_in_doubt: bool) -> None:
     config = _config(ctx)
     mailer = build_mailer(config)
     with _store(config) as store:
-        result = jobs.send_digest(config, store, mailer, jobs.now(), resend_in_doubt=resend_in_doubt)
-    click.echo(result.message, err=not result.ok)
+        result = _send(config, store, mailer, jobs.now(), resend_in_doubt=resend_in_doubt)
     ctx.exit(0 if result.ok else 1)
+
+
+@digest_group.command()
+@click.option(
+    "--resend-in-doubt",
+    is_flag=True,
+    help="Also resend batches in doubt (check the mail provider's log first: they may have been delivered).",
+)
+@click.option("--retry-failed", is_flag=True, help="Also retry batches the provider refused (fix the cause first).")
+@click.pass_context
+def resume(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> None:
+    """Continue an unfinished digest: send only the batches not yet accepted; never starts a new one.
+
+    `publisher status` shows which batches failed or are in doubt, and why.
+    """
+    config = _config(ctx)
+    mailer = build_mailer(config)
+    with _store(config) as store:
+        waiting = _resumable(store, resend_in_doubt, retry_failed)
+        if waiting:
+            result = _send(
+                config, store, mailer, jobs.now(), resend_in_doubt=resend_in_doubt, retry_failed=retry_failed
+            )
+            ctx.exit(0 if result.ok else 1)
+        held = _held_back(store)
+    if not held:
+        click.echo("digest: nothing to resume (no digest is waiting to be sent)")
+        return
+    for line in held:
+        click.echo(f"publisher: error: {line}", err=True)
+    ctx.exit(1)
+
+
+def _send(config: Config, store: Store, mailer: Mailer, when: datetime, **options: bool) -> dispatch.SendResult:
+    """Send (or continue) the digest with its progress shown, then its outcome as one line."""
+    with progress.Display() as shown:
+        result = dispatch.send_digest(config, store, mailer, when, on_batch=shown.batch, **options)
+    click.echo(result.message, err=not result.ok)
+    return result
+
+
+def _resumable(store: Store, resend_in_doubt: bool, retry_failed: bool) -> bool:
+    """Whether send_digest would continue a digest (rather than start a new one)."""
+    if store.unsent_digest() is not None:
+        return True
+    states = {journal.IN_DOUBT} if resend_in_doubt else set()
+    states |= {journal.FAILED} if retry_failed else set()
+    return any(
+        journal.summary(store, d.id).batches[state]
+        for d in store.recent_digests(50)
+        if d.state == "incomplete"
+        for state in states
+    )
+
+
+def _held_back(store: Store) -> list[str]:
+    """What keeps incomplete digests from being resumed without a flag, one line per digest."""
+    lines = []
+    for d in store.recent_digests(50):
+        if d.state != "incomplete":
+            continue
+        done = journal.summary(store, d.id)
+        flags = []
+        if done.batches[journal.IN_DOUBT]:
+            flags.append(f"{_count(done.batches[journal.IN_DOUBT], 'batch', 'batches')} in doubt: --resend-in-doubt")
+        if done.batches[journal.FAILED]:
+            flags.append(f"{_count(done.batches[journal.FAILED], 'batch', 'batches')} failed: --retry-failed")
+        if flags:
+            lines.append(f"digest {d.id}: nothing resumed without a flag ({'; '.join(flags)}; see `publisher status`)")
+    return lines
+
+
+def _count(n: int, noun: str, plural: str = "") -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _addresses(given: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Normalized addresses without repeats, and a "'value': reason" line for each bad one."""
+    valid: dict[str, str] = {}
+    bad = []
+    for address in given:
+        try:
+            normalized = subscribers.normalize(address)
+        except subscribers.BadAddress as exc:
+            bad.append(f"{address.strip()!r}: {exc}")
+            continue
+        valid.setdefault(subscribers.key(normalized), normalized)
+    return list(valid.values()), bad
+
+
+# -- subscribers --------------------------------------------------------------------------------
+
+
+@main.group(name="subscribers")
+def subscribers_group() -> None:
+    """Manage the local subscriber list (used when [digest] recipients = "subscribers")."""
+
+
+@subscribers_group.command(name="import")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(path_type=Path))
+@click.pass_context
+def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
+    """Add the addresses in a CSV file: an `email` column (else the first column), optional `name`.
+
+    Duplicates merge, ignoring case. Addresses that unsubscribed stay unsubscribed. Each bad row
+    is reported as FILE:LINE and the others are still imported; then the exit status is 1.
+    """
+    config = _config(ctx)
+    with _store(config) as store:
+        with progress.Display() as shown:
+            result = subscribers.import_csv(store, csv_file, jobs.now(), progress=shown.rows(str(csv_file)))
+        active = subscribers.active_count(store)
+    for line in result.errors:
+        click.echo(line, err=True)
+    click.echo(
+        f"subscribers: {result.added} added, {result.already} already on the list, "
+        f"{result.kept_unsubscribed} kept unsubscribed, {_count(len(result.errors), 'bad row')}; {active} active"
+    )
+    _note_unused_list(config)
+    ctx.exit(1 if result.errors else 0)
+
+
+@subscribers_group.command(name="add")
+@click.argument("addresses", metavar="ADDRESS...", nargs=-1, required=True)
+@click.pass_context
+def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
+    """Subscribe the ADDRESSes; one that had unsubscribed is subscribed again."""
+    config = _config(ctx)
+    valid, bad = _addresses(addresses)
+    for line in bad:
+        click.echo(f"publisher: error: {line}", err=True)
+    with _store(config) as store:
+        for address in valid:
+            added = subscribers.add(store, [(address, None)], jobs.now(), resubscribe=True)
+            if added.added:
+                click.echo(f"added {address}")
+            elif added.resubscribed:
+                click.echo(f"resubscribed {address}")
+            else:
+                click.echo(f"{address}: already subscribed")
+    _note_unused_list(config)
+    ctx.exit(1 if bad else 0)
+
+
+@subscribers_group.command(name="remove")
+@click.argument("addresses", metavar="ADDRESS...", nargs=-1, required=True)
+@click.pass_context
+def remove_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
+    """Unsubscribe the ADDRESSes. They stay on the list as unsubscribed, so an import cannot add them back."""
+    config = _config(ctx)
+    unknown = []
+    with _store(config) as store:
+        for address in addresses:
+            found = subscribers.find(store, address)
+            if found is None:
+                unknown.append(address)
+            elif subscribers.remove(store, found.email, jobs.now()):
+                click.echo(f"unsubscribed {found.email}")
+            else:
+                click.echo(f"{found.email}: already unsubscribed")
+    for address in unknown:
+        why = "not on the list (see `publisher subscribers list`)"
+        click.echo(f"publisher: error: {address.strip()!r}: {why}", err=True)
+    ctx.exit(1 if unknown else 0)
+
+
+@subscribers_group.command(name="list")
+@click.option("--all", "everyone", is_flag=True, help="Include unsubscribed addresses, each followed by its state.")
+@click.pass_context
+def list_subscribers(ctx: click.Context, everyone: bool) -> None:
+    """Print the subscribed addresses, one per line and nothing else (the count goes to stderr)."""
+    config = _config(ctx)
+    with _store(config) as store:
+        people = subscribers.listing(store, include_unsubscribed=everyone)
+    for person in people:
+        click.echo(f"{person.email}\t{person.state}" if everyone else person.email)
+    active = sum(person.state == subscribers.ACTIVE for person in people)
+    counted = f"{active} active" + (f", {len(people) - active} unsubscribed" if everyone else "")
+    click.echo(f"subscribers: {counted}", err=True)
+
+
+def _note_unused_list(config: Config) -> None:
+    if config.digest.recipients != "subscribers":
+        click.echo(
+            f'note: {config.path.name} sends the digest to [digest] to; set [digest] recipients = "subscribers" '
+            "to send it to this list",
+            err=True,
+        )
 
 
 @main.command()
@@ -266,10 +483,18 @@ def _no_op_handler(signum: int, frame: Any) -> None:
     """Replaces the default action (exit, or KeyboardInterrupt); the wakeup fd does the work."""
 
 
+RECENT_DIGESTS = 5  # how many `publisher status` shows with their batches
+
+
 @main.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Show the articles stored, the last digest and its state, and the next scheduled digest."""
+    """Show the articles stored, the last digest and its state, and the next scheduled digest.
+
+    Also the batches of the recent digests (accepted, failed and why, in doubt, pending), the
+    recipients they reached, what to do about the ones that did not go out, and the size of
+    the subscriber list.
+    """
     from publisher.scheduler import next_digest_time
 
     config = _config(ctx)
@@ -277,16 +502,21 @@ def status(ctx: click.Context) -> None:
     with _store(config) as store:
         count = store.article_count()
         newest = store.newest_articles(1)
-        last = store.last_digest()
+        recent = store.recent_digests(RECENT_DIGESTS)
         version = store.schema_version()
+        listed = subscribers.counts(store) if config.digest.recipients == "subscribers" else None
+        journals = [_journal_lines(config, store, d) for d in recent]
     click.echo(f"store: {safe_url(config.store_url)} (schema v{version})")
     line = f"articles: {count}"
     if newest:
         line += f", newest {newest[0].published.isoformat()} {newest[0].title!r}"
     click.echo(line)
-    if last is None:
+    if listed is not None:
+        click.echo(f"subscribers: {listed[subscribers.ACTIVE]} active, {listed[subscribers.UNSUBSCRIBED]} unsubscribed")
+    if not recent:
         click.echo("last digest: none yet")
     else:
+        last = recent[0]
         noun = "article" if last.article_count == 1 else "articles"
         line = (
             f"last digest: {last.id} {last.state}, {last.article_count} {noun}, created {last.created_at.isoformat()}"
@@ -298,9 +528,45 @@ def status(ctx: click.Context) -> None:
         click.echo(line)
         if last.last_error:
             click.echo(f"last error: {last.last_error}")
+    for lines in journals:
+        for line in lines:
+            click.echo(line)
     upcoming = next_digest_time(config, when)
     schedule = f"'{config.digest.schedule}', {config.digest.timezone.key}"
     click.echo(f"next digest: {upcoming.isoformat() if upcoming else 'never'} ({schedule})")
+
+
+def _journal_lines(config: Config, store: Store, sent: Digest) -> list[str]:
+    """A digest's batches by state and the recipients reached; each failed or in-doubt batch
+    with its reason, and what the operator can do about it."""
+    planned = journal.batches_of(store, sent.id)
+    if not planned:
+        return [f"digest {sent.id}: {sent.state}, no batches recorded"]
+    done = journal.summary(store, sent.id)
+    states = [journal.ACCEPTED, journal.FAILED, journal.IN_DOUBT, journal.PENDING]
+    states += [journal.SENDING] if done.batches[journal.SENDING] else []
+    counted = ", ".join(f"{done.batches[state]} {state.replace('_', ' ')}" for state in states)
+    planned_people = sum(done.recipients.values())
+    if not planned_people and config.mailer.provider in LIST_OWNERS:
+        reached = "recipients: the provider's own list"
+    else:
+        reached = f"{done.reached} of {_count(planned_people, 'recipient')} reached"
+        reached += f" ({done.rejected} refused by {config.mailer.provider})" if done.rejected else ""
+    lines = [f"digest {sent.id}: {sent.state}; batches: {counted}; {reached}"]
+    in_doubt = [b for b in planned if b.state == journal.IN_DOUBT]
+    failed = [b for b in planned if b.state == journal.FAILED]
+    for batch in failed + in_doubt:
+        reason = batch.last_error or "no reason recorded"
+        lines.append(f"  batch {batch.number} {batch.state.replace('_', ' ')}: {reason}")
+    if in_doubt:
+        keys = ", ".join(b.key for b in in_doubt)
+        lines.append(
+            f"  to do: the batches in doubt may have been delivered: look for {keys} in {config.mailer.provider}'s "
+            "log; if they were not delivered, run `publisher digest resume --resend-in-doubt`"
+        )
+    if failed:
+        lines.append("  to do: fix what made the batches fail, then run `publisher digest resume --retry-failed`")
+    return lines
 
 
 @main.command()

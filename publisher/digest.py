@@ -20,19 +20,25 @@ from urllib.parse import urlsplit
 
 import css_inline
 import jinja2
+import lxml.html
 from markupsafe import Markup
 
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import RenderError
 from publisher.links import absolute_html, article_url
+from publisher.plaintext import to_text
 from publisher.store import Article, Digest, Store
 
 # Stands for each reader's own unsubscribe link in a digest for a local list or a list the
 # provider keeps: delivery puts the personal link (or the provider's merge tag) in its place.
 # A URL, so that it survives escaping, CSS inlining and header folding unchanged.
 UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/personal-link"
+# Each reader's link can be much longer than the placeholder (a signed token, a provider's
+# link), so the size limit keeps this much room for each occurrence of it.
+PERSONAL_LINK_CHARS = 300
 LONG_ARTICLE_BYTES = 8_000  # longer bodies go out as a summary and a link
 PREHEADER_CHARS = 140
+CONTENT_WIDTH = 536  # pixels inside the 600 px column; wider images are scaled down to it
 _inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
@@ -95,29 +101,44 @@ def render(
 ) -> Rendered:
     """Render subject, HTML and text, and build the complete message."""
     envs = _environments(config)
-    site = {"title": config.site.title, "url": config.site.url}
+    site = {"title": config.site.title, "url": config.site.url, "language": config.site.language}
     try:
         rendered = envs.text.from_string(config.digest.subject).render(site=site, articles=articles)
         subject = subject_prefix + " ".join(rendered.split())
     except jinja2.TemplateError as exc:
         raise RenderError(f"{config.path}: [digest] subject: {exc}") from exc
     local_now = now.astimezone(config.digest.timezone)
+    link = unsubscribe_link(config)
     base: dict[str, Any] = {
         "site": site,
         "subject": subject,
         "digest": {"id": digest_id, "date": local_now},
-        "unsubscribe_url": unsubscribe_link(config),
+        "unsubscribe_url": link,
         "preheader": _preheader(articles),
     }
     # The HTML decides how much fits; the text part follows the level it settled on.
     for level in _levels(len(articles)):
         context = base | _article_context(config, articles, level)
         html = _inline(_render(envs.html, "digest.html.j2", context))
-        if len(html.encode()) <= config.digest.max_html_bytes:
+        if _size_for_readers(config, html, link) <= config.digest.max_html_bytes:
             break
     text = _render(envs.text, "digest.txt.j2", context)
     message = _message(config, digest_id, subject, html, text, now)
     return Rendered(subject=subject, html=html, text=text, message=message)
+
+
+def _size_for_readers(config: Config, html: str, link: str) -> int:
+    """The bytes of ``html`` as a reader gets it.
+
+    The MIME part carries it with CRLF line ends, and with the reader's own unsubscribe link
+    (or a provider's) in place of the placeholder.
+    """
+    size = len(html.encode()) + html.count("\n")
+    if link == UNSUBSCRIBE_PLACEHOLDER:
+        # A local list's link is unsubscribe_url?s=TOKEN&t=SIGNATURE, some 75 characters longer.
+        personal = max(PERSONAL_LINK_CHARS, len(config.digest.unsubscribe_url) + 100)
+        size += html.count(UNSUBSCRIBE_PLACEHOLDER) * (personal - len(UNSUBSCRIBE_PLACEHOLDER))
+    return size
 
 
 def unsubscribe_link(config: Config) -> str:
@@ -246,6 +267,8 @@ def _article_context(config: Config, articles: list[Article], level: _Level) -> 
     for article in shown:
         full = level.bodies and len(article.body_html.encode()) <= LONG_ARTICLE_BYTES
         url = article_url(config.site, article)
+        body = absolute_html(article.body_html, url) if full else ""
+        plain = to_text(body)
         items.append(
             {
                 "title": article.title,
@@ -255,11 +278,40 @@ def _article_context(config: Config, articles: list[Article], level: _Level) -> 
                 "summary": article.summary if level.summaries else "",
                 # body_html was sanitized by nh3 at ingest; Markup keeps autoescape from
                 # escaping it a second time.
-                "html": Markup(absolute_html(article.body_html, url)) if full else None,
-                "text": article.body_text if full else None,
+                "html": Markup(_fit_images(body)) if full else None,
+                # The text part is made from the HTML too: body_text has no links.
+                "text": plain.text if full else None,
+                "links": plain.links,
             }
         )
     return {"articles": items, "more": len(articles) - len(shown)}
+
+
+def _fit_images(html: str) -> str:
+    """``html`` with every image given an alt text and no width over the column's.
+
+    Outlook on Windows sizes images by their width attribute alone (the template's
+    max-width:100% is for the other clients); an image without alt text is taken as
+    decorative (alt="") rather than read out as its file name.
+    """
+    if "<img" not in html:
+        return html
+    wrapper = lxml.html.fragment_fromstring(html, create_parent="div")
+    for image in wrapper.iter("img"):
+        image.set("alt", image.get("alt") or "")
+        width, height = _pixels(image.get("width")), _pixels(image.get("height"))
+        if width is not None:  # a bare number: Outlook reads no "px"
+            image.set("width", str(min(width, CONTENT_WIDTH)))
+            if height is not None:
+                image.set("height", str(round(height * min(width, CONTENT_WIDTH) / max(width, 1))))
+    text = wrapper.text or ""
+    return text + "".join(lxml.html.tostring(child, encoding="unicode") for child in wrapper)
+
+
+def _pixels(value: str | None) -> int | None:
+    """A width or height attribute in pixels ("480", "480px"); None for none or a percentage."""
+    number = (value or "").strip().removesuffix("px")
+    return int(number) if number.isascii() and number.isdigit() else None
 
 
 def _preheader(articles: list[Article]) -> str:

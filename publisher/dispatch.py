@@ -67,12 +67,18 @@ def send_digest(
     *,
     resend_in_doubt: bool = False,
     retry_failed: bool = False,
+    create: bool = True,
     on_batch: OnBatch | None = None,
 ) -> SendResult:
-    """Continue the unsent digest, or create and send the next one."""
+    """Continue the unsent digest, or (with ``create``) create and send the next one."""
     reopened = _reopen(store, resend_in_doubt, retry_failed, when)
     digest = store.unsent_digest()
+    if digest is None and not create:
+        return SendResult("nothing", "digest: nothing to resume")
     if digest is None:
+        if config.digest.recipients == "subscribers" and not subscribers.active_count(store):
+            # Creating a digest would use up the articles on nobody: they wait for readers.
+            return SendResult("nothing", "digest: the local list has no active subscribers, no email sent")
         digest = create_next(config, store, when)
         if digest is None:
             if reopened:
@@ -129,16 +135,18 @@ def _send_batches(
             continue
         if not journal.claim(store, batch, now()):
             return SendResult("busy", f"digest {digest.id}: being sent by another process", digest.id)
-        people = journal.recipients(store, batch.id)
+        # A batch tried before goes again exactly as planned: same key, same body, which is what
+        # lets a provider recognise the repeat. One never tried leaves out who unsubscribed since.
+        people = journal.recipients(store, batch.id, as_planned=batch.attempts > 0)
+        if mailer.batch_size and not people:  # an empty list, or everyone in it unsubscribed since
+            journal.mark(store, batch.id, ACCEPTED, now(), error="no recipients")
+            _report(on_batch, batch, len(planned), ACCEPTED, "no recipients")
+            continue
         envelope = Envelope(
             digest=message,
             key=batch.key,
             recipients=tuple(Recipient(p.email, _unsubscribe_url(config, secret, p.token)) for p in people),
         )
-        if batch.recipient_count and not people:  # everyone in it unsubscribed since
-            journal.mark(store, batch.id, ACCEPTED, now(), error="no recipients left: all unsubscribed")
-            _report(on_batch, batch, len(planned), ACCEPTED, "no recipients left")
-            continue
         try:
             receipt = mailer.send(envelope)
         except DeliveryError as exc:
@@ -170,7 +178,9 @@ def _finish(store: Store, digest: Digest, stop: DeliveryError | None, last_detai
     if not done.finished:
         store.finish_digest(digest.id, PENDING, now(), str(stop) if stop else None)
         so_far = f" ({accepted} of {total} batches accepted so far)" if accepted else ""
-        return SendResult("pending", f"{what}{so_far}: not sent, will retry on the next run: {stop}", digest.id)
+        return SendResult(
+            "pending", f"digest {digest.id}{so_far}: not sent, will retry on the next run: {stop}", digest.id
+        )
     if accepted == total:
         store.finish_digest(digest.id, "sent", now())
         if total == 1 and last_detail:
@@ -203,7 +213,7 @@ def _reopen(store: Store, resend_in_doubt: bool, retry_failed: bool, when: datet
         return 0
     count = 0
     for digest in store.recent_digests(50):
-        if digest.state == "incomplete":
+        if digest.state in ("incomplete", PENDING):
             reopened = journal.reopen(store, digest.id, states, when)
             if reopened:
                 store.finish_digest(digest.id, PENDING, when, digest.last_error)

@@ -95,17 +95,17 @@ def batches_of(store: Store, digest_id: str) -> list[Batch]:
         return [Batch(**row) for row in rows.mappings()]
 
 
-def recipients(store: Store, batch_id: int) -> list[Planned]:
-    """Who the batch goes to now: its planned recipients minus anyone unsubscribed since."""
+def recipients(store: Store, batch_id: int, *, as_planned: bool = False) -> list[Planned]:
+    """Who the batch goes to: its planned recipients, minus anyone unsubscribed since unless
+    ``as_planned``."""
     query = (
         select(batch_recipients.c.email, subscribers.c.token)
         .select_from(batch_recipients.outerjoin(subscribers, batch_recipients.c.subscriber_id == subscribers.c.id))
-        .where(
-            batch_recipients.c.batch_id == batch_id,
-            or_(batch_recipients.c.subscriber_id.is_(None), subscribers.c.state == "active"),
-        )
+        .where(batch_recipients.c.batch_id == batch_id)
         .order_by(batch_recipients.c.id)
     )
+    if not as_planned:
+        query = query.where(or_(batch_recipients.c.subscriber_id.is_(None), subscribers.c.state == "active"))
     with store.transaction() as conn:
         return [Planned(email=row.email, token=row.token) for row in conn.execute(query)]
 

@@ -20,6 +20,25 @@ rel="hub", the document's public URL as rel="self"), 404 for dotfiles (the temp 
 ``write_atomic`` leaves for a moment) and folders, gzip, and ``X-Content-Type-Options: nosniff``.
 
 The feeds are plain static files: any web server or CDN can serve them instead of this one.
+
+Unsubscribing ([digest] recipients = "subscribers") is the one dynamic page. It is served at
+the path of [digest] unsubscribe_url (``/unsubscribe`` for https://news.example.org/unsubscribe),
+the path a reverse proxy forwards for that URL; each reader's link adds ``?s=TOKEN&t=SIG``
+(see publisher.subscribers). With recipients = "to" that path is 404, whatever the method.
+
+    GET, HEAD   a page asking to confirm, with a form that POSTs back to the same URL; it
+                changes nothing, since mail scanners and link previews fetch every URL
+    POST        unsubscribes: RFC 8058 one-click from the mail client, or the page's form.
+                Idempotent: a second POST is answered 200 as well. The body is not read: the
+                signed token in the URL is what authorises it, and refusing a POST over the
+                wording of its body would only fail a reader whose mail provider words it
+                otherwise (RFC 8058 sends List-Unsubscribe=One-Click, urlencoded or multipart)
+
+The signature is checked in constant time before the store is touched; a missing, forged or
+unknown token is 400 and changes nothing. The pages set no cookie, never redirect, are not
+cached (``no-store``), send no Referer (the token is in the URL), and carry a
+Content-Security-Policy that allows no script, style or frame. The access log shows paths
+without their query string, so that the tokens stay out of it.
 """
 
 from __future__ import annotations
@@ -30,25 +49,31 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import PurePath, PurePosixPath
 from types import FrameType
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
+import jinja2
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.responses import FileResponse, Response
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from publisher import subscribers
 from publisher.config import Config, FeedConfig
-from publisher.errors import PublisherError
+from publisher.errors import PublisherError, StoreError
+from publisher.store import Store
 
 ATOM = "application/atom+xml; charset=utf-8"
 RSS = "application/rss+xml; charset=utf-8"
@@ -60,6 +85,16 @@ _FEED_SUFFIXES = (".xml", ".json")  # feed documents: they get the WebSub Link h
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Characters a URL may keep as they are inside <...> of a Link header; the rest is %-encoded.
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%"
+# The unsubscribe pages: nothing cached or referred, no script, style, frame or foreign form.
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+}
+_PAGES = jinja2.Environment(
+    loader=jinja2.PackageLoader("publisher.templates", "."), autoescape=True, undefined=jinja2.StrictUndefined
+)
 
 logger = logging.getLogger(__name__)
 
@@ -149,13 +184,91 @@ class NoSniff:
         await self.app(scope, receive, send_with_header)
 
 
+class Unsubscribe:
+    """The unsubscribe pages of a local subscriber list (see the module docstring)."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.store = store
+        self.secret = subscribers.secret(config)
+        self.site = config.site.title
+        self.language = config.site.language
+
+    async def endpoint(self, request: Request) -> Response:
+        token, sig = _one(request, "s"), _one(request, "t")
+        if token is None or sig is None or not subscribers.check(self.secret, token, sig):
+            return self._page(400, "invalid")
+        try:
+            if request.method == "POST":
+                when = datetime.now(UTC).replace(microsecond=0)
+                person = await run_in_threadpool(subscribers.unsubscribe_token, self.store, token, when)
+            else:
+                person = await run_in_threadpool(subscribers.by_token, self.store, token)
+        except StoreError as exc:
+            logger.error("unsubscribe: %s", exc)
+            return self._page(503, "unavailable")
+        if person is None:  # signed by us, but no longer on the list
+            return self._page(400, "invalid")
+        if request.method == "POST":
+            state = "done"
+        else:
+            state = "already" if person.state == subscribers.UNSUBSCRIBED else "confirm"
+        # Only a query: the form posts back to this very URL, whatever path a proxy forwarded.
+        action = "?" + urlencode({"s": token, "t": sig})
+        return self._page(200, state, address=_mask(person.email), action=action)
+
+    def _page(self, status: int, state: str, *, address: str = "", action: str = "") -> Response:
+        html = _PAGES.get_template("unsubscribe.html.j2").render(
+            state=state, site=self.site, language=self.language, address=address, action=action
+        )
+        return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
+
+
+def _one(request: Request, name: str) -> str | None:
+    """The query parameter ``name`` when it is there exactly once."""
+    values = request.query_params.getlist(name)
+    return values[0] if len(values) == 1 else None
+
+
+def _mask(address: str) -> str:
+    """``j…@example.org``: enough for the reader to recognise, little for anyone else."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}\u2026@{domain}"
+
+
 def create_app(config: Config) -> Starlette:
-    """The ASGI app serving ``config.feed.dir`` at ``/`` and at the folder's path in [feed] url."""
+    """The ASGI app serving ``config.feed.dir`` at ``/`` and at the folder's path in [feed] url.
+
+    With a local subscriber list it opens the store (closed when the app shuts down) and reads
+    the link secret now, so that a missing one stops ``publisher serve`` before it listens.
+    """
+    path = unquote(urlsplit(config.digest.unsubscribe_url).path) or "/"
+    store: Store | None = None
+    routes: list[BaseRoute] = []
+    if config.digest.recipients == "subscribers":
+        store = Store.open(config.store_url)
+        try:
+            pages = Unsubscribe(config, store)
+        except PublisherError:
+            store.close()
+            raise
+        routes.append(Route(path, pages.endpoint, methods=["GET", "POST"]))
+    else:  # a Response is an ASGI app of its own: every method gets it
+        routes.append(Route(path, PlainTextResponse("Not Found", status_code=404)))
     files = FeedFiles(config.feed, cache_seconds=config.server.cache_seconds)
     prefix = unquote(urlsplit(config.feed.base_url).path).rstrip("/")
-    routes = [Mount(prefix, app=files)] if prefix else []
+    if prefix:
+        routes.append(Mount(prefix, app=files))
     routes.append(Mount("/", app=files))
-    return Starlette(routes=routes, middleware=[Middleware(GZipMiddleware), Middleware(NoSniff)])
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if store is not None:
+                store.close()
+
+    return Starlette(routes=routes, middleware=[Middleware(GZipMiddleware), Middleware(NoSniff)], lifespan=lifespan)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -163,8 +276,12 @@ def listen(host: str, port: int) -> socket.socket:
     if not 0 <= port <= 65535:  # getaddrinfo would quietly take 99999 as 34463
         raise PublisherError(f"serve: cannot listen on {host}:{port}: ports are 0 to 65535")
     try:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        # proto must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only
+        # then, and without it every keep-alive response waits ~40 ms for a delayed ACK.
+        sock = socket.socket(family, kind, proto)
     except OSError as exc:
         raise PublisherError(f"serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     try:
@@ -192,13 +309,14 @@ class Server(uvicorn.Server):
 
 def serve(config: Config, *, host: str, port: int) -> None:
     """Serve the feeds folder until SIGTERM or SIGINT; then return (the CLI exits 0)."""
+    app = create_app(config)  # a missing secret or store stops it here, before it listens
     sock = listen(host, port)  # bound here, so a taken port is one PublisherError, not uvicorn's exit
     bound = sock.getsockname()[1]
     url = f"http://[{host}]:{bound}/" if ":" in host else f"http://{host}:{bound}/"
     if not config.feed.dir.is_dir():
         logger.warning("serve: %s does not exist yet; every path is 404 until `publisher run`", config.feed.dir)
     server_config = uvicorn.Config(
-        create_app(config),
+        app,
         host=host,
         port=bound,
         proxy_headers=False,  # no proxy is trusted: the access log shows the real peer
@@ -243,11 +361,22 @@ def _header_url(url: str) -> str:
     return quote(url, safe=_URL_SAFE)
 
 
+class WithoutQuery(logging.Filter):
+    """Drops the query string from the path in uvicorn's access log: unsubscribe tokens are there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:  # client, method, path, version, status
+            client, method, path, version, status = record.args
+            record.args = (client, method, str(path).partition("?")[0], version, status)
+        return True
+
+
 # Errors and the access log go to stderr, in the CLI's "publisher: ..." style; uvicorn's own
 # start and stop chatter (INFO) is left out, the "serve: ..." line on stdout says it is up.
 _LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"without_query": {"()": WithoutQuery}},
     "formatters": {
         "plain": {"format": "publisher: %(message)s"},
         "access": {
@@ -258,7 +387,12 @@ _LOGGING: dict[str, Any] = {
     },
     "handlers": {
         "plain": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
-        "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stderr"},
+        "access": {
+            "class": "logging.StreamHandler",
+            "formatter": "access",
+            "filters": ["without_query"],
+            "stream": "ext://sys.stderr",
+        },
     },
     "loggers": {
         "uvicorn.error": {"handlers": ["plain"], "level": "WARNING", "propagate": False},

@@ -318,10 +318,11 @@ class Store:
                         "attempts": 0,
                     },
                 )
-                conn.execute(
-                    insert(digest_articles),
-                    [{"digest_id": digest_id, "article_id": a, "position": i} for i, a in enumerate(article_ids)],
-                )
+                if article_ids:
+                    conn.execute(
+                        insert(digest_articles),
+                        [{"digest_id": digest_id, "article_id": a, "position": i} for i, a in enumerate(article_ids)],
+                    )
         except IntegrityError:
             return False
         return True

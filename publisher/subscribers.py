@@ -10,12 +10,14 @@ forged or guessed, and is checked in constant time. An unsubscribed address stay
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import hmac
 import io
 import os
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,9 +49,10 @@ class Subscriber:
 @dataclass
 class ImportResult:
     added: int = 0
+    resubscribed: int = 0  # unsubscribed earlier, added again by the operator (never by an import)
     already: int = 0  # on the list already (or twice in the file)
     kept_unsubscribed: int = 0  # unsubscribed earlier: an import does not resubscribe
-    errors: list[str] = field(default_factory=list)  # "FILE:LINE: reason", one per bad row
+    errors: list[str] = field(default_factory=list)  # "FILE:LINE: 'value': reason", one per bad row
 
 
 class BadAddress(ValueError):
@@ -65,7 +68,13 @@ def normalize(address: str) -> str:
 
 
 def key(address: str) -> str:
-    """What makes two addresses the same subscriber: case is ignored throughout."""
+    """What makes two addresses the same subscriber: the normalized address, case ignored.
+
+    Normalized first, so that an IDN domain in punycode or a local part in another Unicode
+    form finds the stored address; an address email-validator refuses is only lower-cased.
+    """
+    with contextlib.suppress(BadAddress):
+        address = normalize(address)
     return address.strip().lower()
 
 
@@ -79,7 +88,8 @@ def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime
     """
     result = ImportResult()
     with store.transaction() as conn:
-        state: dict[str, str] = dict(conn.execute(select(subscribers.c.email_key, subscribers.c.state)).tuples())
+        rows = conn.execute(select(subscribers.c.email_key, subscribers.c.state))
+        state: dict[str, str] = {email_key: current for email_key, current in rows}
         new_rows = []
         for address, name in addresses:
             k = key(address)
@@ -103,7 +113,7 @@ def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime
                     .values(state=ACTIVE, unsubscribed_at=None, token=_new_token())
                 )
                 state[k] = ACTIVE
-                result.added += 1
+                result.resubscribed += 1
             elif state[k] == UNSUBSCRIBED:
                 result.kept_unsubscribed += 1
             else:
@@ -118,7 +128,8 @@ def import_csv(
 ) -> ImportResult:
     """Import a CSV file: an ``email`` column (or the first column), an optional ``name``.
 
-    A bad row is reported by line number and the rest are imported.
+    A bad row is reported by line number and the rest are imported. ``progress(done, total)``
+    is called after each row read.
     """
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -126,34 +137,61 @@ def import_csv(
         raise ConfigError(str(path), f"cannot be read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), "not UTF-8 text (save the file as UTF-8 CSV)") from None
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    rows = _rows(path, text)
     if not rows:
         return ImportResult()
-    header = [cell.strip().lower() for cell in rows[0]]
+    header = [cell.strip().lower() for cell in rows[0][1]]
     if "email" in header or "e-mail" in header:
         email_col = header.index("email") if "email" in header else header.index("e-mail")
         name_col = header.index("name") if "name" in header else None
-        body, first_line = rows[1:], 2
+        body = rows[1:]
     else:
-        email_col, name_col, body, first_line = 0, (1 if len(rows[0]) > 1 else None), rows, 1
+        email_col, name_col, body = 0, (1 if len(header) > 1 else None), rows
     good: list[tuple[str, str | None]] = []
     errors: list[str] = []
-    for number, row in enumerate(body, start=first_line):
+    for done, (number, row) in enumerate(body, start=1):
+        if progress is not None:
+            progress(done, len(body))
         if not any(cell.strip() for cell in row):
             continue  # blank line
         cell = row[email_col] if email_col < len(row) else ""
         try:
             address = normalize(cell)
         except BadAddress as exc:
-            errors.append(f"{path}:{number}: {cell.strip()!r}: {exc}")
+            errors.append(f"{path}:{number}: {_shown(cell)}: {exc}")
             continue
         name = row[name_col].strip() if name_col is not None and name_col < len(row) else ""
         good.append((address, name or None))
-        if progress is not None:
-            progress(number, len(body))
     result = add(store, good, now, resubscribe=False)
     result.errors = errors
     return result
+
+
+def _rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """The CSV rows, each with the line it starts on (a quoted cell may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = []
+    start = 1
+    try:
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ConfigError(f"{path}:{start}", f"not a CSV file the import can read: {exc}") from None
+    return rows
+
+
+def _shown(cell: str) -> str:
+    """A refused cell as the error line shows it: quoted, and cut short if long."""
+    cell = cell.strip()
+    return repr(cell if len(cell) <= 80 else cell[:80] + "...")
+
+
+def find(store: Store, address: str) -> Subscriber | None:
+    """The subscriber with ``address`` (compared as :func:`key` does), active or not."""
+    with store.transaction() as conn:
+        row = conn.execute(select(subscribers).where(subscribers.c.email_key == key(address))).mappings().first()
+        return _subscriber(row) if row else None
 
 
 def remove(store: Store, address: str, now: datetime) -> bool:
@@ -194,9 +232,14 @@ def listing(store: Store, *, include_unsubscribed: bool = False) -> list[Subscri
 
 
 def active_count(store: Store) -> int:
+    return counts(store)[ACTIVE]
+
+
+def counts(store: Store) -> Counter[str]:
+    """Subscribers by state (active, unsubscribed)."""
+    query = select(subscribers.c.state, func.count()).group_by(subscribers.c.state)
     with store.transaction() as conn:
-        count = conn.execute(select(func.count()).where(subscribers.c.state == ACTIVE)).scalar_one()
-        return int(count)
+        return Counter({state: int(count) for state, count in conn.execute(query)})
 
 
 def _subscriber(row: object) -> Subscriber:

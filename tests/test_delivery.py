@@ -11,6 +11,7 @@ import base64
 import email
 import email.policy
 import errno
+import json
 import os
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from publisher import journal
 from publisher.store import Digest
 from tests.conftest import SAMPLE_TITLE, Project
 from tests.endpoint import Endpoint, Request
@@ -63,13 +65,26 @@ def last_digest(project: Project) -> Digest:
     return digest
 
 
+def key_of(digest: Digest, batch: int = 1) -> str:
+    """The idempotency key of a digest's batch: the digest id and the batch number."""
+    return f"{digest.id}-{batch:04d}"
+
+
 def digest_id_of(provider: str, request: Request) -> str:
     """The digest a request carries, as the receiving service would read it."""
     if provider == "webhook":
-        assert request.json()["id"] == request.headers["idempotency-key"]
-        return request.headers["idempotency-key"]
+        assert request.headers["idempotency-key"] == request.json()["key"]
+        return str(request.json()["id"])
     [value] = [v for k, v in request.form() if k == "v:digest-id"]
     return value
+
+
+def batches(project: Project, digest: Digest) -> list[journal.Batch]:
+    store = project.open_store()
+    try:
+        return journal.batches_of(store, digest.id)
+    finally:
+        store.close()
 
 
 def read_eml(data: bytes) -> EmailMessage:
@@ -93,12 +108,28 @@ def test_webhook_posts_the_digest_as_json_with_idempotency_key_and_bearer_key(
     digest = last_digest(project)
     assert (request.method, request.path) == ("POST", "/hooks/digest")
     assert request.headers["content-type"] == "application/json"
-    assert request.headers["idempotency-key"] == digest.id
+    assert request.headers["idempotency-key"] == key_of(digest)
     assert request.headers["authorization"] == f"Bearer {KEY}"
     assert request.headers["user-agent"].startswith("publisher/")
     body = request.json()
-    assert set(body) == {"id", "subject", "from", "to", "html", "text", "headers", "articles"}
-    assert body["id"] == digest.id
+    assert set(body) == {
+        "id",
+        "key",
+        "test",
+        "subject",
+        "from",
+        "to",
+        "recipients",
+        "personal",
+        "html",
+        "text",
+        "headers",
+        "articles",
+    }
+    assert (body["id"], body["key"], body["test"]) == (digest.id, key_of(digest), False)
+    assert body["recipients"] == [
+        {"email": "subscribers@lists.example.org", "unsubscribe_url": "https://news.example.org/unsubscribe"}
+    ]
     assert body["subject"] == "Example News: 1 new" == digest.subject
     assert body["from"] == "Example News <news@example.org>"
     assert body["to"] == ["subscribers@lists.example.org"]
@@ -112,7 +143,14 @@ def test_webhook_posts_the_digest_as_json_with_idempotency_key_and_bearer_key(
     assert article["title"] == SAMPLE_TITLE
     assert article["url"].startswith("https://news.example.org/kremlin-condemns-us-approval")
     assert article["url"] in body["html"]
-    assert (digest.state, digest.provider_id, digest.last_error) == ("sent", "<1@endpoint.test>", None)
+    assert (digest.state, digest.last_error) == ("sent", None)
+    [batch] = batches(project, digest)
+    assert (batch.key, batch.state, batch.provider_id, batch.attempts) == (
+        key_of(digest),
+        "accepted",
+        "<1@endpoint.test>",
+        1,
+    )
     assert f"digest {digest.id}: 1 article, accepted by {endpoint.url}/hooks/digest" in result.stdout
 
 
@@ -124,7 +162,7 @@ def test_webhook_without_a_key_sends_no_authorization_header(project: Project, e
     assert result.exit_code == 0, result.output
     [request] = endpoint.requests
     assert "authorization" not in request.headers
-    assert request.headers["idempotency-key"] == last_digest(project).id
+    assert request.headers["idempotency-key"] == key_of(last_digest(project))
     assert last_digest(project).state == "sent"
 
 
@@ -154,7 +192,17 @@ def test_mailgun_posts_a_form_to_the_messages_api_with_basic_auth(project: Proje
     assert fields["h:List-Unsubscribe"] == ["<https://news.example.org/unsubscribe>"]
     assert fields["h:List-Unsubscribe-Post"] == ["List-Unsubscribe=One-Click"]
     assert fields["v:digest-id"] == [digest.id]
-    assert (digest.state, digest.provider_id) == ("sent", "<1@endpoint.test>")
+    assert fields["v:batch-key"] == [key_of(digest)]
+    assert json.loads(fields["recipient-variables"][0]) == {
+        "subscribers@lists.example.org": {
+            "unsubscribe_url": "https://news.example.org/unsubscribe",
+            "unsubscribe_url_html": "https://news.example.org/unsubscribe",
+            "batch": key_of(digest),
+        }
+    }
+    [batch] = batches(project, digest)
+    assert (batch.state, batch.provider_id) == ("accepted", "<1@endpoint.test>")
+    assert digest.state == "sent"
     assert "queued by Mailgun as <1@endpoint.test>" in result.stdout
 
 
@@ -239,7 +287,7 @@ def test_digest_send_exits_1_on_failure_and_delivers_once_on_the_next_send(
     assert sent.exit_code == 0, sent.output
     assert again.exit_code == 0, again.output
     assert "nothing new" in again.stdout
-    assert [r.headers["idempotency-key"] for r in endpoint.requests] == [pending.id, pending.id]
+    assert [r.headers["idempotency-key"] for r in endpoint.requests] == [key_of(pending), key_of(pending)]
     assert last_digest(project).state == "sent"
 
 
@@ -308,14 +356,14 @@ def test_endpoint_that_never_answers_times_out_and_the_same_digest_is_resent(
     assert digest.last_error is not None and "no answer within 0.5s" in digest.last_error
     unanswered = silent.received().decode()
     assert unanswered.startswith("POST /hook HTTP/1.1\r\n")
-    assert f"idempotency-key: {digest.id}\r\n" in unanswered.lower()
+    assert f"idempotency-key: {key_of(digest)}\r\n" in unanswered.lower()
 
     use_webhook(project, endpoint.url)
     assert project.cli("run", env=ENV).exit_code == 0
     assert project.cli("run", env=ENV).exit_code == 0
 
     [request] = endpoint.requests
-    assert request.headers["idempotency-key"] == digest.id
+    assert request.headers["idempotency-key"] == key_of(digest)
     assert unanswered.endswith(request.body.decode())  # the very same JSON body
     assert last_digest(project).state == "sent"
 
@@ -329,23 +377,40 @@ def test_one_retry_recovers_from_a_single_503_within_the_run(project: Project, e
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     first, second = endpoint.requests
-    assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == last_digest(project).id
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == key_of(last_digest(project))
     assert first.body == second.body
     digest = last_digest(project)
     assert (digest.state, digest.attempts, digest.last_error) == ("sent", 1, None)
 
 
-def test_a_refusal_that_cannot_change_is_not_retried_within_the_run(project: Project, endpoint: Endpoint) -> None:
+def test_a_refusal_that_cannot_change_fails_the_batch_and_is_not_retried_silently(
+    project: Project, endpoint: Endpoint
+) -> None:
     use_webhook(project, endpoint.url, retries=1)
     endpoint.reply(400, {"message": "'to' address is not allowed"})
 
     result = project.cli("run", env=ENV)
 
     assert result.exit_code == 1
-    assert len(endpoint.requests) == 1
+    assert len(endpoint.requests) == 1  # not retried within the run
     digest = last_digest(project)
-    assert digest.state == "pending"
+    assert digest.state == "incomplete"
     assert digest.last_error is not None and digest.last_error.endswith("HTTP 400: 'to' address is not allowed")
+    [batch] = batches(project, digest)
+    assert batch.state == "failed"
+    assert "1 batch failed" in result.stderr and "HTTP 400: 'to' address is not allowed" in result.stderr
+
+    again = project.cli("run", env=ENV)  # nor by the next run
+
+    assert again.exit_code == 0, again.output
+    assert len(endpoint.requests) == 1
+    assert "nothing new" in again.stdout
+
+    retried = project.cli("digest", "resume", "--retry-failed", env=ENV)  # only when the operator asks
+
+    assert retried.exit_code == 0, retried.output
+    assert [r.headers["idempotency-key"] for r in endpoint.requests] == [key_of(digest)] * 2
+    assert last_digest(project).state == "sent"
 
 
 # -- secrets ------------------------------------------------------------------------------------

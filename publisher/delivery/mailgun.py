@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 
+from markupsafe import escape
+
 from publisher import http
 from publisher.config import Config
 from publisher.delivery import Envelope, Receipt
 from publisher.delivery.base import HttpMailer, json_field, require_key
 
 UNSUBSCRIBE_VARIABLE = "%recipient.unsubscribe_url%"
+UNSUBSCRIBE_HTML_VARIABLE = "%recipient.unsubscribe_url_html%"  # Mailgun inserts values as they are
 
 
 def build(config: Config) -> MailgunMailer:
@@ -34,7 +37,12 @@ class MailgunMailer(HttpMailer):
         digest = envelope.digest
         url = f"{self.config.url}/v3/{self.config.domain}/messages"
         variables = {
-            r.email: {"unsubscribe_url": r.unsubscribe_url, "batch": envelope.key} for r in envelope.recipients
+            r.email: {
+                "unsubscribe_url": r.unsubscribe_url,
+                "unsubscribe_url_html": str(escape(r.unsubscribe_url)),
+                "batch": envelope.key,
+            }
+            for r in envelope.recipients
         }
         # A dict (a list value repeats the field): httpx takes a list of pairs as raw content.
         fields: dict[str, str | list[str]] = {
@@ -42,7 +50,7 @@ class MailgunMailer(HttpMailer):
             "to": [r.email for r in envelope.recipients],
             "subject": digest.subject,
             "text": digest.personal(digest.text, UNSUBSCRIBE_VARIABLE),
-            "html": digest.personal(digest.html, UNSUBSCRIBE_VARIABLE),
+            "html": digest.personal(digest.html, UNSUBSCRIBE_HTML_VARIABLE),
             "recipient-variables": json.dumps(variables),
         }
         fields |= {f"h:{name}": digest.personal(value, UNSUBSCRIBE_VARIABLE) for name, value in digest.headers.items()}

@@ -12,7 +12,10 @@ import email.policy
 import hashlib
 from email.message import EmailMessage
 
+from markupsafe import escape
+
 from publisher.delivery import Envelope, Recipient
+from publisher.digest import Outgoing
 
 _REPLACED = ("To", "Message-ID", "List-Unsubscribe")
 
@@ -27,12 +30,35 @@ def message(envelope: Envelope, recipient: Recipient) -> bytes:
     copy["To"] = recipient.email
     copy["Message-ID"] = message_id(digest.headers["Message-ID"], recipient.email)
     copy["List-Unsubscribe"] = f"<{recipient.unsubscribe_url}>"
-    text = digest.personal(digest.text, recipient.unsubscribe_url)
-    copy.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    copy.set_content(text(digest, recipient.unsubscribe_url), subtype="plain", charset="utf-8", cte="quoted-printable")
     copy.add_alternative(
-        digest.personal(digest.html, recipient.unsubscribe_url), subtype="html", charset="utf-8", cte="quoted-printable"
+        html(digest, recipient.unsubscribe_url), subtype="html", charset="utf-8", cte="quoted-printable"
     )
     return copy.as_bytes()
+
+
+def html(digest: Outgoing, url: str) -> str:
+    """The HTML part with ``url`` as the reader's link, escaped for an attribute (& -> &amp;)."""
+    return digest.personal(digest.html, str(escape(url)))
+
+
+def text(digest: Outgoing, url: str) -> str:
+    return digest.personal(digest.text, url)
+
+
+def guard_braces_html(html_part: str) -> str:
+    """Article text must not become template code for a provider that renders the body as a
+    template (listmonk: Go templates; Buttondown: Django): ``{`` and ``}`` as HTML entities read
+    the same and are not template syntax."""
+    return html_part.replace("{", "&#123;").replace("}", "&#125;")
+
+
+def guard_braces_text(text_part: str) -> str:
+    """The same for a plain-text part, which has no entities: a zero-width space splits ``{{``
+    and ``{%`` (and ``}}``, ``%}``) so that no template engine sees them."""
+    for pair in ("{{", "{%", "}}", "%}", "{#", "#}"):
+        text_part = text_part.replace(pair, pair[0] + "\u200b" + pair[1])
+    return text_part
 
 
 def message_id(digest_message_id: str, address: str) -> str:
