@@ -574,8 +574,8 @@ def _journal_lines(config: Config, store: Store, sent: Digest) -> list[str]:
 @click.option("--port", type=int, default=None, help="Port to listen on [default: [server] port, 8080].")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Serve the feeds folder over HTTP (ETag, 304, gzip); stop with Ctrl-C or SIGTERM."""
+    """Serve the feeds folder over HTTP (ETag, 304, gzip) and the unsubscribe links; stop with Ctrl-C or SIGTERM."""
     from publisher.server import serve as run_server
 
     config = _config(ctx)
-    run_server(config, host=host or config.server.host, port=port or config.server.port)
+    run_server(config, host=host or config.server.host, port=config.server.port if port is None else port)

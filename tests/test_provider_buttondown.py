@@ -247,3 +247,20 @@ def test_a_test_send_mails_a_draft_to_the_given_addresses_only(
         assert store.last_digest() is None  # nothing marked
     finally:
         store.close()
+
+
+def test_template_syntax_in_an_article_reaches_buttondown_as_text_not_as_template(
+    project: Project, endpoint: Endpoint, buttondown: FakeButtondown
+) -> None:
+    """Buttondown renders the body as a template: an article's braces must not become code."""
+    project.add_article(
+        "braces.md", "---\ntitle: 'Costs {{ subscriber.email }} {% if x %}'\n---\nSay {{ secret }} and {#.\n"
+    )
+
+    result = project.cli("run", env=ENV)
+
+    assert result.exit_code == 0, result.output
+    body = endpoint.requests[0].json()["body"]
+    assert "{{ subscriber" not in body and "{{ secret" not in body and "{%" not in body and "{#" not in body
+    assert "&#123;&#123; subscriber.email &#125;&#125;" in body  # reads the same in a mail client
+    assert body.count("{{") == body.count("{{ unsubscribe_url }}") >= 1  # only our own tag is template code

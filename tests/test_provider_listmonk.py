@@ -292,3 +292,20 @@ def test_a_test_send_to_someone_listmonk_does_not_know_says_so(
     assert line.startswith("test digest: not sent: listmonk: ")
     assert line.endswith("/api/campaigns/1/test: HTTP 400: Subscriber not found.")
     assert listmonk.tests == [] and listmonk.started() == []
+
+
+def test_template_syntax_in_an_article_reaches_listmonk_as_text_not_as_template(
+    project: Project, endpoint: Endpoint, listmonk: FakeListmonk
+) -> None:
+    """listmonk renders bodies as Go templates: an article's braces must not become code."""
+    project.add_article("braces.md", "---\ntitle: 'Costs {{ .Subscriber.Email }}'\n---\nSay {{ template \"x\" }}.\n")
+
+    result = project.cli("run", env=ENV)
+
+    assert result.exit_code == 0, result.output
+    body = next(r for r in endpoint.requests if r.method == "POST").json()
+    for part in (body["body"], body["altbody"]):
+        assert "{{ .Subscriber" not in part and '{{ template "x"' not in part
+        assert part.count("{{") == part.count("{{ UnsubscribeURL }}") >= 1  # only listmonk's own tag
+    assert "&#123;&#123; .Subscriber.Email &#125;&#125;" in body["body"]  # reads the same in a mail client
+    assert "{\u200b{ .Subscriber.Email }\u200b}" in body["altbody"]

@@ -34,6 +34,9 @@ def message(envelope: Envelope, recipient: Recipient) -> bytes:
     copy.add_alternative(
         html(digest, recipient.unsubscribe_url), subtype="html", charset="utf-8", cte="quoted-printable"
     )
+    # A fixed boundary instead of a random one, so that a resend carries the same bytes. In
+    # quoted-printable parts "=" is written "=3D", so "=_" can never occur in them.
+    copy.set_boundary(f"=_publisher_{_tag(digest.id + ' ' + recipient.email, 24)}")
     return copy.as_bytes()
 
 
@@ -64,5 +67,8 @@ def guard_braces_text(text_part: str) -> str:
 def message_id(digest_message_id: str, address: str) -> str:
     """``<digest-id.HASH@domain>``: one per reader, the same on every resend."""
     local, _, domain = digest_message_id.strip("<>").partition("@")
-    tag = hashlib.sha256(address.lower().encode()).hexdigest()[:12]
-    return f"<{local}.{tag}@{domain}>"
+    return f"<{local}.{_tag(address.lower(), 12)}@{domain}>"
+
+
+def _tag(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
