@@ -14,6 +14,7 @@ struggling, and the next run continues where this one stopped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,11 @@ from publisher.digest import create_next, outgoing, preview
 from publisher.errors import DeliveryError
 from publisher.journal import ACCEPTED, FAILED, IN_DOUBT, PENDING, SENDING
 from publisher.store import Digest, Store
+
+
+# One record per batch outcome, carrying the digest id and the batch key as fields, so that
+# one send can be followed in the logs (see publisher.logs for the JSON format).
+log = logging.getLogger("publisher.delivery")
 
 
 def now() -> datetime:
@@ -237,6 +243,15 @@ def _unsubscribe_url(config: Config, secret: bytes | None, token: str | None) ->
 
 
 def _report(on_batch: OnBatch | None, batch: journal.Batch, total: int, state: str, detail: str) -> None:
+    log.debug(
+        "digest %s: batch %d/%d %s: %s",
+        batch.digest_id,
+        batch.number,
+        total,
+        state,
+        detail,
+        extra={"digest_id": batch.digest_id, "batch_key": batch.key, "batch_state": state},
+    )
     if on_batch is not None:
         on_batch(BatchReport(batch.digest_id, batch.number, total, batch.recipient_count, state, detail))
 
