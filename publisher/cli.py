@@ -2,6 +2,11 @@
 
 Exit status: 0 ok, 1 failure (a bad article, a digest not sent), 2 usage or config error.
 Every PublisherError is caught once, in :class:`_Cli`, and printed as one line.
+
+stdout carries the results (summaries, paths, listings) and is the same in both log formats.
+stderr carries progress and errors: ``publisher: ...`` lines, or with ``--log-format json``
+only log records, one JSON object a line (see publisher.logs), plus a record of every
+digest send's outcome with its digest id.
 """
 
 from __future__ import annotations
@@ -9,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 import webbrowser
 from collections.abc import Iterator
@@ -20,22 +24,31 @@ from typing import Any
 
 import click
 
-from publisher import __version__, digest, dispatch, jobs, journal, progress, subscribers
+from publisher import __version__, digest, dispatch, jobs, journal, logs, progress, subscribers
 from publisher import config as config_module
 from publisher.config import LIST_OWNERS, Config
 from publisher.delivery import Mailer, build_mailer
-from publisher.errors import PublisherError
+from publisher.errors import IngestError, PublisherError
 from publisher.files import write_atomic
 from publisher.ingest import ingest as ingest_paths
 from publisher.store import Digest, Store, safe_url
 
+log = logging.getLogger("publisher.cli")
+
 
 class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        # Here rather than in main(): a usage error in a subcommand is raised before main() runs.
+        logs.setup(ctx.params["log_format"], logging.DEBUG if ctx.params["verbose"] else logging.INFO)
         try:
             return super().invoke(ctx)
         except PublisherError as exc:
-            click.echo(f"publisher: error: {exc}", err=True)
+            _stderr(str(exc))
+            ctx.exit(exc.exit_code)
+        except click.ClickException as exc:
+            if not logs.is_json():
+                raise  # click prints it with the usage line
+            _stderr(exc.format_message())
             ctx.exit(exc.exit_code)
 
 
@@ -48,19 +61,48 @@ class _Cli(click.Group):
     show_default=True,
     help="The publisher.toml to use; relative paths in it are relative to its folder.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS, case_sensitive=False),
+    default="text",
+    show_default=True,
+    envvar="PUBLISHER_LOG_FORMAT",
+    help="stderr as `publisher: ...` lines, or one JSON object a line, with digest and batch ids "
+    "(also PUBLISHER_LOG_FORMAT). stdout is the same either way.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Also log publisher's debug records.")
 @click.version_option(__version__, prog_name="publisher")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path) -> None:
+def main(ctx: click.Context, config_path: Path, log_format: str, verbose: bool) -> None:
     """Turn a folder of articles into an Atom feed and an email digest, on a schedule.
 
     Quick start, in a folder with publisher.toml: `publisher run`.
     """
     ctx.obj = config_path
-    logging.basicConfig(level=logging.INFO, format="publisher: %(message)s", stream=sys.stderr)
 
 
 def _config(ctx: click.Context) -> Config:
-    return config_module.load(ctx.obj)
+    config = config_module.load(ctx.obj)
+    logs.protect(config)
+    return config
+
+
+def _stderr(message: str, *, prefix: str = "publisher: error: ", level: int = logging.ERROR, **fields: Any) -> None:
+    """A line for the operator: ``prefix + message`` on stderr, or a log record at ``level`` in JSON mode."""
+    if logs.is_json():
+        log.log(level, "%s", message, extra=fields)
+    else:
+        click.echo(logs.redact(prefix + message), err=True)
+
+
+def _outcome(result: dispatch.SendResult, **fields: Any) -> None:
+    """A send's outcome: on stdout if it went well, else on stderr; in JSON mode also logged either way."""
+    if result.ok:
+        click.echo(logs.redact(result.message))
+    if logs.is_json():
+        log.log(logging.INFO if result.ok else logging.ERROR, "%s", result.message, extra=fields)
+    elif not result.ok:
+        click.echo(logs.redact(result.message), err=True)
 
 
 @contextmanager
@@ -72,15 +114,18 @@ def _store(config: Config) -> Iterator[Store]:
         store.close()
 
 
-def _report_ingest_errors(errors: list[Any]) -> None:
+def _report_ingest_errors(errors: list[IngestError]) -> None:
     for error in errors:
-        click.echo(f"publisher: error: {error}", err=True)
+        _stderr(str(error), path=error.path)
 
 
 def _report_published(published: jobs.PublishResult) -> None:
     click.echo(published.feed.summary())
     for ping in published.pings:
-        click.echo(ping.message, err=not ping.ok)
+        if ping.ok:
+            click.echo(ping.message)
+        else:
+            _stderr(ping.message, prefix="")
 
 
 @main.command()
@@ -161,7 +206,7 @@ def remove_articles(ctx: click.Context, ids: tuple[str, ...]) -> None:
                 missing.append(key)
         published = jobs.publish_feeds(config, store)
     for key in missing:
-        click.echo(f"publisher: error: {key}: no such article (see `publisher articles list`)", err=True)
+        _stderr(f"{key}: no such article (see `publisher articles list`)", article=key)
     _report_published(published)
     ctx.exit(1 if missing or not published.ok else 0)
 
@@ -196,7 +241,7 @@ def preview(ctx: click.Context, out: Path | None, open_it: bool) -> None:
     html = out / f"digest-{shown.id}.html"
     # webbrowser, not click.launch: it honours $BROWSER, where click.launch runs xdg-open on Linux.
     if open_it and not webbrowser.open(html.resolve().as_uri()):
-        click.echo(f"publisher: error: no web browser to open {html} (set BROWSER)", err=True)
+        _stderr(f"no web browser to open {html} (set BROWSER)", path=html)
         ctx.exit(1)
 
 
@@ -217,14 +262,14 @@ def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     """
     valid, bad = _addresses(addresses)
     for line in bad:
-        click.echo(f"publisher: error: --to {line}", err=True)
+        _stderr(f"--to {line}")
     if bad:
         ctx.exit(2)
     config = _config(ctx)
     mailer = build_mailer(config)
     with _store(config) as store:
         result = dispatch.send_test(config, store, mailer, valid, jobs.now())
-    click.echo(result.message, err=not result.ok)
+    _outcome(result, provider=mailer.name)
     ctx.exit(0 if result.ok else 1)
 
 
@@ -270,8 +315,8 @@ def resume(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> Non
     if not held:
         click.echo("digest: nothing to resume (no digest is waiting to be sent)")
         return
-    for line in held:
-        click.echo(f"publisher: error: {line}", err=True)
+    for digest_id, line in held:
+        _stderr(line, digest_id=digest_id)
     ctx.exit(1)
 
 
@@ -279,7 +324,7 @@ def _send(config: Config, store: Store, mailer: Mailer, when: datetime, **option
     """Send (or continue) the digest with its progress shown, then its outcome as one line."""
     with progress.Display() as shown:
         result = dispatch.send_digest(config, store, mailer, when, on_batch=shown.batch, **options)
-    click.echo(result.message, err=not result.ok)
+    _outcome(result, digest_id=result.digest_id, provider=mailer.name)
     return result
 
 
@@ -297,8 +342,8 @@ def _resumable(store: Store, resend_in_doubt: bool, retry_failed: bool) -> bool:
     )
 
 
-def _held_back(store: Store) -> list[str]:
-    """What keeps incomplete digests from being resumed without a flag, one line per digest."""
+def _held_back(store: Store) -> list[tuple[str, str]]:
+    """What keeps incomplete digests from being resumed without a flag: (digest id, line) per digest."""
     lines = []
     for d in store.recent_digests(50):
         if d.state != "incomplete":
@@ -310,7 +355,9 @@ def _held_back(store: Store) -> list[str]:
         if done.batches[journal.FAILED]:
             flags.append(f"{_count(done.batches[journal.FAILED], 'batch', 'batches')} failed: --retry-failed")
         if flags:
-            lines.append(f"digest {d.id}: nothing resumed without a flag ({'; '.join(flags)}; see `publisher status`)")
+            lines.append(
+                (d.id, f"digest {d.id}: nothing resumed without a flag ({'; '.join(flags)}; see `publisher status`)")
+            )
     return lines
 
 
@@ -355,7 +402,7 @@ def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
             result = subscribers.import_csv(store, csv_file, jobs.now(), progress=shown.rows(str(csv_file)))
         active = subscribers.active_count(store)
     for line in result.errors:
-        click.echo(line, err=True)
+        _stderr(line, prefix="", path=csv_file)
     click.echo(
         f"subscribers: {result.added} added, {result.already} already on the list, "
         f"{result.kept_unsubscribed} kept unsubscribed, {_count(len(result.errors), 'bad row')}; {active} active"
@@ -372,7 +419,7 @@ def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     config = _config(ctx)
     valid, bad = _addresses(addresses)
     for line in bad:
-        click.echo(f"publisher: error: {line}", err=True)
+        _stderr(line)
     with _store(config) as store:
         for address in valid:
             added = subscribers.add(store, [(address, None)], jobs.now(), resubscribe=True)
@@ -404,7 +451,7 @@ def remove_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
                 click.echo(f"{found.email}: already unsubscribed")
     for address in unknown:
         why = "not on the list (see `publisher subscribers list`)"
-        click.echo(f"publisher: error: {address.strip()!r}: {why}", err=True)
+        _stderr(f"{address.strip()!r}: {why}")
     ctx.exit(1 if unknown else 0)
 
 
@@ -420,15 +467,16 @@ def list_subscribers(ctx: click.Context, everyone: bool) -> None:
         click.echo(f"{person.email}\t{person.state}" if everyone else person.email)
     active = sum(person.state == subscribers.ACTIVE for person in people)
     counted = f"{active} active" + (f", {len(people) - active} unsubscribed" if everyone else "")
-    click.echo(f"subscribers: {counted}", err=True)
+    _stderr(f"subscribers: {counted}", prefix="", level=logging.INFO)
 
 
 def _note_unused_list(config: Config) -> None:
     if config.digest.recipients != "subscribers":
-        click.echo(
-            f'note: {config.path.name} sends the digest to [digest] to; set [digest] recipients = "subscribers" '
+        _stderr(
+            f'{config.path.name} sends the digest to [digest] to; set [digest] recipients = "subscribers" '
             "to send it to this list",
-            err=True,
+            prefix="note: ",
+            level=logging.WARNING,
         )
 
 
@@ -527,7 +575,7 @@ def status(ctx: click.Context) -> None:
             line += f", {last.attempts} attempts"
         click.echo(line)
         if last.last_error:
-            click.echo(f"last error: {last.last_error}")
+            click.echo(f"last error: {logs.redact(last.last_error)}")  # stored errors are a provider's words
     for lines in journals:
         for line in lines:
             click.echo(line)
@@ -556,7 +604,7 @@ def _journal_lines(config: Config, store: Store, sent: Digest) -> list[str]:
     in_doubt = [b for b in planned if b.state == journal.IN_DOUBT]
     failed = [b for b in planned if b.state == journal.FAILED]
     for batch in failed + in_doubt:
-        reason = batch.last_error or "no reason recorded"
+        reason = logs.redact(batch.last_error or "no reason recorded")
         lines.append(f"  batch {batch.number} {batch.state.replace('_', ' ')}: {reason}")
     if in_doubt:
         keys = ", ".join(b.key for b in in_doubt)

@@ -103,7 +103,11 @@ class MailerConfig:
     api_key_env: str
     domain: str
     timeout: float
-    retries: int
+    retries: int  # quick retries within one run
+    max_retry_seconds: float  # and the most time they may take
+    max_attempts: int  # runs that may try a batch before it is failed
+    rate: float  # messages (recipients) per second; 0 = no limit
+    concurrency: int  # requests in flight at once
     batch_size: int  # recipients per request; 0 = the provider's own limit
     message_stream: str  # postmark
     region: str  # ses
@@ -398,8 +402,13 @@ def _check_address(t: _Table, key: str, value: str) -> None:
 
 def _env_name(t: _Table, key: str, default: str) -> str:
     name = t.text(key, default)
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ConfigError(t.where(key), "expected the NAME of an environment variable, not the secret itself")
+    # Upper case only: API keys are often letters, digits and "_" ("re_..."), and a key taken
+    # for a variable's name would be printed in the "is not set" error.
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
+        raise ConfigError(
+            t.where(key),
+            "expected the NAME of an environment variable (upper-case letters, digits, _), not the secret itself",
+        )
     return name
 
 
@@ -414,6 +423,10 @@ def _mailer(table: Any, base: Path, digest: DigestConfig) -> MailerConfig:
             "domain",
             "timeout",
             "retries",
+            "max_retry_seconds",
+            "max_attempts",
+            "rate",
+            "concurrency",
             "batch_size",
             "message_stream",
             "region",
@@ -455,9 +468,21 @@ def _mailer(table: Any, base: Path, digest: DigestConfig) -> MailerConfig:
         domain=m.text("domain", "").strip(),
         timeout=m.number("timeout", 30.0),
         retries=m.integer("retries", 2),
+        max_retry_seconds=m.number("max_retry_seconds", 120.0),
+        max_attempts=m.integer("max_attempts", 10, minimum=1),
+        rate=_rate(m),
+        concurrency=m.integer("concurrency", 1, minimum=1),
         batch_size=m.integer("batch_size", 0),
         message_stream=m.text("message_stream", "broadcast").strip() or "broadcast",
         region=region,
         lists=lists,
         username=m.text("username", "").strip(),
     )
+
+
+def _rate(m: _Table) -> float:
+    """[mailer] rate: 0 (the default) for no limit, else a positive number of messages a second."""
+    value = m.data.get("rate", 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ConfigError(m.where("rate"), f"expected messages per second (0 for no limit), got {value!r}")
+    return float(value)

@@ -13,7 +13,10 @@ import email.policy
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime, parseaddr
 from typing import Any
 from urllib.parse import urlsplit
@@ -319,16 +322,71 @@ def _preheader(articles: list[Article]) -> str:
     return text if len(text) <= PREHEADER_CHARS else text[: PREHEADER_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
 
+class _VerbatimHeader(UnstructuredHeader, BaseHeader):
+    """A header written as it is, however long: ``List-Unsubscribe: <URL>`` (RFC 2369).
+
+    Python folds a word too long for a 78-character line by RFC 2047-encoding it, and an
+    encoded URL is no URL to a mail client's unsubscribe button. RFC 5322 allows 998.
+    """
+
+    def fold(self, *, policy: Policy) -> str:
+        line = f"{self.name}: {self}"
+        if line.isascii() and len(line) <= 998:
+            return line + policy.linesep
+        return super().fold(policy=policy)
+
+
+class _LiteralHeader(UnstructuredHeader, BaseHeader):
+    """Text that reads back exactly as it was set: the Subject.
+
+    Python's folder sometimes ends a line with a space and starts the next with one too, so
+    the subject reads back with two spaces (or a leading one); such a subject goes out as
+    RFC 2047 words of its own instead, which always read back whole.
+    """
+
+    def fold(self, *, policy: Policy) -> str:
+        folded = super().fold(policy=policy)
+        name, value = email.policy.default.header_source_parse(folded.splitlines(keepends=True))
+        again = email.policy.default.header_fetch_parse(name, value)
+        if str(again) == str(self) and not again.defects:
+            return folded
+        encoded = Header(str(self), "utf-8", header_name=self.name).encode(linesep=policy.linesep)
+        return f"{self.name}: {encoded}{policy.linesep}"
+
+
+def _policy() -> Policy:
+    registry = HeaderRegistry()
+    registry.map_to_type("list-unsubscribe", _VerbatimHeader)
+    registry.map_to_type("subject", _LiteralHeader)
+    policy: Policy = email.policy.SMTP.clone(header_factory=registry)
+    return policy
+
+
+POLICY = _policy()  # for every message built from a digest (personal copies too)
+
+
+def header_text(text: str) -> str:
+    """``text`` fit for an unstructured header: one line, and literal.
+
+    Any line break, NEL or U+2028 becomes a space. ``=?`` gets a WORD JOINER: Python reads
+    ``=?utf-8?q?...?=`` in a value it is given as an RFC 2047 encoded word and decodes it,
+    so an article title could smuggle ``=0D=0ABcc:`` in and have it written out as a header
+    line of its own (CVE-2024-6923, fixed in later Python releases); readers would see the
+    decoded text instead of the title anyway.
+    """
+    return " ".join(text.split()).replace("=?", "=\u2060?")
+
+
 def _message(config: Config, digest_id: str, subject: str, html: str, text: str, now: datetime) -> bytes:
     sender_domain = parseaddr(config.digest.sender)[1].rpartition("@")[2]
     host = urlsplit(config.site.url).hostname or sender_domain
-    message = EmailMessage(policy=email.policy.SMTP)
-    message["Subject"] = subject
+    message = EmailMessage(policy=POLICY)
+    message["Subject"] = header_text(subject)
     message["From"] = config.digest.sender
     message["To"] = ", ".join(config.digest.to)
     message["Date"] = format_datetime(now)
     message["Message-ID"] = f"<{digest_id}@{sender_domain}>"
-    message["List-Id"] = f"{config.site.title} <digest.{host}>"
+    message["List-Id"] = f"{header_text(config.site.title)} <digest.{host}>"
     message["List-Unsubscribe"] = f"<{unsubscribe_link(config)}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")

@@ -1,32 +1,39 @@
 """Send a digest through the delivery journal, batch by batch; mark each step only after it happened.
 
-    claim the digest (a lease, renewed with every batch)
+    claim the digest (a lease, renewed with every batch, naming the sending process)
     plan its batches once: every recipient written before the first request
-    for each batch not finished: claim -> send -> accepted | failed | pending | in_doubt
+    for each batch not finished: pace -> claim -> send -> accepted | failed | pending | in_doubt
     the digest is sent when every batch was accepted, incomplete when the rest failed or are
     in doubt, and pending while a batch waits for the next run
 
-A batch found ``sending`` was in flight when its process died: resent at once when the
-provider dedupes on the batch key, otherwise held as in doubt until the operator says
-``--resend-in-doubt``. A passing failure (timeout, 5xx, 429) stops the run: the endpoint is
-struggling, and the next run continues where this one stopped.
+Batches go out from ``[mailer] concurrency`` threads at once, no faster than ``[mailer] rate``
+messages a second (publisher.pacing); each thread commits every step of its batch before
+the next. A batch found ``sending`` was in flight when its process died: resent at once when
+the provider dedupes on the batch key, otherwise held as in doubt until the operator says
+``--resend-in-doubt``. A digest whose sender on this host was killed is taken over at once (publisher.owner); one
+claimed from another host waits until the lease runs out. A passing failure (timeout, 5xx,
+429) stops the run: no new batch
+starts (those in flight finish), the endpoint is struggling, and the next run continues where
+this one stopped; after ``[mailer] max_attempts`` runs the batch is failed instead.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from publisher import journal, subscribers
+from publisher import journal, owner, subscribers
 from publisher.config import Config
 from publisher.delivery import Envelope, Mailer, Recipient
-from publisher.digest import create_next, outgoing, preview
+from publisher.digest import Outgoing, create_next, outgoing, preview
 from publisher.errors import DeliveryError
 from publisher.journal import ACCEPTED, FAILED, IN_DOUBT, PENDING, SENDING
+from publisher.pacing import Pace
 from publisher.store import Digest, Store
-
 
 # One record per batch outcome, carrying the digest id and the batch key as fields, so that
 # one send can be followed in the logs (see publisher.logs for the JSON format).
@@ -90,10 +97,14 @@ def send_digest(
             if reopened:
                 return SendResult("nothing", "digest: nothing was left to resend")
             return SendResult("nothing", "digest: nothing new since the last digest, no email sent")
-    if digest.state == SENDING and digest.claimed_at is not None and when < digest.claimed_at + _lease(config):
-        return SendResult("busy", f"digest {digest.id}: being sent by another process", digest.id)
-    if not store.claim_digest(digest, when):
-        return SendResult("busy", f"digest {digest.id}: being sent by another process", digest.id)
+    # A digest found `sending` is left to its sender while the lease runs, unless that sender is
+    # a process on this host that is gone (killed mid-send): then its batches continue at once.
+    lease = _lease(config, mailer)
+    live = digest.claimed_at is not None and when < digest.claimed_at + lease and not owner.is_gone(digest.claimed_by)
+    if digest.state == SENDING and live:
+        return _busy(digest.id)
+    if not store.claim_digest(digest, when, owner.me()):
+        return _busy(digest.id)
     try:
         return _send_batches(config, store, mailer, digest, resend_in_doubt, on_batch)
     finally:
@@ -122,59 +133,114 @@ def send_test(config: Config, store: Store, mailer: Mailer, addresses: list[str]
     return SendResult("sent", f"test digest sent to {', '.join(addresses)} ({mailer.name}); nothing marked as sent")
 
 
+BUSY = "busy"  # an outcome only: another process claimed the batch first
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    batch: journal.Batch
+    state: str  # accepted, failed, pending, in_doubt or busy
+    detail: str
+
+
 def _send_batches(
-    config: Config, store: Store, mailer: Mailer, digest: Digest, resend_in_doubt: bool, on_batch: OnBatch | None
+    config: Config,
+    store: Store,
+    mailer: Mailer,
+    digest: Digest,
+    resend_in_doubt: bool,
+    on_batch: OnBatch | None,
 ) -> SendResult:
-    secret = subscribers.secret(config) if config.digest.recipients == "subscribers" else None
     journal.plan(store, digest.id, _audience(config, store, mailer), mailer.batch_size or 1, now())
-    message = outgoing(config, store, digest)
+    pace = Pace(config.mailer.rate)  # one for all the threads
+    run = _Run(config, store, mailer, outgoing(config, store, digest), resend_in_doubt, pace)
     planned = journal.batches_of(store, digest.id)
-    stop: DeliveryError | None = None
-    last_detail = ""
-    for batch in planned:
-        if batch.state in journal.FINISHED or stop is not None:
-            continue
-        if batch.state == SENDING and not (mailer.idempotent or resend_in_doubt):
+    outcomes: list[_Outcome] = []
+    with ThreadPoolExecutor(config.mailer.concurrency, thread_name_prefix="publisher-send") as pool:
+        todo = [pool.submit(run.batch, batch) for batch in planned if batch.state not in journal.FINISHED]
+        try:
+            for future in as_completed(todo):
+                outcome = future.result()
+                if outcome is not None:  # None: not started, the run had stopped
+                    outcomes.append(outcome)
+                    _report(on_batch, outcome.batch, len(planned), outcome.state, outcome.detail)
+        except BaseException:
+            run.stopped.set()  # a bug, or Ctrl-C: no new batch starts; leaving the pool waits for the rest
+            raise
+    if any(o.state == BUSY for o in outcomes):
+        return _busy(digest.id)
+    stop = next((o.detail for o in outcomes if o.state == PENDING), None)
+    accepted = [o.detail for o in outcomes if o.state == ACCEPTED]
+    return _finish(store, digest, stop, accepted[-1] if accepted else "")
+
+
+class _Run:
+    """One run over a digest's batches: what the sending threads share."""
+
+    def __init__(
+        self, config: Config, store: Store, mailer: Mailer, message: Outgoing, resend_in_doubt: bool, pace: Pace
+    ) -> None:
+        self.config, self.store, self.mailer, self.message, self.pace = config, store, mailer, message, pace
+        self.resend_in_doubt = resend_in_doubt
+        self.secret = subscribers.secret(config) if config.digest.recipients == "subscribers" else None
+        self.stopped = threading.Event()  # set by a passing failure: no new batch starts
+
+    def batch(self, batch: journal.Batch) -> _Outcome | None:
+        """Send one batch, in a worker thread; None if the run stopped before it started."""
+        outcome = self._batch(batch)
+        if outcome is not None and outcome.state in (PENDING, BUSY):
+            self.stopped.set()
+        return outcome
+
+    def _batch(self, batch: journal.Batch) -> _Outcome | None:
+        store, mailer = self.store, self.mailer
+        if self.stopped.is_set():
+            return None
+        if batch.state == SENDING and not (mailer.idempotent or self.resend_in_doubt):
             reason = f"interrupted while sending; {mailer.name} may have accepted it"
             journal.mark(store, batch.id, IN_DOUBT, now(), error=reason)
-            _report(on_batch, batch, len(planned), IN_DOUBT, reason)
-            continue
-        if not journal.claim(store, batch, now()):
-            return SendResult("busy", f"digest {digest.id}: being sent by another process", digest.id)
+            return _Outcome(batch, IN_DOUBT, reason)
         # A batch tried before goes again exactly as planned: same key, same body, which is what
         # lets a provider recognise the repeat. One never tried leaves out who unsubscribed since.
-        people = journal.recipients(store, batch.id, as_planned=batch.attempts > 0)
+        people = journal.recipients(store, batch.id, as_planned=batch.tried)
+        self.pace.wait(len(people))
+        if self.stopped.is_set():  # another thread failed while this one waited its turn
+            return None
+        if not journal.claim(store, batch, now()):
+            return _Outcome(batch, BUSY, "being sent by another process")
         if mailer.batch_size and not people:  # an empty list, or everyone in it unsubscribed since
             journal.mark(store, batch.id, ACCEPTED, now(), error="no recipients")
-            _report(on_batch, batch, len(planned), ACCEPTED, "no recipients")
-            continue
+            return _Outcome(batch, ACCEPTED, "no recipients")
         envelope = Envelope(
-            digest=message,
+            digest=self.message,
             key=batch.key,
-            recipients=tuple(Recipient(p.email, _unsubscribe_url(config, secret, p.token)) for p in people),
+            recipients=tuple(Recipient(p.email, _unsubscribe_url(self.config, self.secret, p.token)) for p in people),
         )
         try:
             receipt = mailer.send(envelope)
         except DeliveryError as exc:
-            state = _after_failure(exc, mailer)
-            journal.mark(store, batch.id, state, now(), error=str(exc))
-            _report(on_batch, batch, len(planned), state, str(exc))
-            if state == PENDING:
-                stop = exc
-            continue
+            state, error = self._after_failure(exc, batch.attempts + 1)
+            journal.mark(store, batch.id, state, now(), error=error)
+            return _Outcome(batch, state, error)
         journal.mark(store, batch.id, ACCEPTED, now(), provider_id=receipt.provider_id, rejected=receipt.rejected)
-        _report(on_batch, batch, len(planned), ACCEPTED, receipt.detail)
-        last_detail = receipt.detail
-    return _finish(store, digest, stop, last_detail)
+        return _Outcome(batch, ACCEPTED, receipt.detail)
+
+    def _after_failure(self, exc: DeliveryError, attempts: int) -> tuple[str, str]:
+        """The batch's new state and error after ``attempts`` runs tried it."""
+        if exc.maybe_delivered and not self.mailer.idempotent:
+            return IN_DOUBT, str(exc)  # the provider may have it; sending again could mail it twice
+        if not exc.retryable:
+            return FAILED, str(exc)
+        if attempts >= self.config.mailer.max_attempts:
+            return FAILED, f"gave up after {attempts} attempts: {exc}"
+        return PENDING, str(exc)
 
 
-def _after_failure(exc: DeliveryError, mailer: Mailer) -> str:
-    if exc.maybe_delivered and not mailer.idempotent:
-        return IN_DOUBT  # the provider may have it; sending again could mail it twice
-    return PENDING if exc.retryable else FAILED
+def _busy(digest_id: str) -> SendResult:
+    return SendResult("busy", f"digest {digest_id}: being sent by another process", digest_id)
 
 
-def _finish(store: Store, digest: Digest, stop: DeliveryError | None, last_detail: str) -> SendResult:
+def _finish(store: Store, digest: Digest, stop: str | None, last_detail: str) -> SendResult:
     done = journal.summary(store, digest.id)
     count = digest.article_count
     what = f"digest {digest.id}: {count} {'article' if count == 1 else 'articles'}"
@@ -182,7 +248,7 @@ def _finish(store: Store, digest: Digest, stop: DeliveryError | None, last_detai
     accepted = done.batches[ACCEPTED]
     total = sum(done.batches.values())
     if not done.finished:
-        store.finish_digest(digest.id, PENDING, now(), str(stop) if stop else None)
+        store.finish_digest(digest.id, PENDING, now(), stop)
         so_far = f" ({accepted} of {total} batches accepted so far)" if accepted else ""
         return SendResult(
             "pending", f"digest {digest.id}{so_far}: not sent, will retry on the next run: {stop}", digest.id
@@ -243,7 +309,7 @@ def _unsubscribe_url(config: Config, secret: bytes | None, token: str | None) ->
 
 
 def _report(on_batch: OnBatch | None, batch: journal.Batch, total: int, state: str, detail: str) -> None:
-    log.debug(
+    log.info(
         "digest %s: batch %d/%d %s: %s",
         batch.digest_id,
         batch.number,
@@ -256,7 +322,10 @@ def _report(on_batch: OnBatch | None, batch: journal.Batch, total: int, state: s
         on_batch(BatchReport(batch.digest_id, batch.number, total, batch.recipient_count, state, detail))
 
 
-def _lease(config: Config) -> timedelta:
-    """Longest one batch can take: every attempt timing out, plus backoff. Renewed per batch."""
-    attempts = config.mailer.retries + 1
-    return timedelta(seconds=attempts * (config.mailer.timeout + 20) + 60)
+def _lease(config: Config, mailer: Mailer) -> timedelta:
+    """Longest a run goes without claiming a batch (each claim renews the lease): one batch's
+    turn at the send rate, then its retries up to max_retry_seconds, plus the attempt begun
+    just before they ran out."""
+    m = config.mailer
+    turn = (mailer.batch_size or 1) / m.rate + 1 if m.rate else 0
+    return timedelta(seconds=turn + m.max_retry_seconds + m.timeout + 20 + 60)

@@ -1,8 +1,9 @@
 """What every outgoing HTTP call shares (mailing APIs in delivery, hubs in websub).
 
 - who we are (``USER_AGENT``);
-- which failures are worth another try (timeouts, connection errors, 408/425/429, 5xx), and
-  how long to wait: the server's ``Retry-After`` (capped) or exponential backoff with jitter;
+- which failures are worth another try (timeouts, connection errors, 408, 429, 500, 502, 503,
+  504), and how long to wait: the server's ``Retry-After`` or exponential backoff with jitter,
+  within a cap on attempts and, for callers that give one, on the total time;
 - how a server's error reads on one line, with no secret in it: URLs may carry a token
   (``user:pass@``, a query string) and servers sometimes echo credentials back.
 """
@@ -19,13 +20,28 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    stop_never,
+    wait_exponential,
+    wait_random,
+)
+from tenacity.stop import stop_base
 
 from publisher import __version__
 
 USER_AGENT = f"publisher/{__version__}"
-RETRY_AFTER_CAP = 30.0  # seconds: a server asking for longer is tried after this, or on the next run
-_RETRYABLE_STATUS = (408, 425, 429)  # and every 5xx
+RETRY_AFTER_CAP = 30.0  # seconds: without a time budget, a server asking for longer is tried after this
+# Passing failures: the request timed out on the server's side (408, like our own timeouts), too
+# many requests (429), a server or gateway having trouble (500, 502, 503, 504). Not 501 or 505+:
+# a method or version the server does not support stays unsupported; not 425, which answers TLS
+# early data, which httpx never sends. Providers add their own (SES throttling errors, Resend's
+# concurrent_idempotent_requests).
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # 0.5 s, 1 s, 2 s ... up to 10 s, each plus up to 1 s of jitter. (wait_exponential_jitter would
 # do, but its `initial` is deprecated in tenacity 9 and its `multiplier` missing before.)
 _BACKOFF = wait_exponential(multiplier=0.5, max=10) + wait_random(0, 1)
@@ -37,14 +53,25 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def retryable_status(status: int) -> bool:
-    return status in _RETRYABLE_STATUS or status >= 500
+    return status in _RETRYABLE_STATUS
 
 
-def retrying(retries: int, sleep: Callable[[float], None] = time.sleep, *, idempotent: bool = True) -> Retrying:
+def retrying(
+    retries: int,
+    sleep: Callable[[float], None] = time.sleep,
+    *,
+    idempotent: bool = True,
+    max_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Retrying:
     """Up to ``retries`` more attempts for an exception whose ``retryable`` is true.
 
     The wait is the exception's ``retry_after`` (seconds) when it has one, else the backoff.
     Without ``idempotent``, a failure that may have been delivered is not repeated.
+
+    ``max_seconds`` is a budget that starts now (make one Retrying per call): no wait may end
+    after it, so a server asking for more time than is left is tried again on the next run.
+    Without a budget, a ``Retry-After`` is waited for at most RETRY_AFTER_CAP.
     """
 
     def worth_another_try(exc: BaseException) -> bool:
@@ -52,13 +79,24 @@ def retrying(retries: int, sleep: Callable[[float], None] = time.sleep, *, idemp
             return False
         return bool(getattr(exc, "retryable", False))
 
+    budget = _OutOfTime(clock() + max_seconds, clock) if max_seconds is not None else stop_never
     return Retrying(
-        stop=stop_after_attempt(max(retries, 0) + 1),
-        wait=_wait,
+        stop=stop_any(stop_after_attempt(max(retries, 0) + 1), budget),
+        wait=_wait if max_seconds is not None else _capped_wait,
         retry=retry_if_exception(worth_another_try),
         sleep=sleep,
         reraise=True,
     )
+
+
+class _OutOfTime(stop_base):
+    """Stop when the next wait would end after ``deadline`` (tenacity computes the wait first)."""
+
+    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
+        self.deadline, self.clock = deadline, clock
+
+    def __call__(self, state: RetryCallState) -> bool:
+        return self.clock() + state.upcoming_sleep > self.deadline
 
 
 def _wait(state: RetryCallState) -> float:
@@ -67,8 +105,12 @@ def _wait(state: RetryCallState) -> float:
     return float(asked) if asked is not None else float(_BACKOFF(state))
 
 
+def _capped_wait(state: RetryCallState) -> float:
+    return min(_wait(state), RETRY_AFTER_CAP)
+
+
 def retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (delay-seconds or an HTTP date), capped; None if absent or unreadable."""
+    """``Retry-After`` in seconds (delay-seconds or an HTTP date); None if absent or unreadable."""
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
@@ -82,7 +124,7 @@ def retry_after(response: httpx.Response) -> float | None:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
+    return max(seconds, 0.0)
 
 
 def describe(exc: Exception) -> str:

@@ -1,7 +1,8 @@
 """The delivery journal: a digest's batches (one request each) and the recipients of each.
 
     pending --claim--> sending --> accepted           the endpoint took it
-                                   failed             refused for good; not retried silently
+                                   failed             refused for good, or still failing after
+                                                      [mailer] max_attempts: not retried silently
                                    pending            a passing failure: the next run retries
                                    in_doubt           it may have been delivered (crash, timeout)
 
@@ -9,6 +10,11 @@ Every recipient of a digest is written, split into batches, before the first req
 (:func:`plan`), and each state change is committed before the next step, so after a crash the
 journal tells exactly which requests were made. A batch's ``key`` (its idempotency key) never
 changes, so a resend of an in-doubt batch can be recognised by providers that honour keys.
+
+A batch's ``attempts`` counts its claims (one per run that sent it, whatever the quick retries
+within that run) since it was planned or last reopened: :func:`reopen`, the operator's
+``--retry-failed`` or ``--resend-in-doubt``, sets it back to 0, so a batch that was given up
+on gets ``max_attempts`` more. Whether it was ever tried (:attr:`Batch.tried`) survives that.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ class Batch:
     last_error: str | None
     provider_id: str | None
     updated_at: datetime
+
+    @property
+    def tried(self) -> bool:
+        """Sent at least once: claimed since it was planned, or reopened (which keeps its last error)."""
+        return self.attempts > 0 or self.last_error is not None
 
 
 @dataclass(frozen=True)
@@ -152,12 +163,13 @@ def mark(
 
 
 def reopen(store: Store, digest_id: str, states: tuple[str, ...], now: datetime) -> int:
-    """Put batches in ``states`` back to pending (the operator's --resend-in-doubt / --retry-failed)."""
+    """Put batches in ``states`` back to pending with a fresh count of attempts (the operator's
+    --resend-in-doubt / --retry-failed)."""
     with store.transaction() as conn:
         changed = conn.execute(
             update(batches)
             .where(batches.c.digest_id == digest_id, batches.c.state.in_(states))
-            .values(state=PENDING, updated_at=now)
+            .values(state=PENDING, attempts=0, updated_at=now)
         )
         return int(changed.rowcount)
 

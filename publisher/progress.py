@@ -2,22 +2,29 @@
 
 On a terminal: a rich progress bar, with any batch that was not accepted printed above it.
 Otherwise (cron, a pipe, a log file): plain lines, one per batch, so the log tells how far a
-send got and which batches need the operator.
+send got and which batches need the operator. Either way the batches' own log records
+(publisher.dispatch logs one per batch) are held back while the display shows them.
+With ``--log-format json`` there is no display: those records, and a record every
+ROWS_PER_LINE rows of an import, are the progress.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from contextlib import ExitStack
 from types import TracebackType
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from publisher import logs
 from publisher.dispatch import BatchReport
 from publisher.journal import ACCEPTED
 
 ROWS_PER_LINE = 1000  # an import logs one line per this many rows when stderr is not a terminal
+log = logging.getLogger("publisher.progress")
 
 
 def batch_line(report: BatchReport) -> str:
@@ -31,26 +38,32 @@ def batch_line(report: BatchReport) -> str:
 class Display:
     """A context manager; its :meth:`batch` and :meth:`rows` are the callbacks to hand on."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, *, as_log: bool | None = None) -> None:
+        """``as_log``: leave the batches to their log records (default: when the log is JSON)."""
         self.console = console or Console(stderr=True)
-        self.live = self.console.is_terminal and not self.console.is_dumb_terminal
+        self.as_log = logs.is_json() if as_log is None else as_log
+        self.live = not self.as_log and self.console.is_terminal and not self.console.is_dumb_terminal
         self._bar: Progress | None = None
         self._task: TaskID | None = None
+        self._cleanup = ExitStack()
 
     def __enter__(self) -> Display:
+        if not self.as_log:
+            self._cleanup.enter_context(logs.batches_shown())
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
+        self._cleanup.close()
         if self._bar is not None:
             self._bar.stop()
 
     def batch(self, report: BatchReport) -> None:
         """One batch done (``on_batch`` of :func:`publisher.dispatch.send_digest`)."""
-        if report.total == 1:
+        if self.as_log or report.total == 1:
             return  # one request is not long work, and the send's own message says how it went
-        line = batch_line(report)
+        line = logs.redact(batch_line(report))  # the detail is a provider's words
         if not self.live:
             click.echo(line, err=True)
             return
@@ -67,7 +80,10 @@ class Display:
             if self.live:
                 self._show(label, done, total, "rows")
             elif done % ROWS_PER_LINE == 0 or (done == total and total >= ROWS_PER_LINE):
-                click.echo(f"{label}: {done}/{total} rows read", err=True)
+                if self.as_log:
+                    log.info("%s: %d/%d rows read", label, done, total, extra={"path": label})
+                else:
+                    click.echo(f"{label}: {done}/{total} rows read", err=True)
 
         return progress
 

@@ -5,6 +5,10 @@ next run time is saved before the job runs. So after downtime the missed slot ru
 start-up (``coalesce``, no misfire limit), and a slot that already started never runs again.
 The refresh job (ingest + feed) runs at start and every ``[daemon] refresh_minutes``.
 One daemon per store: a second one refuses to start (:func:`only_daemon`).
+
+The daemon shows no progress: its log is the record of what it did. Every line names its job
+(``job``), a send's outcome its digest (``digest_id``), and publisher.dispatch logs each batch
+with its digest id and key, so ``--log-format json`` lets an operator follow one send.
 """
 
 from __future__ import annotations
@@ -53,32 +57,35 @@ def next_digest_time(config: Config, after: datetime) -> datetime | None:
 
 def digest_job(config_path: str) -> str:
     """The scheduled digest: a whole cycle, so it includes what arrived since the refresh."""
-    sent = _cycle(config_path, new_digest=True).digest
+    sent = _cycle(config_path, DIGEST_JOB).digest
     assert sent is not None
     return sent.state
 
 
 def refresh_job(config_path: str) -> str:
     """Ingest new files and rebuild the feeds between digests; retry a digest that failed."""
-    _cycle(config_path, new_digest=False)
+    _cycle(config_path, REFRESH_JOB)
     return "refreshed"
 
 
-def _cycle(config_path: str, *, new_digest: bool) -> jobs.CycleResult:
+def _cycle(config_path: str, job: str) -> jobs.CycleResult:
     """One cycle with the config as it is now on disk, logged line by line."""
     config = config_module.load(Path(config_path))
     store = Store.open(config.store_url)
     try:
-        result = jobs.run_cycle(config, store, build_mailer(config), jobs.now(), new_digest=new_digest)
+        mailer = build_mailer(config)
+        result = jobs.run_cycle(config, store, mailer, jobs.now(), new_digest=job == DIGEST_JOB)
     finally:
         store.close()
     for error in result.ingest.errors:
-        log.error("%s", error)
-    log.info("%s; %s", result.ingest.summary(), result.feed.summary())
+        log.error("%s", error, extra={"job": job, "path": error.path})
+    log.info("%s; %s", result.ingest.summary(), result.feed.summary(), extra={"job": job})
     for ping in result.published.pings:
-        (log.info if ping.ok else log.error)("%s", ping.message)
-    if result.digest is not None:
-        (log.info if result.digest.ok else log.error)("%s", result.digest.message)
+        log.log(logging.INFO if ping.ok else logging.ERROR, "%s", ping.message, extra={"job": job})
+    sent = result.digest
+    if sent is not None:
+        fields = {"job": job, "digest_id": sent.digest_id, "provider": mailer.name}
+        log.log(logging.INFO if sent.ok else logging.ERROR, "%s", sent.message, extra=fields)
     return result
 
 
@@ -202,9 +209,10 @@ def _schedule(
 
 def _job_done(event: JobExecutionEvent, on_job: Callable[[JobExecutionEvent], None] | None) -> None:
     if event.exception is not None:
+        fields = {"job": event.job_id}
         if isinstance(event.exception, PublisherError):
-            log.error("%s job: %s", event.job_id, event.exception)
+            log.error("%s job: %s", event.job_id, event.exception, extra=fields)
         else:
-            log.error("%s job crashed: %r", event.job_id, event.exception)
+            log.error("%s job crashed: %r", event.job_id, event.exception, extra=fields)
     if on_job is not None:
         on_job(event)

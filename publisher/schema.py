@@ -109,6 +109,7 @@ digests = Table(
     Column("last_error", Text),
     Column("provider_id", Text),
     Column("claimed_at", UtcDateTime),  # when the current send began (see jobs.send_digest)
+    Column("claimed_by", String(200)),  # host:pid:start of the sender (publisher.owner); version 3
     Column("sent_at", UtcDateTime),
 )
 

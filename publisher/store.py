@@ -51,6 +51,8 @@ def _v2_removed_at(conn: Connection) -> None:
 
 def _v3_subscribers_and_journal(conn: Connection) -> None:
     metadata.create_all(conn, tables=[subscribers, batches, batch_recipients])
+    column_type = digests.c.claimed_by.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE digests ADD COLUMN claimed_by {column_type}"))
 
 
 # Schema changes after the first release, as steps (version 2, 3, ...): each a function of a
@@ -88,6 +90,7 @@ class Digest:
     last_error: str | None
     provider_id: str | None
     claimed_at: datetime | None
+    claimed_by: str | None
     sent_at: datetime | None
     article_count: int
 
@@ -366,7 +369,7 @@ class Store:
         with self._tx() as conn:
             return [Article(**row) for row in conn.execute(query).mappings()]
 
-    def claim_digest(self, digest: Digest, now: datetime) -> bool:
+    def claim_digest(self, digest: Digest, now: datetime, owner: str | None = None) -> bool:
         """Move ``digest`` to ``sending``, if it is still as it was read; False otherwise.
 
         The conditional UPDATE is the lock: of two processes only one sees a row change.
@@ -379,7 +382,7 @@ class Store:
                     digests.c.state == digest.state,
                     digests.c.attempts == digest.attempts,
                 )
-                .values(state="sending", attempts=digests.c.attempts + 1, claimed_at=now)
+                .values(state="sending", attempts=digests.c.attempts + 1, claimed_at=now, claimed_by=owner)
             )
             return result.rowcount == 1
 
@@ -434,6 +437,7 @@ def _digest_query() -> Any:
         digests.c.last_error,
         digests.c.provider_id,
         digests.c.claimed_at,
+        digests.c.claimed_by,
         digests.c.sent_at,
         count,
     )

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from publisher import journal
 from publisher.store import Digest
 from tests.conftest import SAMPLE_TITLE, Project
+from tests.delivery_helpers import assert_no_secret, batches, last_digest
 from tests.endpoint import Endpoint, Request
 
 KEY = "mk_7Hq2Vx9PzR4tLw8N"  # distinctive: any 4 characters of it in output are a leak
@@ -55,16 +55,6 @@ def use(provider: str, project: Project, url: str, **settings: Any) -> None:
     {"webhook": use_webhook, "mailgun": use_mailgun}[provider](project, url, **settings)
 
 
-def last_digest(project: Project) -> Digest:
-    store = project.open_store()
-    try:
-        digest = store.last_digest()
-    finally:
-        store.close()
-    assert digest is not None, "no digest in the store"
-    return digest
-
-
 def key_of(digest: Digest, batch: int = 1) -> str:
     """The idempotency key of a digest's batch: the digest id and the batch number."""
     return f"{digest.id}-{batch:04d}"
@@ -77,14 +67,6 @@ def digest_id_of(provider: str, request: Request) -> str:
         return str(request.json()["id"])
     [value] = [v for k, v in request.form() if k == "v:digest-id"]
     return value
-
-
-def batches(project: Project, digest: Digest) -> list[journal.Batch]:
-    store = project.open_store()
-    try:
-        return journal.batches_of(store, digest.id)
-    finally:
-        store.close()
 
 
 def read_eml(data: bytes) -> EmailMessage:
@@ -416,12 +398,10 @@ def test_a_refusal_that_cannot_change_fails_the_batch_and_is_not_retried_silentl
 # -- secrets ------------------------------------------------------------------------------------
 
 
-def assert_no_secret(text: str | None) -> None:
-    text = text or ""
-    b64 = BASIC.split()[1]
-    for start in range(len(KEY) - 3):
-        assert KEY[start : start + 4] not in text, f"part of the API key in: {text!r}"
-    assert b64[:12] not in text, f"the Basic credentials in: {text!r}"
+def assert_no_credentials(text: str | None) -> None:
+    """No part of the key, nor the Basic credentials made from it."""
+    assert_no_secret(text, KEY)
+    assert BASIC.split()[1][:12] not in (text or ""), f"the Basic credentials in: {text!r}"
 
 
 @pytest.mark.parametrize(("provider", "sent_auth"), [("webhook", f"Bearer {KEY}"), ("mailgun", BASIC)])
@@ -443,7 +423,7 @@ def test_api_key_echoed_by_the_endpoint_is_redacted_everywhere(
     assert "[redacted]" in failed.stderr
     assert f"last error: {digest.last_error}" in status.stdout
     for text in (failed.stdout, failed.stderr, digest.last_error, status.stdout, status.stderr):
-        assert_no_secret(text)
+        assert_no_credentials(text)
 
 
 def test_a_long_error_is_cut_after_redaction_so_no_part_of_the_key_survives(
@@ -457,8 +437,8 @@ def test_a_long_error_is_cut_after_redaction_so_no_part_of_the_key_survives(
     assert failed.exit_code == 1
     digest = last_digest(project)
     assert digest.last_error is not None and "e" * 296 in digest.last_error
-    assert_no_secret(digest.last_error)
-    assert_no_secret(failed.stderr)
+    assert_no_credentials(digest.last_error)
+    assert_no_credentials(failed.stderr)
 
 
 def test_real_process_output_holds_neither_the_key_nor_the_url_token(project: Project, endpoint: Endpoint) -> None:
@@ -482,7 +462,7 @@ def test_real_process_output_holds_neither_the_key_nor_the_url_token(project: Pr
     [line] = done.stderr.splitlines()
     assert line.endswith(f"webhook: {endpoint.url}/hook: HTTP 502: bad gateway for Bearer [redacted]")
     for text in (done.stdout, done.stderr, last_digest(project).last_error):
-        assert_no_secret(text)
+        assert_no_credentials(text)
         assert "T0k3nInQuery" not in (text or "")
 
 
@@ -514,7 +494,7 @@ def test_outbox_writes_the_digest_as_an_eml_file_named_by_its_id(project: Projec
     assert message["Message-ID"] == f"<{digest.id}@example.org>"
     html = message.get_body(("html",))
     assert html is not None and SAMPLE_TITLE in html.get_content()
-    assert_no_secret(data.decode("ascii"))
+    assert_no_credentials(data.decode("ascii"))
 
     again = project.cli("run", env=ENV)
 

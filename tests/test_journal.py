@@ -23,11 +23,11 @@ from publisher.schema import batches as batches_table
 from publisher.schema import digests as digests_table
 from publisher.store import Digest, Store
 from tests.conftest import NOW, Project
+from tests.delivery_helpers import UNSUBSCRIBE_SECRET, last_digest, read_journal, subscribe
 from tests.endpoint import Answer, Endpoint, Request
 
 KEY = "mk_9Tb4Lq2Wx7Rv3Np5"
-SECRET = "s3cret-for-unsubscribe-links-0123456789"
-ENV = {"PUBLISHER_MAILER_KEY": KEY, "PUBLISHER_UNSUBSCRIBE_SECRET": SECRET}
+ENV = {"PUBLISHER_MAILER_KEY": KEY, "PUBLISHER_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET}
 READERS = [f"reader{n}@example.net" for n in range(1, 6)]
 
 
@@ -42,15 +42,8 @@ def local_list(project: Project, provider: str, url: str, *, batch_size: int = 2
     settings: dict[str, Any] = {"provider": provider, "url": url, "retries": 0, "timeout": 5, "batch_size": batch_size}
     if provider == "mailgun":
         settings["domain"] = "mg.example.org"
-    project.configure(
-        digest={"recipients": "subscribers", "secret_env": "PUBLISHER_UNSUBSCRIBE_SECRET"},
-        mailer=settings | mailer,
-    )
-    store = project.open_store()
-    try:
-        subscribers.add(store, [(address, None) for address in READERS], NOW, resubscribe=False)
-    finally:
-        store.close()
+    project.configure(mailer=settings | mailer)
+    subscribe(project, READERS)
 
 
 def webhook_recipients(request: Request) -> list[str]:
@@ -61,30 +54,14 @@ def mailgun_recipients(request: Request) -> list[str]:
     return [value for name, value in request.form() if name == "to"]
 
 
-def read_journal(project: Project) -> tuple[Digest, list[journal.Batch]]:
-    store = project.open_store()
-    try:
-        digest = store.last_digest()
-        assert digest is not None
-        return digest, journal.batches_of(store, digest.id)
-    finally:
-        store.close()
-
-
 def test_every_recipient_is_written_before_the_first_request(project: Project, endpoint: Endpoint) -> None:
     local_list(project, "webhook", endpoint.url)
     seen_by_first_request: list[list[tuple[int, str, int]]] = []
 
     def look_at_the_store(request: Request) -> Answer:
         if not seen_by_first_request:
-            store = project.open_store()
-            try:
-                digest = store.last_digest()
-                assert digest is not None
-                planned = journal.batches_of(store, digest.id)
-                seen_by_first_request.append([(b.number, b.state, b.recipient_count) for b in planned])
-            finally:
-                store.close()
+            _, planned = read_journal(project)
+            seen_by_first_request.append([(b.number, b.state, b.recipient_count) for b in planned])
         return 200, {"id": f"msg-{len(endpoint.requests)}"}, {}
 
     endpoint.handler = look_at_the_store
@@ -184,7 +161,7 @@ def test_a_timeout_with_a_provider_that_cannot_dedupe_is_in_doubt_and_not_resent
     assert mailgun_recipients(first) == mailgun_recipients(second) == READERS
     assert first.body == second.body
     digest, [batch] = read_journal(project)
-    assert (digest.state, batch.state, batch.attempts) == ("sent", "accepted", 2)
+    assert (digest.state, batch.state, batch.attempts) == ("sent", "accepted", 1)  # counted afresh once reopened
 
 
 def test_a_timeout_with_a_provider_that_dedupes_is_retried_with_the_same_key(
@@ -275,7 +252,7 @@ def test_after_a_crash_a_provider_that_cannot_dedupe_holds_the_interrupted_batch
 
     assert resent.exit_code == 0, resent.output
     assert mailgun_recipients(endpoint.requests[1]) == READERS[2:4]
-    assert read_journal(project)[0].state == "sent"
+    assert last_digest(project).state == "sent"
 
 
 def test_a_digest_being_sent_by_a_live_process_is_left_alone(project: Project, endpoint: Endpoint) -> None:

@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from publisher import journal
 from publisher.digest import UNSUBSCRIBE_PLACEHOLDER
-from publisher.store import Digest
 from tests.conftest import SAMPLE_TITLE, Project
+from tests.delivery_helpers import assert_no_secret, last_digest, read_journal
 from tests.endpoint import Answer, Endpoint, Request
 from tests.fakes.buttondown import FakeButtondown
 
@@ -34,22 +33,6 @@ def buttondown(project: Project, endpoint: Endpoint) -> FakeButtondown:
     return fake
 
 
-def last_digest(project: Project) -> tuple[Digest, list[journal.Batch]]:
-    store = project.open_store()
-    try:
-        digest = store.last_digest()
-        assert digest is not None
-        return digest, journal.batches_of(store, digest.id)
-    finally:
-        store.close()
-
-
-def assert_no_secret(text: str | None) -> None:
-    text = text or ""
-    for start in range(len(KEY) - 3):
-        assert KEY[start : start + 4] not in text, f"part of the API key in: {text!r}"
-
-
 def test_the_digest_becomes_one_email_that_buttondown_sends_at_once(
     project: Project, endpoint: Endpoint, buttondown: FakeButtondown
 ) -> None:
@@ -57,7 +40,7 @@ def test_the_digest_becomes_one_email_that_buttondown_sends_at_once(
 
     assert result.exit_code == 0, result.output
     [request] = endpoint.requests
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert (request.method, request.route) == ("POST", "/v1/emails")
     assert request.headers["authorization"] == f"Token {KEY}"
     assert request.headers["x-idempotency-key"] == batch.key == f"{digest.id}-0001"
@@ -96,7 +79,7 @@ def test_the_same_key_twice_creates_one_email(project: Project, endpoint: Endpoi
     assert first.headers["x-idempotency-key"] == second.headers["x-idempotency-key"]
     assert first.body == second.body
     [email] = buttondown.sent()  # still one
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert (digest.state, batch.attempts, batch.provider_id) == ("sent", 2, email["id"])
 
     third = project.cli("run", env=ENV)
@@ -130,7 +113,7 @@ def test_a_passing_failure_leaves_the_digest_pending_and_the_next_run_sends_it_o
 
     assert failed.exit_code == 1
     line = failed.stderr.splitlines()[-1]  # the outcome, after the progress lines
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert line.startswith(f"digest {digest.id}: not sent, will retry on the next run: buttondown: ")
     assert shown in line
     assert (digest.state, batch.state) == ("pending", "pending")
@@ -141,7 +124,7 @@ def test_a_passing_failure_leaves_the_digest_pending_and_the_next_run_sends_it_o
     assert again.exit_code == 0, again.output
     assert len(buttondown.sent()) == 1
     assert [r.headers["x-idempotency-key"] for r in endpoint.requests] == [batch.key, batch.key]
-    assert last_digest(project)[0].state == "sent"
+    assert last_digest(project).state == "sent"
 
 
 @pytest.mark.parametrize(
@@ -163,7 +146,7 @@ def test_a_refusal_fails_the_batch_with_buttondowns_words_and_is_not_retried(
     failed = project.cli("run", env=ENV)
 
     assert failed.exit_code == 1
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert (digest.state, batch.state) == ("incomplete", "failed")
     assert batch.last_error is not None and shown in batch.last_error
     assert "1 batch failed" in failed.stderr and shown in failed.stderr
@@ -187,11 +170,11 @@ def test_a_wrong_key_is_refused_for_good_and_never_shown(
     assert failed.exit_code == 1
     [request] = endpoint.requests
     assert request.headers["authorization"] == f"Token {KEY}"
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert (digest.state, batch.state) == ("incomplete", "failed")
     assert batch.last_error is not None and "HTTP 401: Please provide a valid API key" in batch.last_error
     for text in (failed.stdout, failed.stderr, digest.last_error, batch.last_error, status.stdout, status.stderr):
-        assert_no_secret(text)
+        assert_no_secret(text, KEY)
 
 
 def test_an_error_echoing_the_key_is_redacted(project: Project, endpoint: Endpoint, buttondown: FakeButtondown) -> None:
@@ -200,12 +183,12 @@ def test_an_error_echoing_the_key_is_redacted(project: Project, endpoint: Endpoi
     failed = project.cli("run", env=ENV)
 
     assert failed.exit_code == 1
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert (
         batch.last_error is not None and "body_invalid: Bad header Authorization: Token [redacted]" in batch.last_error
     )
     for text in (failed.stdout, failed.stderr, digest.last_error, batch.last_error):
-        assert_no_secret(text)
+        assert_no_secret(text, KEY)
 
 
 def test_without_the_key_it_is_a_config_error_before_any_request(

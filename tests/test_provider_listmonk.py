@@ -11,10 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from publisher import journal
 from publisher.digest import UNSUBSCRIBE_PLACEHOLDER
-from publisher.store import Digest
 from tests.conftest import SAMPLE_TITLE, Project
+from tests.delivery_helpers import assert_no_secret, last_digest, read_journal
 from tests.endpoint import Answer, Endpoint, Request
 from tests.fakes.listmonk import FakeListmonk
 
@@ -46,24 +45,8 @@ def listmonk(project: Project, endpoint: Endpoint) -> FakeListmonk:
     return fake
 
 
-def last_digest(project: Project) -> tuple[Digest, list[journal.Batch]]:
-    store = project.open_store()
-    try:
-        digest = store.last_digest()
-        assert digest is not None
-        return digest, journal.batches_of(store, digest.id)
-    finally:
-        store.close()
-
-
 def calls(endpoint: Endpoint) -> list[str]:
     return [f"{r.method} {r.route}" for r in endpoint.requests]
-
-
-def assert_no_secret(text: str | None) -> None:
-    text = text or ""
-    for start in range(len(KEY) - 3):
-        assert KEY[start : start + 4] not in text, f"part of the API key in: {text!r}"
 
 
 def test_the_digest_becomes_a_campaign_to_the_configured_lists_and_is_started(
@@ -72,7 +55,7 @@ def test_the_digest_becomes_a_campaign_to_the_configured_lists_and_is_started(
     result = project.cli("run", env=ENV)
 
     assert result.exit_code == 0, result.output
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert calls(endpoint) == ["GET /api/campaigns", "POST /api/campaigns", "PUT /api/campaigns/1/status"]
     for request in endpoint.requests:
         assert request.headers["authorization"] == f"token {USER}:{KEY}"
@@ -103,7 +86,7 @@ def test_a_crash_between_create_and_start_is_finished_by_starting_the_draft(
     failed = project.cli("run", env=ENV)
 
     assert failed.exit_code == 1
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert (digest.state, batch.state) == ("pending", "pending")
     line = failed.stderr.splitlines()[-1]
     assert line.startswith(f"digest {digest.id}: not sent, will retry on the next run: listmonk: ")
@@ -115,7 +98,7 @@ def test_a_crash_between_create_and_start_is_finished_by_starting_the_draft(
     assert again.exit_code == 0, again.output
     assert calls(endpoint)[3:] == ["GET /api/campaigns", "PUT /api/campaigns/1/status"]  # no second campaign
     assert [c["status"] for c in listmonk.campaigns.values()] == ["running"]
-    assert last_digest(project)[0].state == "sent"
+    assert last_digest(project).state == "sent"
 
 
 def test_a_campaign_already_started_is_not_created_or_started_again(
@@ -141,7 +124,7 @@ def test_a_campaign_already_started_is_not_created_or_started_again(
     assert again.exit_code == 0, again.output
     assert calls(endpoint)[3:] == ["GET /api/campaigns"]
     assert len(listmonk.campaigns) == 1
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert (digest.state, batch.provider_id) == ("sent", "1")
 
 
@@ -155,7 +138,7 @@ def test_a_campaign_cancelled_in_listmonk_fails_the_batch_for_the_operator_to_de
     again = project.cli("run", env=ENV)
 
     assert again.exit_code == 1
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert (digest.state, batch.state) == ("incomplete", "failed")
     assert batch.last_error is not None and "campaign 1 (" in batch.last_error and "is cancelled" in batch.last_error
     assert calls(endpoint)[3:] == ["GET /api/campaigns"]
@@ -170,7 +153,7 @@ def test_a_passing_failure_leaves_the_digest_pending_and_the_next_run_sends_it_o
     failed = project.cli("run", env=ENV)
 
     assert failed.exit_code == 1
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert (digest.state, batch.state) == ("pending", "pending")
     assert f"HTTP {status}: " in failed.stderr
     assert listmonk.campaigns == {}
@@ -179,7 +162,7 @@ def test_a_passing_failure_leaves_the_digest_pending_and_the_next_run_sends_it_o
 
     assert again.exit_code == 0, again.output
     assert len(listmonk.campaigns) == 1 and len(listmonk.started()) == 1
-    assert last_digest(project)[0].state == "sent"
+    assert last_digest(project).state == "sent"
 
 
 def test_a_refusal_fails_the_batch_with_listmonks_words_and_is_not_retried(
@@ -190,7 +173,7 @@ def test_a_refusal_fails_the_batch_with_listmonks_words_and_is_not_retried(
     failed = project.cli("run", env=ENV)
 
     assert failed.exit_code == 1
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert (digest.state, batch.state) == ("incomplete", "failed")
     assert batch.last_error is not None and batch.last_error.endswith("HTTP 400: Invalid length for subject.")
     assert "1 batch failed" in failed.stderr
@@ -212,11 +195,11 @@ def test_wrong_credentials_are_refused_for_good_and_the_key_never_shown(
     status = project.cli("status", env=ENV)
 
     assert failed.exit_code == 1
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert batch.state == "failed"
     assert batch.last_error is not None and batch.last_error.endswith("HTTP 403: Invalid API credentials")
     for text in (failed.stdout, failed.stderr, digest.last_error, batch.last_error, status.stdout, status.stderr):
-        assert_no_secret(text)
+        assert_no_secret(text, KEY)
 
 
 def test_an_error_echoing_the_credentials_is_redacted(
@@ -227,10 +210,10 @@ def test_an_error_echoing_the_credentials_is_redacted(
     failed = project.cli("run", env=ENV)
 
     assert failed.exit_code == 1
-    digest, [batch] = last_digest(project)
+    digest, [batch] = read_journal(project)
     assert batch.last_error is not None and "bad header: token [redacted]" in batch.last_error
     for text in (failed.stdout, failed.stderr, digest.last_error, batch.last_error):
-        assert_no_secret(text)
+        assert_no_secret(text, KEY)
 
 
 @pytest.mark.parametrize(

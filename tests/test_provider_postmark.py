@@ -7,24 +7,30 @@ addresses inside an accepted batch, and the journal's account of every batch.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from publisher import journal, subscribers
 from publisher.schema import batch_recipients
 from publisher.store import Digest
-from tests.conftest import NOW, SAMPLE_TITLE, Project
+from tests.conftest import SAMPLE_TITLE, Project
+from tests.delivery_helpers import (
+    UNSUBSCRIBE_SECRET,
+    add_subscribers,
+    assert_no_secret,
+    assert_own_link,
+    batches,
+    last_digest,
+    tokens,
+)
 from tests.endpoint import Endpoint
 from tests.fakes.postmark import LIMIT, FakePostmark
 
 KEY = "pm-7c4Qx9Vz-2Kw8-Rt5N-Lp3J-b6Hd1Fm"  # distinctive: any 4 characters of it in output are a leak
-SECRET = "unsubscribe-secret-0123456789"
-ENV = {"PUBLISHER_MAILER_KEY": KEY, "PUBLISHER_UNSUBSCRIBE_SECRET": SECRET}
-LINK = re.compile(r"https://news\.example\.org/unsubscribe\?s=([\w-]+)&(?:amp;)?t=([\w-]+)")
+ENV = {"PUBLISHER_MAILER_KEY": KEY, "PUBLISHER_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET}
 
 
 @pytest.fixture(autouse=True)
@@ -45,72 +51,15 @@ def use_postmark(project: Project, url: str, **settings: Any) -> None:
     project.configure(mailer={"provider": "postmark", "url": url, "retries": 0, "timeout": 5, **settings})
 
 
-def add_subscribers(project: Project, count: int) -> list[str]:
-    project.configure(digest={"recipients": "subscribers"})
-    addresses = [f"reader{n:04d}@example.net" for n in range(count)]
-    store = project.open_store()
-    try:
-        subscribers.add(store, [(a, None) for a in addresses], NOW, resubscribe=False)
-    finally:
-        store.close()
-    return addresses
-
-
-def last_digest(project: Project) -> Digest:
-    store = project.open_store()
-    try:
-        digest = store.last_digest()
-    finally:
-        store.close()
-    assert digest is not None, "no digest in the store"
-    return digest
-
-
-def batches(project: Project, digest: Digest) -> list[journal.Batch]:
-    store = project.open_store()
-    try:
-        return journal.batches_of(store, digest.id)
-    finally:
-        store.close()
-
-
 def refusals(project: Project, digest: Digest) -> dict[str, str]:
     """Address -> why Postmark refused it, as the journal kept it."""
-    store = project.open_store()
-    try:
-        with store.transaction() as conn:
-            rows = conn.execute(
-                select(batch_recipients.c.email, batch_recipients.c.error).where(
-                    batch_recipients.c.digest_id == digest.id, batch_recipients.c.error.is_not(None)
-                )
+    with closing(project.open_store()) as store, store.transaction() as conn:
+        rows = conn.execute(
+            select(batch_recipients.c.email, batch_recipients.c.error).where(
+                batch_recipients.c.digest_id == digest.id, batch_recipients.c.error.is_not(None)
             )
-            return {row.email: row.error for row in rows}
-    finally:
-        store.close()
-
-
-def tokens(project: Project) -> dict[str, str]:
-    """Each subscriber's unsubscribe token -> their address."""
-    store = project.open_store()
-    try:
-        return {s.token: s.email for s in subscribers.listing(store)}
-    finally:
-        store.close()
-
-
-def assert_own_link(holders: dict[str, str], address: str, text: str) -> None:
-    """``text`` holds one unsubscribe link, signed, and it is ``address``'s."""
-    found = set(LINK.findall(text))
-    assert len(found) == 1, f"{address}: links {found}"
-    [(token, sig)] = found
-    assert subscribers.check(SECRET.encode(), token, sig), f"{address}: bad signature"
-    assert holders.get(token) == address
-
-
-def assert_no_key(text: str | None) -> None:
-    text = text or ""
-    for start in range(len(KEY) - 3):
-        assert KEY[start : start + 4] not in text, f"part of the API key in: {text!r}"
+        )
+        return {row.email: row.error for row in rows}
 
 
 # -- what goes over the wire --------------------------------------------------------------------
@@ -287,4 +236,4 @@ def test_the_key_echoed_in_an_error_is_redacted_everywhere(
     assert batch.last_error is not None
     assert "HTTP 422: Invalid header X-Postmark-Server-Token: [redacted] (Postmark error 300)" in batch.last_error
     for text in (failed.stdout, failed.stderr, batch.last_error, digest.last_error, status.stdout, status.stderr):
-        assert_no_key(text)
+        assert_no_secret(text, KEY)

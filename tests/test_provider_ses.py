@@ -21,17 +21,23 @@ import boto3
 import httpx
 import pytest
 
-from publisher import journal, subscribers
+from publisher import subscribers
 from publisher.digest import UNSUBSCRIBE_PLACEHOLDER
-from publisher.store import Digest
-from tests.conftest import NOW, SAMPLE_TITLE, Project
+from tests.conftest import SAMPLE_TITLE, Project
+from tests.delivery_helpers import (
+    UNSUBSCRIBE_SECRET,
+    assert_no_secret,
+    last_digest,
+    read_journal,
+    subscribe,
+    tokens,
+)
 from tests.endpoint import Endpoint
 from tests.fakes.ses import MISMATCH, FakeSes
 
 ACCESS_KEY = "AKIAQ7EXAMPLE3TZ9WLD"
 SECRET_KEY = "sk/Wq8Rt3Yz6Bn1Mv4Lp7Hc0Xd5Ge2Fa9Ju8Ki3"  # distinctive: any 4 characters in output are a leak
 SESSION_TOKEN = "st_Zx4Cv7Bn0Mq3Wr6Ty9Up2Io5Pa8Sd1Fg4Hj7Kl0"
-UNSUBSCRIBE_SECRET = "s3cret-for-unsubscribe-links-0123456789"
 REGION = "eu-west-1"
 ENV = {
     "AWS_ACCESS_KEY_ID": ACCESS_KEY,
@@ -52,14 +58,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def use_ses(project: Project, url: str, *, readers: list[str] | None = READERS, region: str = REGION) -> None:
     """SES at ``url``; a local list of ``readers`` (None: the [digest] to address)."""
     project.configure(mailer={"provider": "ses", "url": url, "region": region, "retries": 0, "timeout": 5})
-    if readers is None:
-        return
-    project.configure(digest={"recipients": "subscribers", "secret_env": "PUBLISHER_UNSUBSCRIBE_SECRET"})
-    store = project.open_store()
-    try:
-        subscribers.add(store, [(address, None) for address in readers], NOW, resubscribe=False)
-    finally:
-        store.close()
+    if readers is not None:
+        subscribe(project, readers)
 
 
 @pytest.fixture
@@ -70,33 +70,17 @@ def ses(project: Project, endpoint: Endpoint) -> FakeSes:
     return fake
 
 
-def journal_of(project: Project) -> tuple[Digest, list[journal.Batch]]:
-    store = project.open_store()
-    try:
-        digest = store.last_digest()
-        assert digest is not None
-        return digest, journal.batches_of(store, digest.id)
-    finally:
-        store.close()
-
-
-def tokens(project: Project) -> dict[str, str]:
-    store = project.open_store()
-    try:
-        return {s.email: s.token for s in subscribers.listing(store)}
-    finally:
-        store.close()
-
-
-def assert_personal_copy(message: EmailMessage, reader: str, token: str) -> None:
-    """To the reader alone, with an unsubscribe link that is theirs and that publisher accepts."""
+def assert_personal_copy(message: EmailMessage, reader: str, holders: dict[str, str]) -> None:
+    """To the reader alone, with an unsubscribe link that is theirs and that publisher accepts
+    (``holders``: token -> address, from tokens())."""
     assert message.get_all("To") == [reader]
     assert message["From"] == "Example News <news@example.org>"
     link = str(message["List-Unsubscribe"]).strip("<>")
     query = parse_qs(urlsplit(link).query)
     assert link.startswith("https://news.example.org/unsubscribe?")
-    assert query["s"] == [token]
-    assert subscribers.check(UNSUBSCRIBE_SECRET.encode(), query["s"][0], query["t"][0])
+    [token] = query["s"]
+    assert holders.get(token) == reader
+    assert subscribers.check(UNSUBSCRIBE_SECRET.encode(), token, query["t"][0])
     html, text = message.get_body(("html",)), message.get_body(("plain",))
     assert html is not None and text is not None
     for part in (html.get_content(), text.get_content()):
@@ -117,13 +101,6 @@ def hrefs(html: str) -> list[str]:
     return found
 
 
-def assert_no_secret(text: str | None) -> None:
-    text = text or ""
-    for secret in (SECRET_KEY, SESSION_TOKEN):
-        for start in range(len(secret) - 3):
-            assert secret[start : start + 4] not in text, f"part of a secret in: {text!r}"
-
-
 # -- against the fake --------------------------------------------------------------------------
 
 
@@ -134,24 +111,24 @@ def test_each_reader_gets_one_signed_request_carrying_their_own_copy(
 
     assert result.exit_code == 0, result.output
     assert len(endpoint.requests) == len(READERS) == len(ses.sent)  # the fake accepts only valid signatures
-    digest, planned = journal_of(project)
+    digest, planned = read_journal(project)
     assert digest.state == "sent"
     assert [b.state for b in planned] == ["accepted"] * len(READERS)
     assert [b.provider_id for b in planned] == [s.message_id for s in ses.sent]
-    owners = tokens(project)
+    holders = tokens(project)
     for request, sent, batch in zip(endpoint.requests, ses.sent, planned, strict=True):
         assert (request.method, request.route) == ("POST", "/v2/email/outbound-emails")
         assert request.headers["content-type"] == "application/json"
         assert request.headers["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/")
         assert f"/{REGION}/ses/aws4_request" in request.headers["authorization"]
-        assert_no_secret(str(request.headers))
+        assert_no_secret(str(request.headers), SECRET_KEY, SESSION_TOKEN)
         body = request.json()
         assert body["FromEmailAddress"] == "news@example.org"  # the name is in the message's From
         assert body["EmailTags"] == [{"Name": "batch", "Value": batch.key}]
         [reader] = sent.to
         assert body["Destination"] == {"ToAddresses": [reader]}
         assert sent.tags == {"batch": batch.key}
-        assert_personal_copy(sent.message, reader, owners[reader])
+        assert_personal_copy(sent.message, reader, holders)
     assert Counter(s.to[0] for s in ses.sent) == Counter(READERS)  # each reader once
     assert len({s.message["Message-ID"] for s in ses.sent}) == len(READERS)
 
@@ -177,7 +154,7 @@ def test_a_session_token_is_sent_and_signed(project: Project, endpoint: Endpoint
     for request in endpoint.requests:
         assert request.headers["x-amz-security-token"] == SESSION_TOKEN
         assert "x-amz-security-token" in request.headers["authorization"]
-    assert_no_secret(result.output)
+    assert_no_secret(result.output, SECRET_KEY, SESSION_TOKEN)
 
 
 @pytest.mark.parametrize("missing", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
@@ -214,7 +191,7 @@ def test_a_passing_failure_stops_the_run_and_the_next_run_reaches_each_reader_on
 
     assert failed.exit_code == 1
     line = failed.stderr.splitlines()[-1]
-    digest, _ = journal_of(project)
+    digest, _ = read_journal(project)
     assert line.startswith(f"digest {digest.id}: not sent, will retry on the next run: ses: ")
     assert line.endswith(f"HTTP {status}: {error_type}: {message}")
     assert len(endpoint.requests) == 1 and ses.sent == []  # the endpoint is struggling: stop there
@@ -224,7 +201,7 @@ def test_a_passing_failure_stops_the_run_and_the_next_run_reaches_each_reader_on
 
     assert again.exit_code == 0, again.output
     assert Counter(s.to[0] for s in ses.sent) == Counter(READERS)
-    assert journal_of(project)[0].state == "sent"
+    assert last_digest(project).state == "sent"
 
 
 @pytest.mark.parametrize(
@@ -244,7 +221,7 @@ def test_a_refusal_fails_that_batch_with_ses_words_and_is_not_retried(
     failed = project.cli("run", env=ENV)
 
     assert failed.exit_code == 1
-    digest, planned = journal_of(project)
+    digest, planned = read_journal(project)
     assert digest.state == "incomplete"
     assert [b.state for b in planned] == ["failed", "accepted", "accepted"]
     assert planned[0].last_error is not None
@@ -265,7 +242,7 @@ def test_an_unverified_sender_is_refused_by_ses(project: Project, endpoint: Endp
     failed = project.cli("run", env=ENV)
 
     assert failed.exit_code == 1
-    _, planned = journal_of(project)
+    _, planned = read_journal(project)
     assert [b.state for b in planned] == ["failed"] * len(READERS)
     assert "3 batches failed" in failed.stderr
     assert planned[0].last_error is not None
@@ -283,14 +260,14 @@ def test_a_wrong_secret_key_fails_with_the_signature_error_and_shows_no_secret(
 
     assert failed.exit_code == 1
     assert ses.sent == []
-    digest, planned = journal_of(project)
+    digest, planned = read_journal(project)
     assert [b.state for b in planned] == ["failed"] * len(READERS)
     assert planned[0].last_error is not None
     assert f"HTTP 403: InvalidSignatureException: {MISMATCH[:100]}" in planned[0].last_error
     for text in (failed.stdout, failed.stderr, status.stdout, status.stderr, digest.last_error):
-        assert_no_secret(text)
+        assert_no_secret(text, SECRET_KEY, SESSION_TOKEN)
     for batch in planned:
-        assert_no_secret(batch.last_error)
+        assert_no_secret(batch.last_error, SECRET_KEY, SESSION_TOKEN)
 
 
 def test_an_error_echoing_the_secrets_is_redacted(project: Project, endpoint: Endpoint, ses: FakeSes) -> None:
@@ -300,11 +277,11 @@ def test_an_error_echoing_the_secrets_is_redacted(project: Project, endpoint: En
     failed = project.cli("run", env=ENV | {"AWS_SESSION_TOKEN": SESSION_TOKEN})
 
     assert failed.exit_code == 1
-    digest, planned = journal_of(project)
+    digest, planned = read_journal(project)
     assert planned[0].last_error is not None
     assert "BadRequestException: Unexpected key [redacted] with token [redacted]" in planned[0].last_error
     for text in (failed.stdout, failed.stderr, digest.last_error, planned[0].last_error):
-        assert_no_secret(text)
+        assert_no_secret(text, SECRET_KEY, SESSION_TOKEN)
 
 
 def test_a_test_send_gives_each_address_its_own_copy_tagged_as_a_test(
@@ -377,17 +354,17 @@ def test_moto_accepts_each_readers_copy_from_a_verified_sender(project: Project,
     assert result.exit_code == 0, result.output
     recorded = moto_sent(moto)
     assert len(recorded) == len(READERS)
-    digest, planned = journal_of(project)
+    digest, planned = read_journal(project)
     assert digest.state == "sent"
     assert sorted(b.provider_id or "" for b in planned) == sorted(r["id"] for r in recorded)
-    owners = tokens(project)
+    holders = tokens(project)
     for entry in recorded:
         assert entry["source"] == "news@example.org"
         message = email.message_from_string(entry["raw_data"], policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         [reader] = message.get_all("To")
         assert set(entry["destinations"]) == {reader}
-        assert_personal_copy(message, reader, owners[reader])
+        assert_personal_copy(message, reader, holders)
     assert Counter(str(email.message_from_string(r["raw_data"])["To"]) for r in recorded) == Counter(READERS)
 
 
@@ -398,7 +375,7 @@ def test_moto_refuses_an_unverified_sender_and_the_batches_fail(project: Project
 
     assert result.exit_code == 1
     assert moto_sent(moto) == []
-    digest, [batch] = journal_of(project)
+    digest, [batch] = read_journal(project)
     assert (digest.state, batch.state) == ("incomplete", "failed")
     assert batch.last_error is not None and "HTTP 400: MessageRejected: " in batch.last_error
-    assert_no_secret(result.output)
+    assert_no_secret(result.output, SECRET_KEY, SESSION_TOKEN)

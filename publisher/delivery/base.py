@@ -2,13 +2,18 @@
 
 httpx errors become :class:`DeliveryError` here and nowhere else. A timeout or a dropped
 connection after the request went out is ``maybe_delivered``: the service may have taken it,
-so it is retried within the run only by a mailer whose service dedupes on the key.
+so it is retried within the run only by a mailer whose service dedupes on the key. Retries
+within the run stop at ``[mailer] retries`` more attempts or ``max_retry_seconds``, whichever
+comes first; ``sleep`` and ``clock`` are there so that tests need not wait.
 """
 
 from __future__ import annotations
 
+import functools
+import ssl
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -19,6 +24,8 @@ from publisher.errors import ConfigError, DeliveryError
 # Raised after the request may have reached the service (as opposed to ConnectError and
 # ConnectTimeout, raised before anything was sent).
 _AFTER_SENDING = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
+T = TypeVar("T")
 
 
 def require_key(config: Config, what: str) -> str:
@@ -40,21 +47,30 @@ class HttpMailer:
     def __init__(self, config: MailerConfig, key: str | None) -> None:
         self.config = config
         self.key = key
+        self.sleep: Callable[[float], None] = time.sleep
+        self.clock: Callable[[], float] = time.monotonic
 
     def secrets(self) -> list[str]:
         """Every form of the key or a URL token that a service's error or httpx could echo."""
         return ([self.key] if self.key else []) + http.url_secrets(self.config.url)
 
-    def with_retries(self, call: Callable[[], httpx.Response]) -> httpx.Response:
-        response: httpx.Response = http.retrying(self.config.retries, idempotent=self.idempotent)(call)
-        return response
+    def with_retries(self, call: Callable[[], T]) -> T:
+        """``call()``, again after each passing failure, within [mailer] retries and max_retry_seconds."""
+        retrying = http.retrying(
+            self.config.retries,
+            self.sleep,
+            idempotent=self.idempotent,
+            max_seconds=self.config.max_retry_seconds,
+            clock=self.clock,
+        )
+        return retrying(call)
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request; any failure becomes a DeliveryError carrying the service's own words."""
         where = f"{self.name}: {http.printable_url(url)}"
         headers = {"User-Agent": http.USER_AGENT, **kwargs.pop("headers", {})}
         try:
-            with httpx.Client(timeout=self.config.timeout, follow_redirects=False) as client:
+            with httpx.Client(timeout=self.config.timeout, follow_redirects=False, verify=_tls()) as client:
                 response = client.request(method, url, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
             raise DeliveryError(
@@ -90,6 +106,12 @@ class HttpMailer:
     def clean(self, text: str) -> str:
         """A service's text made fit for a message: secrets out, one short line."""
         return http.shorten(http.redact(text, self.secrets()))
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS settings, loaded once: building them took most of a request's cost."""
+    return httpx.create_ssl_context()
 
 
 def json_field(response: httpx.Response, name: str) -> str | None:

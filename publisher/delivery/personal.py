@@ -15,15 +15,15 @@ from email.message import EmailMessage
 from markupsafe import escape
 
 from publisher.delivery import Envelope, Recipient
-from publisher.digest import Outgoing
+from publisher.digest import POLICY, Outgoing
 
 _REPLACED = ("To", "Message-ID", "List-Unsubscribe")
 
 
 def message(envelope: Envelope, recipient: Recipient) -> bytes:
     digest = envelope.digest
-    frozen = email.message_from_bytes(digest.message, policy=email.policy.SMTP)
-    copy = EmailMessage(policy=email.policy.SMTP)
+    frozen = email.message_from_bytes(digest.message, policy=POLICY)
+    copy = EmailMessage(policy=POLICY)
     for name, value in frozen.items():
         if name not in _REPLACED and not name.lower().startswith(("content-", "mime-")):
             copy[name] = value

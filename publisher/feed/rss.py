@@ -9,6 +9,8 @@ hubs with ``rel="hub"``), which feedgen writes only partly.
 
 from __future__ import annotations
 
+import html
+
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -37,7 +39,8 @@ def render(config: Config, doc: Document) -> bytes:
         entry.title(item.title)
         entry.link(href=item.url)
         entry.guid(item.id, permalink=False)
-        entry.description(item.summary)
+        # <description> is HTML to every reader; the summary is plain text.
+        entry.description(html.escape(item.summary, quote=False))
         entry.content(item.content_html)
         entry.published(item.published)
         entry.dc.dc_creator(item.author)

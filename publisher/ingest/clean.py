@@ -74,6 +74,19 @@ _BLOCKS = {
     "center",
 }
 _ALLOWED_URL_SCHEMES = {"http", "https", "mailto", "tel"}
+# Gone with everything inside; noembed and noframes hold fallback content browsers do not show.
+_DROPPED_WITH_CONTENT = {
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "iframe",
+    "object",
+    "svg",
+    "math",
+    "noembed",
+    "noframes",
+}
 _URL_ATTRIBUTES = {"href", "src", "cite", "action", "formaction", "poster", "longdesc", "background"}
 # Browsers ignore tabs and newlines inside a URL ("jav\tascript:"), and lxml writes them out
 # percent-escaped ("jav%09ascript:"), which nh3 then takes for a harmless relative URL.
@@ -96,7 +109,7 @@ def sanitize(html: str) -> str:
     return nh3.clean(
         strip_illegal(html),
         url_schemes=_ALLOWED_URL_SCHEMES,
-        clean_content_tags={"script", "style", "noscript", "template", "iframe", "object", "svg", "math"},
+        clean_content_tags=_DROPPED_WITH_CONTENT,
         link_rel="noopener noreferrer",
         attribute_filter=_drop_hidden_schemes,
     )

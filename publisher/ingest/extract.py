@@ -66,8 +66,12 @@ def extract(text: str) -> Page:
         raise ValueError(f"not an HTML document ({exc})") from None
     meta = _meta(doc)
     published = _date(doc, meta)
-    for element in _elements(doc, "//script | //style | //noscript | //template"):
+    for element in _elements(doc, "//script | //style | //noscript | //template | //noembed | //noframes"):
         _drop(element)
+    # Raw text shown as it is: lxml writes the text escaped, which the sanitizer (an HTML5
+    # parser) would read back as raw text, "&lt;" and all. As <pre> it reads back as written.
+    for element in _elements(doc, "//xmp | //listing | //plaintext"):
+        element.tag = "pre"
     root = _content_root(doc)
     headline = _headline(root)
     if headline is None:

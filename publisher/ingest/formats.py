@@ -16,8 +16,9 @@ from __future__ import annotations
 import html
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +34,35 @@ from publisher.ingest.extract import extract
 SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL | re.MULTILINE)
 _markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+_YAML_VALUE_CHARS = 40  # of a bad value quoted in an error
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """SafeLoader whose impossible values are YAML errors with a line number.
+
+    PyYAML builds dates and numbers with ``datetime()`` and ``int()``, which raise a bare
+    ValueError for ``2001-02-30`` or a number of 5000 digits.
+    """
+
+
+_Construct = Callable[[yaml.SafeLoader, yaml.ScalarNode], Any]
+
+
+def _checked(kind: str, construct: _Construct) -> _Construct:
+    def checked(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, OverflowError) as exc:
+            value = node.value if len(node.value) <= _YAML_VALUE_CHARS else node.value[:_YAML_VALUE_CHARS] + "…"
+            why = f"not a real date ({exc})" if kind == "timestamp" else f"not a usable {kind}"
+            raise yaml.constructor.ConstructorError(None, None, f"{value!r} is {why}", node.start_mark) from None
+
+    return checked
+
+
+for _kind in ("timestamp", "int", "float"):
+    _tag = f"tag:yaml.org,2002:{_kind}"
+    _FrontMatterLoader.add_constructor(_tag, _checked(_kind, yaml.SafeLoader.yaml_constructors[_tag]))
 
 
 @dataclass
@@ -85,9 +115,11 @@ def _read_md(text: str, tz: ZoneInfo) -> Draft:
         if not match:
             raise ValueError("broken front matter: no closing '---' line")
         try:
-            loaded = yaml.safe_load(match.group(1))
+            loaded = yaml.load(match.group(1), Loader=_FrontMatterLoader)  # a SafeLoader
         except yaml.YAMLError as exc:
             raise ValueError(f"broken front matter: {_yaml_reason(exc)}") from None
+        except RecursionError:  # PyYAML composes nested collections recursively
+            raise ValueError("broken front matter: nested too deeply") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ValueError("broken front matter: expected 'key: value' lines")
         meta = loaded or {}
@@ -184,16 +216,26 @@ def _meta_date(meta: dict[str, Any], key: str, tz: ZoneInfo) -> datetime | None:
         return None
     try:
         return _to_datetime(value, tz)
-    except ValueError:
-        raise ValueError(f"front matter: {key} is not a date: {value!r}") from None
+    except ValueError as exc:
+        raise ValueError(f"front matter: {key} {exc}") from None
 
 
 def _to_datetime(value: object, tz: ZoneInfo) -> datetime:
     """A date, datetime or ISO 8601 string -> aware datetime (naive ones are in ``tz``)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    shown = value.isoformat() if isinstance(value, date) else value  # YAML reads dates itself
+    try:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"is not a date: {shown!r}") from None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=tz)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0, 0), tzinfo=tz)
-    raise ValueError(f"not a date: {value!r}")
+        moment = value if value.tzinfo else value.replace(tzinfo=tz)
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time(0, 0), tzinfo=tz)
+    else:
+        raise ValueError(f"is not a date: {shown!r}")
+    try:
+        moment.astimezone(UTC)  # the store keeps UTC: 0001-01-01T00:00+01:00 has none
+    except OverflowError:
+        raise ValueError(f"is out of range: {shown!r}") from None
+    return moment

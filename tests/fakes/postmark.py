@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.endpoint import Answer, Request
+from tests.fakes import base
 
 LIMIT = 500
 INACTIVE = (
@@ -40,32 +41,25 @@ DEFAULT_ERROR = {
 
 
 @dataclass(frozen=True)
-class Copy:
-    """One message as its reader receives it."""
+class Copy(base.Copy):
+    """One message as its reader receives it, and the stream and metadata it was sent with."""
 
-    to: str
-    subject: str
-    text: str
-    html: str
-    headers: dict[str, str]
     stream: str
     metadata: dict[str, str]
 
 
 @dataclass
-class FakePostmark:
+class FakePostmark(base.Deliveries[Copy]):
     token: str
     streams: set[str] = field(default_factory=lambda: {"outbound", "broadcast"})
     inactive: set[str] = field(default_factory=set)  # lower-cased addresses Postmark will not mail
-    delivered: dict[str, list[Copy]] = field(default_factory=dict)  # by lower-cased address
-    failures: deque[tuple[int, str | None, str | None]] = field(default_factory=deque)
+    delivered: dict[str, list[Copy]] = field(default_factory=dict)
+    failures: deque[Answer] = field(default_factory=deque)
 
     def fail(self, status: int, message: str | None = None, *, retry_after: str | None = None) -> None:
         """Answer the next request with this error (Postmark's shape), before looking at it."""
-        self.failures.append((status, message, retry_after))
-
-    def copies(self, address: str) -> list[Copy]:
-        return self.delivered.get(address.lower(), [])
+        code, text = DEFAULT_ERROR.get(status, (status, "Error"))
+        self.queue_failure(_error(status, code, message or text), retry_after)
 
     def handle(self, request: Request) -> Answer:
         if (request.method, request.route) != ("POST", "/email/batch"):
@@ -81,10 +75,7 @@ class FakePostmark:
         if token != self.token:
             return _error(401, *DEFAULT_ERROR[401])
         if self.failures:
-            status, message, retry_after = self.failures.popleft()
-            code, text = DEFAULT_ERROR.get(status, (status, "Error"))
-            _, body, _ = _error(status, code, message or text)
-            return status, body, {"Retry-After": retry_after} if retry_after is not None else {}
+            return self.failures.popleft()
         for header in ("accept", "content-type"):
             if not request.headers.get(header, "").startswith("application/json"):
                 return _error(422, 409, "JSON required: set the Accept and Content-Type headers to application/json.")
@@ -118,7 +109,7 @@ class FakePostmark:
             stream=stream,
             metadata=message.get("Metadata", {}),
         )
-        self.delivered.setdefault(to.lower(), []).append(copy)
+        self.deliver(copy)
         submitted = datetime.now(UTC).isoformat()
         return {"ErrorCode": 0, "Message": "OK", "MessageID": str(uuid.uuid4()), "SubmittedAt": submitted, "To": to}
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.endpoint import Answer, Request
+from tests.fakes.base import Copy, Deliveries
 
 LIMIT = 100
 # Resend's error name and message for a status, when a test asks for a failure without its own.
@@ -33,24 +34,13 @@ DEFAULT_ERROR = {
 }
 
 
-@dataclass(frozen=True)
-class Copy:
-    """One email as its reader receives it."""
-
-    to: str
-    subject: str
-    text: str
-    html: str
-    headers: dict[str, str]
-
-
 @dataclass
-class FakeResend:
+class FakeResend(Deliveries[Copy]):
     key: str
-    delivered: dict[str, list[Copy]] = field(default_factory=dict)  # by lower-cased address
+    delivered: dict[str, list[Copy]] = field(default_factory=dict)
     issued: list[str] = field(default_factory=list)  # the id of each email sent, in order
     answered: dict[str, tuple[Any, Answer]] = field(default_factory=dict)  # key -> (body, first answer)
-    failures: deque[tuple[int, str | None, str | None, str | None]] = field(default_factory=deque)
+    failures: deque[Answer] = field(default_factory=deque)
     # Set by lose_next_answer(): the next accepted request's answer is held this long.
     hold: float = 0.0
     released: threading.Event = field(default_factory=threading.Event)
@@ -59,7 +49,8 @@ class FakeResend:
         self, status: int, message: str | None = None, *, name: str | None = None, retry_after: str | None = None
     ) -> None:
         """Answer the next request with this error (Resend's shape), before looking at it."""
-        self.failures.append((status, name, message, retry_after))
+        default_name, default_message = DEFAULT_ERROR.get(status, ("application_error", "Something went wrong."))
+        self.queue_failure(_error(status, name or default_name, message or default_message), retry_after)
 
     def lose_next_answer(self, seconds: float) -> None:
         """Send the next accepted batch, then hold the answer ``seconds`` (past the client's timeout)."""
@@ -68,9 +59,6 @@ class FakeResend:
     def release(self) -> None:
         """Let a held answer go (to a client that has given up on it by now)."""
         self.released.set()
-
-    def copies(self, address: str) -> list[Copy]:
-        return self.delivered.get(address.lower(), [])
 
     def handle(self, request: Request) -> Answer:
         if request.route != "/emails/batch":
@@ -83,10 +71,7 @@ class FakeResend:
         if authorization != f"Bearer {self.key}":
             return _error(403, "invalid_api_key", "API key is invalid")
         if self.failures:
-            status, name, message, retry_after = self.failures.popleft()
-            default_name, default_message = DEFAULT_ERROR.get(status, ("application_error", "Something went wrong."))
-            _, body, _ = _error(status, name or default_name, message or default_message)
-            return status, body, {"retry-after": retry_after} if retry_after is not None else {}
+            return self.failures.popleft()
         key = request.headers.get("idempotency-key")
         if key is not None and not 1 <= len(key) <= 256:
             return _error(400, "invalid_idempotency_key", "The key must be between 1-256 chars.")
@@ -113,7 +98,7 @@ class FakeResend:
                     html=email.get("html", ""),
                     headers=email.get("headers", {}),
                 )
-                self.delivered.setdefault(to.lower(), []).append(copy)
+                self.deliver(copy)
         ids = [str(uuid.uuid4()) for _ in emails]
         self.issued += ids
         answer: Answer = (200, {"data": [{"id": i} for i in ids]}, {})

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.endpoint import Answer, Request
+from tests.fakes import base
 
 LIMIT = 1000
 HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
@@ -48,31 +49,23 @@ DEFAULT_TEXT = {
 
 
 @dataclass(frozen=True)
-class Copy:
-    """One message as its reader receives it."""
+class Copy(base.Copy):
+    """One message as its reader receives it, and the custom_args it was sent with."""
 
-    to: str
-    subject: str
-    text: str
-    html: str
-    headers: dict[str, str]
     custom_args: dict[str, str]
 
 
 @dataclass
-class FakeSendGrid:
+class FakeSendGrid(base.Deliveries[Copy]):
     key: str
     senders: set[str] = field(default_factory=lambda: {"news@example.org"})
-    delivered: dict[str, list[Copy]] = field(default_factory=dict)  # by lower-cased address
+    delivered: dict[str, list[Copy]] = field(default_factory=dict)
     accepted: list[str] = field(default_factory=list)  # X-Message-Id of each accepted request
-    failures: deque[tuple[int, str | None, str | None]] = field(default_factory=deque)
+    failures: deque[Answer] = field(default_factory=deque)
 
     def fail(self, status: int, message: str | None = None, *, retry_after: str | None = None) -> None:
         """Answer the next request with this error (SendGrid's shape), before looking at it."""
-        self.failures.append((status, message, retry_after))
-
-    def copies(self, address: str) -> list[Copy]:
-        return self.delivered.get(address.lower(), [])
+        self.queue_failure(_errors(status, [(None, message or DEFAULT_TEXT.get(status, "error"))]), retry_after)
 
     def handle(self, request: Request) -> Answer:
         if (request.method, request.route) != ("POST", "/v3/mail/send"):
@@ -82,9 +75,7 @@ class FakeSendGrid:
         if request.headers["authorization"] != f"Bearer {self.key}":
             return _errors(401, [(None, DEFAULT_TEXT[401])])
         if self.failures:
-            status, message, retry_after = self.failures.popleft()
-            _, body, _ = _errors(status, [(None, message or DEFAULT_TEXT.get(status, "error"))])
-            return status, body, {"Retry-After": retry_after} if retry_after is not None else {}
+            return self.failures.popleft()
         if not request.headers.get("content-type", "").startswith("application/json"):
             return _errors(400, [(None, "Content-Type should be application/json.")])
         try:
@@ -111,11 +102,11 @@ class FakeSendGrid:
             )
         message_id = uuid.uuid4().hex[:22]
         for personalization in mail["personalizations"]:
-            self._deliver(mail, personalization)
+            self._send_personalization(mail, personalization)
         self.accepted.append(message_id)
         return 202, b"", {"X-Message-Id": message_id}
 
-    def _deliver(self, mail: dict[str, Any], personalization: dict[str, Any]) -> None:
+    def _send_personalization(self, mail: dict[str, Any], personalization: dict[str, Any]) -> None:
         substitutions: dict[str, str] = personalization.get("substitutions", {})
 
         def substitute(text: str) -> str:
@@ -136,7 +127,7 @@ class FakeSendGrid:
                 headers=headers,
                 custom_args=custom_args,
             )
-            self.delivered.setdefault(to["email"].lower(), []).append(copy)
+            self.deliver(copy)
 
 
 Problem = tuple[str | None, str]  # (field, message)

@@ -1,0 +1,168 @@
+"""Where the log goes: stderr, as ``publisher: ...`` lines or, with ``--log-format json``, one
+JSON object a line that a log collector can read and an operator can filter by digest or batch.
+
+A JSON record holds ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, the context
+fields in :data:`FIELDS` that the record carries (``extra={"digest_id": ...}``), and, for an
+exception, ``error`` on one line. :func:`setup` puts one handler on the root logger, so the
+libraries' records (APScheduler's, uvicorn's) come out in the same format.
+
+Every line goes through :func:`redact` with the values of the secrets' environment variables.
+The code already keeps secrets out of its messages; this catches whatever slips through.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from sqlalchemy.engine import make_url
+
+from publisher import http
+from publisher.config import Config
+
+Format = Literal["text", "json"]
+FORMATS: tuple[Format, ...] = ("text", "json")
+# Context a record may carry as ``extra``: these, and only these, become JSON fields.
+FIELDS = ("digest_id", "batch_key", "batch_state", "provider", "article", "path", "job")
+# Read before any config is loaded: the config's default variable names, and the AWS secrets
+# (SES reads those whatever the config says). protect() adds the names a config sets.
+_SECRET_ENV = ("PUBLISHER_MAILER_KEY", "PUBLISHER_UNSUBSCRIBE_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+@dataclass
+class _State:
+    format: Format = "text"
+    secrets: list[str] = field(default_factory=list)
+    handler: logging.Handler | None = None
+    displays: int = 0  # progress displays showing each batch right now
+
+
+_state = _State()
+
+
+def setup(format: Format = "text", level: int = logging.INFO) -> None:
+    """Log to stderr in ``format``, publisher's records from ``level`` and the libraries' from INFO.
+
+    Calling it again replaces what the last call set up (the CLI runs once per command, but
+    tests run it many times in one process).
+    """
+    _state.format = format
+    _state.secrets = _values(_SECRET_ENV)
+    _state.displays = 0
+    root = logging.getLogger()
+    if _state.handler is not None:
+        root.removeHandler(_state.handler)
+    handler = _Stderr()
+    handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter("publisher: %(message)s"))
+    handler.addFilter(_not_shown_twice)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("publisher").setLevel(level)
+    _state.handler = handler
+    if format == "json":
+        sys.excepthook = _log_crash  # a traceback on stderr would be the one line that is not JSON
+    elif sys.excepthook is _log_crash:
+        sys.excepthook = sys.__excepthook__
+
+
+def protect(config: Config) -> None:
+    """Also redact the secrets ``config`` names: its API key and HMAC variables, URL tokens."""
+    names = (config.mailer.api_key_env, config.digest.secret_env, *_SECRET_ENV)
+    _state.secrets = _values(names) + http.url_secrets(config.mailer.url) + _store_password(config.store_url)
+
+
+def is_json() -> bool:
+    return _state.format == "json"
+
+
+def redact(text: str) -> str:
+    return http.redact(text, _state.secrets)
+
+
+@contextmanager
+def batches_shown() -> Iterator[None]:
+    """While a progress display shows every batch, their log records would say it twice: drop them."""
+    _state.displays += 1
+    try:
+        yield
+    finally:
+        _state.displays -= 1
+
+
+def _not_shown_twice(record: logging.LogRecord) -> bool:
+    return not (_state.displays and hasattr(record, "batch_state"))
+
+
+def _values(names: tuple[str, ...]) -> list[str]:
+    return [value for name in names if (value := os.environ.get(name))]
+
+
+def _store_password(url: str) -> list[str]:
+    try:
+        password = make_url(url).password
+    except Exception:  # an unparsable URL was refused when the config loaded; nothing to hide here
+        return []
+    return [str(password)] if password else []
+
+
+class _Stderr(logging.Handler):
+    """Writes to ``sys.stderr`` as it is at each record: click's test runner swaps it per command."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line; every string in it redacted before it is encoded."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value if isinstance(value, int | float) else str(value)
+        if record.exc_info and record.exc_info[1] is not None:
+            entry["error"] = one_line(record.exc_info[1])
+        return json.dumps({key: redact(v) if isinstance(v, str) else v for key, v in entry.items()})
+
+
+def one_line(error: BaseException) -> str:
+    """``ValueError: bad thing (at file.py:12 in function)``: the exception and where it was raised."""
+    text = " ".join("".join(traceback.format_exception_only(error)).split())
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return text
+    last = frames[-1]
+    return f"{text} (at {Path(last.filename).name}:{last.lineno} in {last.name})"
+
+
+def _log_crash(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        logging.getLogger("publisher").error("interrupted")
+        return
+    logging.getLogger("publisher").critical("crashed (a bug: please report it)", exc_info=(kind, error, tb))
