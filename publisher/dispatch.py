@@ -121,7 +121,6 @@ def send_test(config: Config, store: Store, mailer: Mailer, addresses: list[str]
     if shown is None:
         return SendResult("nothing", "digest: nothing new since the last digest, no test sent")
     link = config.digest.unsubscribe_url
-    sent = 0
     size = mailer.batch_size or len(addresses)
     for start in range(0, len(addresses), size):
         chunk = tuple(Recipient(email=a, unsubscribe_url=link) for a in addresses[start : start + size])
@@ -129,7 +128,6 @@ def send_test(config: Config, store: Store, mailer: Mailer, addresses: list[str]
             mailer.send(Envelope(digest=shown, key=f"{shown.id}-{start // size + 1:04d}", recipients=chunk, test=True))
         except DeliveryError as exc:
             return SendResult("failed", f"test digest: not sent: {exc}")
-        sent += len(chunk)
     return SendResult("sent", f"test digest sent to {', '.join(addresses)} ({mailer.name}); nothing marked as sent")
 
 
