@@ -1,9 +1,10 @@
 """``publisher daemon``: APScheduler 3.x runs the digest on its crontab and refreshes often.
 
 The digest job lives in the store (SQLAlchemyJobStore, table ``apscheduler_jobs``), and its
-next run time is saved as the job is handed to the executor (a kill in that instant runs the
-slot once more after a restart, which only continues the same unsent digest). So after downtime the missed slot runs once at
-start-up (``coalesce``, no misfire limit), and a slot that already started never runs again.
+next run time is saved as the job is handed to the executor. So after downtime the missed slot
+runs once at start-up (``coalesce``, no misfire limit), and a slot that already started never
+runs again (a kill in the very instant of the hand-over runs it once more after a restart,
+which only continues the same unsent digest).
 The refresh job (ingest + feed) runs at start and every ``[daemon] refresh_minutes``.
 One daemon per store: a second one refuses to start (:func:`only_daemon`).
 
