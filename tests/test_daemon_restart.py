@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from publisher import journal
 from publisher.journal import ACCEPTED
 from publisher.scheduler import DIGEST_JOB, REFRESH_JOB, next_digest_time
 from tests.conftest import Project, child_process, readline_within
+from tests.delivery_helpers import read_journal
 from tests.faults import Action, FaultServer, pause
 from tests.test_daemon import Daemon, digest_count, move_saved_run, saved_jobs
 
@@ -108,7 +108,7 @@ def test_a_daemon_killed_in_the_middle_of_a_digest_slot_finishes_it_and_never_ru
             assert first.wait(TIMEOUT) == -signal.SIGKILL
         stuck.release.set()
         assert digest_count(config) == 1
-        assert [b.state for b in batches(project)] == [ACCEPTED, "sending", "pending"]
+        assert [b.state for b in read_journal(project)[1]] == [ACCEPTED, "sending", "pending"]
         # News that arrives meanwhile would make a second run of the slot create a second digest.
         project.add_article("late.md", "---\ntitle: Late news\n---\nArrived while the daemon was down.\n")
 
@@ -134,14 +134,4 @@ def test_a_daemon_killed_in_the_middle_of_a_digest_slot_finishes_it_and_never_ru
     # Batch 2 went twice (held, then resent under the same key), and the server took it once.
     assert [seen.batch[-4:] for seen in server.requests] == ["0001", "0002", "0002", "0003"]
     assert Counter(server.recipients()) == Counter(readers)  # every reader exactly once
-    assert [b.state for b in batches(project)] == [ACCEPTED] * (READERS // BATCH)
-
-
-def batches(project: Project) -> list[journal.Batch]:
-    store = project.open_store()
-    try:
-        digest = store.last_digest()
-        assert digest is not None, "no digest was created"
-        return journal.batches_of(store, digest.id)
-    finally:
-        store.close()
+    assert [b.state for b in read_journal(project)[1]] == [ACCEPTED] * (READERS // BATCH)

@@ -36,9 +36,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from publisher import digest, subscribers
+from publisher import digest
 from publisher.store import Article
 from tests.conftest import NOW, REPO, SAMPLE, SAMPLE_TITLE, Project
+from tests.delivery_helpers import subscribe
 from tests.feedcheck import ATOM_NS, check_feed_folder, read_back
 
 A = f"{{{ATOM_NS}}}"
@@ -87,16 +88,6 @@ def fresh_project(**sections: dict[str, Any]) -> Iterator[Project]:
         project = Project(root=root, settings=copy.deepcopy(settings_))
         project.configure(**sections)
         yield project
-
-
-def add_readers(project: Project) -> None:
-    """Send to a local list of READERS: each gets a personal copy (needs SECRET in the env)."""
-    project.configure(digest={"recipients": "subscribers"})
-    store = project.open_store()
-    try:
-        subscribers.add(store, [(address, None) for address in READERS], NOW, resubscribe=False)
-    finally:
-        store.close()
 
 
 def stored(project: Project) -> tuple[list[Article], list[Article]]:
@@ -516,7 +507,7 @@ def test_line_breaks_and_encoded_words_in_any_field_never_add_a_header(values: l
     md_title, author, tag, summary, html_title, html_author, html_tag, txt_title = values
     with fresh_project(digest={"subject": SUBJECT}) as project:
         if readers:
-            add_readers(project)
+            subscribe(project, READERS)
         project.add_article("one.md", _md_article(f"Title {md_title}", author, [tag, "plain"], summary))
         project.add_article("two.html", _html_article(f"Title {html_title}", html_author, html_tag, summary))
         project.add_article("three.txt", f"Title {txt_title}\n\nA paragraph of its own text.\n".encode())
@@ -585,7 +576,7 @@ def test_each_readers_copy_has_the_digests_subject(project: Project) -> None:
     between encoded words), and its personal link (?s=TOKEN&t=SIGNATURE), always longer than a
     header line has room for, is written as a URL, not as encoded words."""
     project.configure(digest={"subject": "{{ articles[0].title }}"})  # folds into encoded words
-    add_readers(project)
+    subscribe(project, READERS)
 
     result = project.cli("run", env={"PUBLISHER_UNSUBSCRIBE_SECRET": SECRET})
 

@@ -34,7 +34,8 @@ import httpx
 import pytest
 
 from publisher import journal, subscribers
-from tests.conftest import NOW, Project, child_process, readline_within
+from tests.conftest import Project, child_process, readline_within
+from tests.delivery_helpers import subscribe
 from tests.endpoint import Answer, Endpoint, Request
 from tests.test_server import TIMEOUT, _free_port
 
@@ -132,15 +133,6 @@ def publisher(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def add_readers(project: Project) -> None:
-    project.configure(digest={"recipients": "subscribers"})
-    store = project.open_store()
-    try:
-        subscribers.add(store, [(address, None) for address in READERS], NOW, resubscribe=False)
-    finally:
-        store.close()
-
-
 def stored_errors(project: Project) -> list[str]:
     """digests.last_error of every digest and batches.last_error of every batch."""
     store = project.open_store()
@@ -168,7 +160,7 @@ def test_a_failing_send_shows_no_secret_anywhere(project: Project, endpoint: End
         mailer={"provider": provider, "url": endpoint.url, "retries": 0, "timeout": 5, **PROVIDERS[provider]}
     )
     if provider not in LIST_OWNERS:
-        add_readers(project)
+        subscribe(project, READERS)
 
     runs = {"run": publisher(project, "-v", "run")}
     runs["digest resume"] = publisher(project, "-v", "--log-format", "json", "digest", "resume", "--retry-failed")
@@ -226,7 +218,7 @@ def test_the_serve_log_and_pages_show_no_secret_when_links_are_used(
 ) -> None:
     for name, value in ENV.items():  # child_process passes this process's environment on
         monkeypatch.setenv(name, value)
-    add_readers(project)
+    subscribe(project, READERS)
     store = project.open_store()
     try:
         tokens = [s.token for s in subscribers.listing(store)]
