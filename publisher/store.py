@@ -351,13 +351,8 @@ class Store:
             return Digest(**row) if row else None
 
     def last_digest(self) -> Digest | None:
-        with self._tx() as conn:
-            row = (
-                conn.execute(_digest_query().order_by(digests.c.created_at.desc(), digests.c.id.desc()).limit(1))
-                .mappings()
-                .first()
-            )
-            return Digest(**row) if row else None
+        newest = self.recent_digests(1)
+        return newest[0] if newest else None
 
     def digest_articles(self, digest_id: str) -> list[Article]:
         query = (
