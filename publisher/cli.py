@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from publisher import __version__, digest, dispatch, jobs, journal, logs, progress, subscribers
+from publisher import __version__, clock, digest, dispatch, jobs, journal, logs, progress, subscribers
 from publisher import config as config_module
 from publisher.config import LIST_OWNERS, Config
 from publisher.delivery import Mailer, build_mailer
@@ -134,7 +134,7 @@ def run(ctx: click.Context) -> None:
     """One cycle, for cron: ingest new files, rebuild the feed, send the digest if anything is new."""
     config = _config(ctx)
     mailer = build_mailer(config)
-    when = jobs.now()
+    when = clock.now()
     # jobs.run_cycle's steps, one by one, so that the send can show its progress.
     with _store(config) as store:
         ingested = jobs.ingest_articles(config, store, when)
@@ -154,7 +154,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Store the articles in PATHS (.txt, .md, .html files, or folders of them)."""
     config = _config(ctx)
     with _store(config) as store:
-        result = ingest_paths(store, paths, articles_dir=config.articles_dir, tz=config.site.timezone, now=jobs.now())
+        result = ingest_paths(store, paths, articles_dir=config.articles_dir, tz=config.site.timezone, now=clock.now())
     _report_ingest_errors(result.errors)
     click.echo(result.summary())
     ctx.exit(1 if result.errors else 0)
@@ -196,7 +196,7 @@ def remove_articles(ctx: click.Context, ids: tuple[str, ...]) -> None:
     back; delete the file too, or it returns the next time the file changes.
     """
     config = _config(ctx)
-    when = jobs.now()
+    when = clock.now()
     missing = []
     with _store(config) as store:
         for key in ids:
@@ -230,7 +230,7 @@ def preview(ctx: click.Context, out: Path | None, open_it: bool) -> None:
     config = _config(ctx)
     out = out or config.path.parent / "preview"
     with _store(config) as store:
-        shown = digest.preview(config, store, jobs.now())
+        shown = digest.preview(config, store, clock.now())
     if shown is None:
         click.echo("digest: nothing new since the last digest, nothing to preview")
         return
@@ -268,7 +268,7 @@ def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     config = _config(ctx)
     mailer = build_mailer(config)
     with _store(config) as store:
-        result = dispatch.send_test(config, store, mailer, valid, jobs.now())
+        result = dispatch.send_test(config, store, mailer, valid, clock.now())
     _outcome(result, provider=mailer.name)
     ctx.exit(0 if result.ok else 1)
 
@@ -285,7 +285,7 @@ def send(ctx: click.Context, resend_in_doubt: bool) -> None:
     config = _config(ctx)
     mailer = build_mailer(config)
     with _store(config) as store:
-        result = _send(config, store, mailer, jobs.now(), resend_in_doubt=resend_in_doubt)
+        result = _send(config, store, mailer, clock.now(), resend_in_doubt=resend_in_doubt)
     ctx.exit(0 if result.ok else 1)
 
 
@@ -308,7 +308,7 @@ def resume(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> Non
         waiting = _resumable(store, resend_in_doubt, retry_failed)
         if waiting:
             result = _send(
-                config, store, mailer, jobs.now(), resend_in_doubt=resend_in_doubt, retry_failed=retry_failed
+                config, store, mailer, clock.now(), resend_in_doubt=resend_in_doubt, retry_failed=retry_failed
             )
             ctx.exit(0 if result.ok else 1)
         held = _held_back(store)
@@ -399,7 +399,7 @@ def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
     config = _config(ctx)
     with _store(config) as store:
         with progress.Display() as shown:
-            result = subscribers.import_csv(store, csv_file, jobs.now(), progress=shown.rows(str(csv_file)))
+            result = subscribers.import_csv(store, csv_file, clock.now(), progress=shown.rows(str(csv_file)))
         active = subscribers.active_count(store)
     for line in result.errors:
         _stderr(line, prefix="", path=csv_file)
@@ -422,7 +422,7 @@ def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
         _stderr(line)
     with _store(config) as store:
         for address in valid:
-            added = subscribers.add(store, [(address, None)], jobs.now(), resubscribe=True)
+            added = subscribers.add(store, [(address, None)], clock.now(), resubscribe=True)
             if added.added:
                 click.echo(f"added {address}")
             elif added.resubscribed:
@@ -445,7 +445,7 @@ def remove_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
             found = subscribers.find(store, address)
             if found is None:
                 unknown.append(address)
-            elif subscribers.remove(store, found.email, jobs.now()):
+            elif subscribers.remove(store, found.email, clock.now()):
                 click.echo(f"unsubscribed {found.email}")
             else:
                 click.echo(f"{found.email}: already unsubscribed")
@@ -546,7 +546,7 @@ def status(ctx: click.Context) -> None:
     from publisher.scheduler import next_digest_time
 
     config = _config(ctx)
-    when = jobs.now()
+    when = clock.now()
     with _store(config) as store:
         count = store.article_count()
         newest = store.newest_articles(1)

@@ -24,9 +24,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from publisher import journal, owner, subscribers
+from publisher import clock, journal, owner, subscribers
 from publisher.config import Config
 from publisher.delivery import Envelope, Mailer, Recipient
 from publisher.digest import Outgoing, create_next, outgoing, preview
@@ -38,10 +38,6 @@ from publisher.store import Digest, Store
 # One record per batch outcome, carrying the digest id and the batch key as fields, so that
 # one send can be followed in the logs (see publisher.logs for the JSON format).
 log = logging.getLogger("publisher.delivery")
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -112,7 +108,7 @@ def send_digest(
         # `sending`: its batches say what was done.
         current = store.digest(digest.id)
         if current is not None and current.state == SENDING:
-            store.finish_digest(digest.id, PENDING, now(), current.last_error)
+            store.finish_digest(digest.id, PENDING, clock.now(), current.last_error)
 
 
 def send_test(config: Config, store: Store, mailer: Mailer, addresses: list[str], when: datetime) -> SendResult:
@@ -149,7 +145,7 @@ def _send_batches(
     resend_in_doubt: bool,
     on_batch: OnBatch | None,
 ) -> SendResult:
-    journal.plan(store, digest.id, _audience(config, store, mailer), mailer.batch_size or 1, now())
+    journal.plan(store, digest.id, _audience(config, store, mailer), mailer.batch_size or 1, clock.now())
     pace = Pace(config.mailer.rate)  # one for all the threads
     run = _Run(config, store, mailer, outgoing(config, store, digest), resend_in_doubt, pace)
     planned = journal.batches_of(store, digest.id)
@@ -196,7 +192,7 @@ class _Run:
             return None
         if batch.state == SENDING and not (mailer.idempotent or self.resend_in_doubt):
             reason = f"interrupted while sending; {mailer.name} may have accepted it"
-            journal.mark(store, batch.id, IN_DOUBT, now(), error=reason)
+            journal.mark(store, batch.id, IN_DOUBT, clock.now(), error=reason)
             return _Outcome(batch, IN_DOUBT, reason)
         # A batch tried before goes again exactly as planned: same key, same body, which is what
         # lets a provider recognise the repeat. One never tried leaves out who unsubscribed since.
@@ -204,10 +200,10 @@ class _Run:
         self.pace.wait(len(people))
         if self.stopped.is_set():  # another thread failed while this one waited its turn
             return None
-        if not journal.claim(store, batch, now()):
+        if not journal.claim(store, batch, clock.now()):
             return _Outcome(batch, BUSY, "being sent by another process")
         if mailer.batch_size and not people:  # an empty list, or everyone in it unsubscribed since
-            journal.mark(store, batch.id, ACCEPTED, now(), error="no recipients")
+            journal.mark(store, batch.id, ACCEPTED, clock.now(), error="no recipients")
             return _Outcome(batch, ACCEPTED, "no recipients")
         envelope = Envelope(
             digest=self.message,
@@ -218,9 +214,9 @@ class _Run:
             receipt = mailer.send(envelope)
         except DeliveryError as exc:
             state, error = self._after_failure(exc, batch.attempts + 1)
-            journal.mark(store, batch.id, state, now(), error=error)
+            journal.mark(store, batch.id, state, clock.now(), error=error)
             return _Outcome(batch, state, error)
-        journal.mark(store, batch.id, ACCEPTED, now(), provider_id=receipt.provider_id, rejected=receipt.rejected)
+        journal.mark(store, batch.id, ACCEPTED, clock.now(), provider_id=receipt.provider_id, rejected=receipt.rejected)
         return _Outcome(batch, ACCEPTED, receipt.detail)
 
     def _after_failure(self, exc: DeliveryError, attempts: int) -> tuple[str, str]:
@@ -246,13 +242,13 @@ def _finish(store: Store, digest: Digest, stop: str | None, last_detail: str) ->
     accepted = done.batches[ACCEPTED]
     total = sum(done.batches.values())
     if not done.finished:
-        store.finish_digest(digest.id, PENDING, now(), stop)
+        store.finish_digest(digest.id, PENDING, clock.now(), stop)
         so_far = f" ({accepted} of {total} batches accepted so far)" if accepted else ""
         return SendResult(
             "pending", f"digest {digest.id}{so_far}: not sent, will retry on the next run: {stop}", digest.id
         )
     if accepted == total:
-        store.finish_digest(digest.id, "sent", now())
+        store.finish_digest(digest.id, "sent", clock.now())
         if total == 1 and last_detail:
             return SendResult("sent", f"{what}, {last_detail}", digest.id)
         return SendResult("sent", f"{what}, {_batches(total)} accepted, {reached}", digest.id)
@@ -264,7 +260,7 @@ def _finish(store: Store, digest: Digest, stop: str | None, last_detail: str) ->
             f"{_batches(done.batches[IN_DOUBT])} in doubt (check the provider's log, then "
             "`publisher digest resume --resend-in-doubt`)"
         )
-    store.finish_digest(digest.id, "incomplete", now(), "; ".join(done.errors) or None)
+    store.finish_digest(digest.id, "incomplete", clock.now(), "; ".join(done.errors) or None)
     return SendResult(
         "incomplete",
         f"{what}, {accepted} of {total} batches accepted ({reached}); {', '.join(problems)}: {'; '.join(done.errors)}",

@@ -123,6 +123,7 @@ def retry_after(response: httpx.Response) -> float | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
+        # A real wait, so the real clock: clock.now() may be fixed by a test or a replay.
         seconds = (when - datetime.now(UTC)).total_seconds()
     return max(seconds, 0.0)
 

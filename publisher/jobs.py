@@ -12,14 +12,14 @@ from datetime import datetime
 
 from publisher.config import Config
 from publisher.delivery import Mailer
-from publisher.dispatch import SendResult, now, send_digest
+from publisher.dispatch import SendResult, send_digest
 from publisher.errors import IngestError
 from publisher.feed import FeedResult, write_feeds
 from publisher.ingest import IngestResult, ingest
 from publisher.store import Store
 from publisher.websub import PingResult, notify
 
-__all__ = ["CycleResult", "PublishResult", "SendResult", "now", "publish_feeds", "run_cycle", "send_digest"]
+__all__ = ["CycleResult", "PublishResult", "SendResult", "publish_feeds", "run_cycle", "send_digest"]
 
 _PENDING_PINGS = "websub_pending"
 

@@ -34,8 +34,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import text
 
+from publisher import clock, crontab, jobs
 from publisher import config as config_module
-from publisher import crontab, jobs
 from publisher.config import Config
 from publisher.delivery import build_mailer
 from publisher.errors import PublisherError
@@ -76,7 +76,7 @@ def _cycle(config_path: str, job: str) -> jobs.CycleResult:
     store = Store.open(config.store_url)
     try:
         mailer = build_mailer(config)
-        result = jobs.run_cycle(config, store, mailer, jobs.now(), new_digest=job == DIGEST_JOB)
+        result = jobs.run_cycle(config, store, mailer, clock.now(), new_digest=job == DIGEST_JOB)
     finally:
         store.close()
     for error in result.ingest.errors:
@@ -194,7 +194,7 @@ def _schedule(
             args=[str(config.path)],
             id=REFRESH_JOB,
             jobstore="memory",
-            next_run_time=jobs.now(),
+            next_run_time=clock.now(),
         )
         digest = scheduler.get_job(DIGEST_JOB, jobstore="default")
         scheduler.resume()

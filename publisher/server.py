@@ -51,7 +51,6 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
 from pathlib import PurePath, PurePosixPath
 from types import FrameType
 from typing import Any
@@ -70,7 +69,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from publisher import subscribers
+from publisher import clock, subscribers
 from publisher.config import Config, FeedConfig
 from publisher.errors import PublisherError, StoreError
 from publisher.store import Store
@@ -199,7 +198,7 @@ class Unsubscribe:
             return self._page(400, "invalid")
         try:
             if request.method == "POST":
-                when = datetime.now(UTC).replace(microsecond=0)
+                when = clock.now()
                 person = await run_in_threadpool(subscribers.unsubscribe_token, self.store, token, when)
             else:
                 person = await run_in_threadpool(subscribers.by_token, self.store, token)

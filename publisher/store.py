@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from publisher import clock
 from publisher.errors import StoreError
 from publisher.schema import (
     articles,
@@ -160,7 +161,7 @@ class Store:
                 conn.execute(text("SELECT pg_advisory_xact_lock(7239001)"))
             if not inspect(conn).has_table("schema_version"):
                 metadata.create_all(conn)
-                now = _now()
+                now = clock.now()
                 conn.execute(insert(schema_version), {"version": SCHEMA_VERSION, "applied_at": now})
                 conn.execute(insert(settings), {"name": "created_at", "value": now.isoformat()})
                 return
@@ -172,7 +173,7 @@ class Store:
                 )
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[version - 2](conn)
-                conn.execute(insert(schema_version), {"version": version, "applied_at": _now()})
+                conn.execute(insert(schema_version), {"version": version, "applied_at": clock.now()})
 
     def schema_version(self) -> int:
         with self._tx() as conn:
@@ -465,7 +466,3 @@ def safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<invalid store URL>"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from publisher import clock, journal, subscribers
 from publisher import digest as digest_module
-from publisher import dispatch, journal, subscribers
 from publisher.schema import batches as batches_table
 from publisher.schema import digests as digests_table
 from publisher.store import Digest, Store
@@ -261,9 +261,7 @@ def test_a_digest_being_sent_by_a_live_process_is_left_alone(project: Project, e
     store = project.open_store()
     try:
         with store.transaction() as conn:  # the lease is fresh: its sender is alive
-            conn.execute(
-                update(digests_table).where(digests_table.c.id == crashed.id).values(claimed_at=dispatch.now())
-            )
+            conn.execute(update(digests_table).where(digests_table.c.id == crashed.id).values(claimed_at=clock.now()))
     finally:
         store.close()
 
