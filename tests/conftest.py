@@ -29,6 +29,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from publisher import clock
 from publisher import config as config_module
 from publisher.config import Config
 from publisher.store import Store
@@ -99,6 +100,13 @@ class Project:
 
     def outbox_files(self) -> list[Path]:
         return sorted(self.outbox.glob("*.eml")) if self.outbox.exists() else []
+
+
+@pytest.fixture
+def at_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """The program's clock set to NOW, here and in the commands and daemons a test starts."""
+    monkeypatch.setenv(clock.ENV, NOW.isoformat())
+    return NOW
 
 
 @pytest.fixture

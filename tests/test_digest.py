@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -176,7 +176,7 @@ def test_line_breaks_in_a_title_never_make_extra_headers(project: Project) -> No
     assert "Hello Bcc: victim@example.com" in message["Subject"]
 
 
-def test_custom_templates_dir_and_undefined_variables(project: Project, tmp_path: Path) -> None:
+def test_custom_templates_dir_and_undefined_variables(project: Project, tmp_path: Path, at_now: datetime) -> None:
     templates = project.root / "my-templates"
     templates.mkdir()
     (templates / "digest.html.j2").write_text("<html><body><p>{{ site.title }} custom</p></body></html>")
