@@ -2,10 +2,15 @@
 
 APScheduler 3.x numbers weekdays from Monday = 0 (its issue 286), crontab from Sunday = 0,
 so ``0 7 * * 1`` would fire on Tuesdays; numeric weekdays are passed on as names instead.
+
+On the night clocks go back, a wall time such as 02:30 happens twice; APScheduler 3.x fires at
+both, cron once. :class:`WallClockCron` skips the second one, unless the hour is ``*`` (a job
+that runs every hour runs in the repeated hour too, as under cron).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -13,12 +18,35 @@ from apscheduler.triggers.cron import CronTrigger
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbers: 0 (and 7) is Sunday
 
 
-def trigger(schedule: str, timezone: ZoneInfo) -> CronTrigger:
+class WallClockCron(CronTrigger):  # type: ignore[misc]  # apscheduler has no type hints
+    """A CronTrigger that fires once per wall-clock slot, as cron does, on DST fall-back nights."""
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        while fire is not None and self._repeated(fire):
+            # Through UTC: arithmetic on an aware local time is wall-clock and would drop the fold.
+            later = (fire.astimezone(UTC) + timedelta(seconds=1)).astimezone(self.timezone)
+            fire = super().get_next_fire_time(fire, later)
+        return fire
+
+    def _repeated(self, fire: datetime) -> bool:
+        """True for the second of two instants with the same wall time (fold=1), in a fixed hour."""
+        hour_is_wild = str(self.fields[5]) == "*"
+        wall = fire.replace(tzinfo=None)
+        first, second = (wall.replace(tzinfo=self.timezone, fold=fold) for fold in (0, 1))
+        ambiguous = first.utcoffset() != second.utcoffset()
+        return ambiguous and not hour_is_wild and fire.utcoffset() == second.utcoffset()
+
+
+def trigger(schedule: str, timezone: ZoneInfo) -> WallClockCron:
     """``"0 7 * * 1"`` -> a trigger firing Mondays at 07:00 in ``timezone``; raises ValueError."""
     fields = schedule.split()
-    if len(fields) == 5:
-        fields[4] = _crontab_weekdays(fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
+    if len(fields) != 5:
+        raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
+    minute, hour, day, month, weekdays = fields
+    return WallClockCron(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_weekdays(weekdays), timezone=timezone
+    )
 
 
 def _crontab_weekdays(field: str) -> str:

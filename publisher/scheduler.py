@@ -47,7 +47,7 @@ REFRESH_JOB = "refresh"
 _DAEMON_LOCK = 7239002  # PostgreSQL advisory lock key (store.py's migration lock is 7239001)
 
 
-def digest_trigger(config: Config) -> CronTrigger:
+def digest_trigger(config: Config) -> crontab.WallClockCron:
     """The ``[digest] schedule`` crontab line as a trigger (checked when the config was loaded)."""
     return crontab.trigger(config.digest.schedule, config.digest.timezone)
 
@@ -184,10 +184,12 @@ def _schedule(
         saved = scheduler.get_job(DIGEST_JOB, jobstore="default")
         args = [str(config.path)]
         # Keep a saved job with the same schedule: its next run time may be a missed slot.
-        if saved is None or repr(saved.trigger) != repr(trigger):
+        if saved is None or str(saved.trigger) != str(trigger):
             scheduler.add_job(digest_job, trigger, args=args, id=DIGEST_JOB, jobstore="default", replace_existing=True)
-        elif list(saved.args) != args:  # the config moved: keep the slot, read the config from where it is now
-            scheduler.modify_job(DIGEST_JOB, jobstore="default", args=args)
+        elif list(saved.args) != args or type(saved.trigger) is not type(trigger):
+            # The config moved, or the job was saved by an older publisher with a plain CronTrigger:
+            # keep the slot, read the config from where it is now, fire once per wall-clock slot.
+            scheduler.modify_job(DIGEST_JOB, jobstore="default", args=args, trigger=trigger)
         scheduler.add_job(
             refresh_job,
             IntervalTrigger(minutes=config.refresh_minutes, timezone=config.digest.timezone),

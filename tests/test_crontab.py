@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,3 +40,36 @@ def test_weekdays_follow_crontab(line: str, weekdays: set[str]) -> None:
 def test_bad_lines_are_refused(line: str) -> None:
     with pytest.raises(ValueError):
         crontab.trigger(line, UTC)
+
+
+def _fires(line: str, zone: str, start: datetime, count: int) -> list[str]:
+    """The next ``count`` fire times, each asked for as the scheduler does: after the last one."""
+    tz = ZoneInfo(zone)
+    trigger, previous, now, fired = crontab.trigger(line, tz), None, start, []
+    for _ in range(count):
+        previous = trigger.get_next_fire_time(previous, now)
+        fired.append(f"{previous:%m-%d %H:%M%z}")
+        now = (previous.astimezone(UTC) + timedelta(seconds=1)).astimezone(tz)
+    return fired
+
+
+def test_a_slot_in_the_hour_repeated_when_clocks_go_back_fires_once_as_under_cron() -> None:
+    start = datetime(2026, 10, 24, 12, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert _fires("30 2 * * *", "Europe/Berlin", start, 3) == [
+        "10-25 02:30+0200",
+        "10-26 02:30+0100",
+        "10-27 02:30+0100",
+    ]
+    # Every hour (hour "*"), the repeated hour has its runs too, as under cron.
+    night = datetime(2026, 10, 25, 1, 45, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert _fires("30 * * * *", "Europe/Berlin", night, 3) == [
+        "10-25 02:30+0200",
+        "10-25 02:30+0100",
+        "10-25 03:30+0100",
+    ]
+
+
+def test_a_slot_in_the_hour_skipped_when_clocks_go_forward_fires_once() -> None:
+    start = datetime(2026, 3, 28, 12, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    fired = _fires("30 2 * * *", "Europe/Berlin", start, 2)
+    assert len(set(fired)) == 2 and fired[1].startswith("03-30 02:30")
