@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote, urljoin, urlsplit
 
 import lxml.html
@@ -21,8 +22,13 @@ def article_url(site: SiteConfig, article: Article) -> str:
 
 def entry_id(site: SiteConfig, article: Article) -> str:
     """An RFC 4151 tag URI: stays the same when the title, slug or site layout changes."""
-    host = urlsplit(site.url).hostname or "localhost"
-    return f"tag:{host},{article.first_seen:%Y-%m-%d}:{quote(article.key, safe='/')}"
+    return f"tag:{_host(site.url)},{article.first_seen:%Y-%m-%d}:{quote(article.key, safe='/')}"
+
+
+@lru_cache(maxsize=16)
+def _host(url: str) -> str:
+    """The site's host name (parsed once, not once per entry)."""
+    return urlsplit(url).hostname or "localhost"
 
 
 def absolute_html(html: str, base: str) -> str:

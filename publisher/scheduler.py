@@ -39,12 +39,12 @@ from publisher import config as config_module
 from publisher.config import Config
 from publisher.delivery import build_mailer
 from publisher.errors import PublisherError
+from publisher.schema import AdvisoryLock
 from publisher.store import Store
 
 log = logging.getLogger("publisher.daemon")
 DIGEST_JOB = "digest"
 REFRESH_JOB = "refresh"
-_DAEMON_LOCK = 7239002  # PostgreSQL advisory lock key (store.py's migration lock is 7239001)
 
 
 def digest_trigger(config: Config) -> crontab.WallClockCron:
@@ -150,12 +150,12 @@ def only_daemon(store: Store) -> Iterator[None]:
             yield
         return
     with store.engine.connect() as conn:
-        if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _DAEMON_LOCK}).scalar():
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": int(AdvisoryLock.DAEMON)}).scalar():
             raise _already_running("PostgreSQL advisory lock held")
         try:
             yield
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _DAEMON_LOCK})
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": int(AdvisoryLock.DAEMON)})
 
 
 def _already_running(detail: str) -> PublisherError:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import IntEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
+    Connection,
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -19,7 +23,18 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    text,
 )
+
+
+class AdvisoryLock(IntEnum):
+    """PostgreSQL advisory lock keys, all here so that no two uses ever share one."""
+
+    MIGRATION = 7239001  # store.migrate: several machines may start at once
+    DAEMON = 7239002  # scheduler.only_daemon: one daemon per store (held for the daemon's life)
+    TAG_INDEX = 7239003  # feed.index: one tag index writer at a time
+    ARTICLE_CHANGES = 7239004  # the article_changes trigger: change numbers in commit order
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -93,6 +108,20 @@ sources = Table(
     Column("raw", LargeBinary, nullable=False),
     Column("ingested_at", UtcDateTime, nullable=False),
     UniqueConstraint("article_id", "content_hash"),
+)
+
+# Where and how each article's source file was last found (schema version 4): a file at the
+# same path with the same size and st_mtime_ns is taken as unchanged without reading it, as
+# rsync and make do. No row, or NULL size: not to be trusted (the file was written in the
+# seconds before the scan), so the file is read and hashed. A table of its own, so that
+# recording a stat is no write to ``articles``.
+source_stats = Table(
+    "source_stats",
+    metadata,
+    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("source_path", Text, nullable=False),
+    Column("size", BigInteger),
+    Column("mtime_ns", BigInteger),
 )
 
 # A digest is frozen when created (the whole RFC 5322 message), so a retry sends the same bytes.
@@ -175,3 +204,103 @@ batch_recipients = Table(
     Column("error", Text),
     UniqueConstraint("digest_id", "email_key"),
 )
+
+# -- the feed index: what lets `publisher feed` rebuild only the documents that changed ------
+
+# Newest-first reads of live articles (the main feeds, an archive month) without a sort.
+articles_by_published = Index("ix_articles_published", articles.c.published, articles.c.id)
+
+# Every write to ``articles`` appends a row here, by database trigger (below), whatever code
+# path made it: a feed rebuild reads the rows after the last one it saw. ``old_published`` and
+# ``old_tags`` (NULL for an insert) say which archive month and tag feeds the article left.
+# ``rev`` follows commit order: SQLite has one writer at a time, and on PostgreSQL the trigger
+# takes a transaction lock, so a later rev is never committed before an earlier one.
+article_changes = Table(
+    "article_changes",
+    metadata,
+    Column("rev", Integer, primary_key=True),
+    Column("article_id", Integer, nullable=False),
+    Column("old_published", UtcDateTime),
+    Column("old_tags", JSON),
+    sqlite_autoincrement=True,  # never reuse a rev, or a rebuild would miss a change
+)
+
+# The live articles' tags by slug, kept by the feed writer from article_changes (the slug is
+# computed in Python), with ``published`` copied so a tag feed's newest entries are one index
+# range. The newest rev it has applied is the setting ``article_tags_rev``.
+article_tags = Table(
+    "article_tags",
+    metadata,
+    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("slug", String(200), primary_key=True),
+    Column("tag", Text, nullable=False),  # the spelling the article gives it first
+    Column("published", UtcDateTime, nullable=False),
+    Index("ix_article_tags_slug", "slug", "published", "article_id"),
+)
+
+# One row per feeds folder: what its last rebuild wrote (JSON, see publisher.feed.state), and a
+# serial that a rebuild bumps only if no other rebuild saved in between.
+feed_builds = Table(
+    "feed_builds",
+    metadata,
+    Column("dir", String(1000), primary_key=True),
+    Column("serial", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+)
+
+# Each article's URL and content as the feeds show them (links made absolute), kept by the
+# feed writer so that an unchanged article is not parsed again on every rebuild that shows it.
+# ``version`` is a digest of the settings, code and article fields they were made from.
+feed_content = Table(
+    "feed_content",
+    metadata,
+    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("html", Text, nullable=False),
+)
+
+# Only the columns a feed shows: ingest recording a file's new mtime is no change to the feeds.
+_FEED_COLUMNS = "key, slug, title, summary, body_html, author, tags, published, updated, first_seen, removed_at"
+_SQLITE_TRIGGERS = [
+    "CREATE TRIGGER article_changes_insert AFTER INSERT ON articles BEGIN "
+    "INSERT INTO article_changes (article_id) VALUES (NEW.id); END",
+    f"CREATE TRIGGER article_changes_update AFTER UPDATE OF {_FEED_COLUMNS} ON articles BEGIN "
+    "INSERT INTO article_changes (article_id, old_published, old_tags) VALUES (NEW.id, OLD.published, OLD.tags); END",
+    "CREATE TRIGGER article_changes_delete AFTER DELETE ON articles BEGIN "
+    "INSERT INTO article_changes (article_id, old_published, old_tags) VALUES (OLD.id, OLD.published, OLD.tags); END",
+]
+# The lock is taken before the statement touches a row, so writers never wait on it while
+# holding an article row lock (no deadlock between two ingests).
+_POSTGRES_TRIGGERS = [
+    f"""CREATE OR REPLACE FUNCTION article_changes_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock({AdvisoryLock.ARTICLE_CHANGES.value});
+    RETURN NULL;
+END $$""",
+    """CREATE OR REPLACE FUNCTION article_changes_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO article_changes (article_id) VALUES (NEW.id);
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO article_changes (article_id, old_published, old_tags) VALUES (NEW.id, OLD.published, OLD.tags);
+    ELSE
+        INSERT INTO article_changes (article_id, old_published, old_tags) VALUES (OLD.id, OLD.published, OLD.tags);
+    END IF;
+    RETURN NULL;
+END $$""",
+    f"CREATE TRIGGER article_changes_lock BEFORE INSERT OR UPDATE OF {_FEED_COLUMNS} OR DELETE ON articles "
+    "FOR EACH STATEMENT EXECUTE FUNCTION article_changes_lock()",
+    f"CREATE TRIGGER article_changes_log AFTER INSERT OR UPDATE OF {_FEED_COLUMNS} OR DELETE ON articles "
+    "FOR EACH ROW EXECUTE FUNCTION article_changes_log()",
+]
+_TRIGGERS = {"sqlite": _SQLITE_TRIGGERS, "postgresql": _POSTGRES_TRIGGERS}
+
+
+def _create_triggers(target: Table, connection: Connection, **kw: Any) -> None:
+    """Run when article_changes is created: by a new store's create_all, or its migration."""
+    for sql in _TRIGGERS.get(connection.dialect.name, []):
+        connection.execute(text(sql))
+
+
+event.listen(article_changes, "after_create", _create_triggers)

@@ -26,20 +26,29 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from publisher import clock
 from publisher.errors import StoreError
 from publisher.schema import (
+    AdvisoryLock,
+    article_changes,
+    article_tags,
     articles,
+    articles_by_published,
     batch_recipients,
     batches,
     digest_articles,
     digests,
+    feed_builds,
+    feed_content,
     metadata,
     schema_version,
     settings,
+    source_stats,
     sources,
     subscribers,
 )
@@ -56,10 +65,25 @@ def _v3_subscribers_and_journal(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE digests ADD COLUMN claimed_by {column_type}"))
 
 
+def _v4_source_stats(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[source_stats])
+
+
+def _feed_index(conn: Connection) -> None:
+    """The feed writer's change log (with its triggers), tag index, prepared contents and build records."""
+    metadata.create_all(conn, tables=[article_changes, article_tags, feed_builds, feed_content])
+    articles_by_published.create(conn)
+
+
 # Schema changes after the first release, as steps (version 2, 3, ...): each a function of a
 # Connection that ALTERs an existing store. A new store is created from schema.py at once and
 # stamped with the newest version, so these only ever run on older stores.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v2_removed_at, _v3_subscribers_and_journal]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v2_removed_at,
+    _v3_subscribers_and_journal,
+    _v4_source_stats,
+    _feed_index,
+]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -114,6 +138,20 @@ class NewArticle:
     raw: bytes
     published: datetime | None
     explicit_slug: bool = False  # set in front matter: may move the article; a derived one may not
+    source_size: int | None = None  # the file's stat when read; None: not to be trusted
+    source_mtime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the store knows of an article's source file: ingest's unchanged check."""
+
+    article_id: int
+    key: str
+    content_hash: str
+    source_path: str | None  # None: no stat recorded
+    size: int | None
+    mtime_ns: int | None
 
 
 class Store:
@@ -158,7 +196,7 @@ class Store:
     def migrate(self) -> None:
         with self._tx() as conn:
             if conn.dialect.name == "postgresql":  # several machines may start at once
-                conn.execute(text("SELECT pg_advisory_xact_lock(7239001)"))
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(AdvisoryLock.MIGRATION)})
             if not inspect(conn).has_table("schema_version"):
                 metadata.create_all(conn)
                 now = clock.now()
@@ -209,51 +247,66 @@ class Store:
         own, its published date.
         """
         with self._tx() as conn:
-            row = conn.execute(select(articles).where(articles.c.key == new.key)).mappings().first()
-            if row is not None and row["content_hash"] == new.content_hash:
-                return "unchanged"  # a removed article stays removed while its file is unchanged
-            values: dict[str, Any] = {
-                "title": new.title,
-                "summary": new.summary,
-                "body_html": new.body_html,
-                "body_text": new.body_text,
-                "author": new.author,
-                "tags": new.tags,
-                "format": new.format,
-                "source_path": new.source_path,
-                "content_hash": new.content_hash,
-                "updated": now,
-                "removed_at": None,  # a changed file brings a removed article back
+            return _save_one(conn, new, now, None)
+
+    def save_articles(self, batch: Sequence[NewArticle], now: datetime) -> list[str]:
+        """:meth:`save_article` for each of ``batch`` (distinct keys), all in one transaction.
+
+        All are stored or, when this raises, none: the caller may then save them one by one.
+        New articles go in with one multi-row INSERT each for articles and sources.
+        """
+        if not batch:
+            return []
+        with self._tx() as conn:
+            keys = [new.key for new in batch]
+            rows = {
+                row["key"]: row for row in conn.execute(select(articles).where(articles.c.key.in_(keys))).mappings()
             }
-            if row is None:
-                values |= {
-                    "key": new.key,
-                    "slug": _free_slug(conn, new.slug),
-                    "first_seen": now,
-                    "published": new.published or now,
-                }
-                inserted = conn.execute(insert(articles).values(**values)).inserted_primary_key
-                assert inserted is not None
-                article_id = inserted[0]
-                status = "new"
-            else:
-                article_id = row["id"]
-                values["published"] = new.published or row["published"]
-                if new.explicit_slug and new.slug != row["slug"]:
-                    values["slug"] = _free_slug(conn, new.slug, article_id)
-                conn.execute(update(articles).where(articles.c.id == article_id).values(**values))
-                status = "updated"
-            known = conn.execute(
-                select(sources.c.id).where(
-                    sources.c.article_id == article_id, sources.c.content_hash == new.content_hash
-                )
-            ).first()
-            if known is None:
-                conn.execute(
-                    insert(sources),
-                    {"article_id": article_id, "content_hash": new.content_hash, "raw": new.raw, "ingested_at": now},
-                )
-            return status
+            wanted = {new.slug for new in batch if new.key not in rows}
+            taken = set(conn.execute(select(articles.c.slug).where(articles.c.slug.in_(wanted))).scalars())
+            statuses: dict[str, str] = {}
+            fresh: list[dict[str, Any]] = []
+            for new in batch:
+                if new.key in rows:
+                    statuses[new.key] = _save_one(conn, new, now, rows[new.key], taken)
+                    continue
+                slug = _free_slug(conn, new.slug, reserved=taken) if new.slug in taken else new.slug
+                taken.add(slug)
+                fresh.append(_article_values(new, now) | _first_values(new, slug, now))
+            if fresh:
+                inserted = conn.execute(
+                    insert(articles).returning(articles.c.id, sort_by_parameter_order=True), fresh
+                ).scalars()
+                by_key = {new.key: new for new in batch}
+                versions, stats = [], []
+                for values, article_id in zip(fresh, inserted, strict=True):
+                    new = by_key[values["key"]]
+                    versions.append(
+                        {"article_id": article_id, "content_hash": new.content_hash, "raw": new.raw, "ingested_at": now}
+                    )
+                    stats.append((article_id, new.source_path, new.source_size, new.source_mtime_ns))
+                    statuses[new.key] = "new"
+                conn.execute(insert(sources), versions)
+                _put_stats(conn, stats)
+            return [statuses[key] for key in keys]
+
+    def source_states(self) -> dict[str, SourceState]:
+        """Every article's source file as last read, by article key."""
+        query = select(
+            articles.c.id.label("article_id"),
+            articles.c.key,
+            articles.c.content_hash,
+            source_stats.c.source_path,
+            source_stats.c.size,
+            source_stats.c.mtime_ns,
+        ).outerjoin(source_stats, source_stats.c.article_id == articles.c.id)
+        with self._tx() as conn:
+            return {row.key: SourceState(**row) for row in conn.execute(query).mappings()}
+
+    def record_source_stats(self, states: Sequence[SourceState]) -> None:
+        """Remember where and how each unchanged article's file was found."""
+        with self._tx() as conn:
+            _put_stats(conn, [(s.article_id, s.source_path, s.size, s.mtime_ns) for s in states])
 
     def source_versions(self, key: str) -> list[bytes]:
         """The raw bytes of every version of the article ``key``, oldest first."""
@@ -439,12 +492,85 @@ def _digest_query() -> Any:
     )
 
 
-def _free_slug(conn: Connection, slug: str, article_id: int | None = None) -> str:
-    """``slug``, or ``slug-2``, ``slug-3``... when another article has it."""
+def _save_one(conn: Connection, new: NewArticle, now: datetime, row: Any, reserved: set[str] | None = None) -> str:
+    """save_article's work inside ``conn``; ``row`` is the stored article, if already read.
+
+    ``reserved``: slugs given to articles of the same batch not inserted yet; a slug given
+    here is added to it.
+    """
+    if row is None:
+        row = conn.execute(select(articles).where(articles.c.key == new.key)).mappings().first()
+    if row is not None and row["content_hash"] == new.content_hash:
+        return "unchanged"  # a removed article stays removed while its file is unchanged
+    values = _article_values(new, now)
+    if row is None:
+        values |= _first_values(new, _free_slug(conn, new.slug), now)
+        inserted = conn.execute(insert(articles).values(**values)).inserted_primary_key
+        assert inserted is not None
+        article_id = inserted[0]
+        status = "new"
+    else:
+        article_id = row["id"]
+        values["published"] = new.published or row["published"]
+        if new.explicit_slug and new.slug != row["slug"]:
+            values["slug"] = _free_slug(conn, new.slug, article_id, reserved)
+            if reserved is not None:
+                reserved.add(values["slug"])
+        conn.execute(update(articles).where(articles.c.id == article_id).values(**values))
+        status = "updated"
+    _put_stats(conn, [(article_id, new.source_path, new.source_size, new.source_mtime_ns)])
+    known = conn.execute(
+        select(sources.c.id).where(sources.c.article_id == article_id, sources.c.content_hash == new.content_hash)
+    ).first()
+    if known is None:
+        conn.execute(
+            insert(sources),
+            {"article_id": article_id, "content_hash": new.content_hash, "raw": new.raw, "ingested_at": now},
+        )
+    return status
+
+
+def _put_stats(conn: Connection, stats: Sequence[tuple[int, str | None, int | None, int | None]]) -> None:
+    """Set the source stats of these articles: (article id, path, size, mtime_ns) each.
+
+    An upsert, so that two processes ingesting at once cannot collide on the row.
+    """
+    rows = [{"article_id": a, "source_path": p, "size": s, "mtime_ns": m} for a, p, s, m in stats if p is not None]
+    if not rows:
+        return
+    dialect_insert: Any = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    upsert = dialect_insert(source_stats)
+    changed = {name: upsert.excluded[name] for name in ("source_path", "size", "mtime_ns")}
+    conn.execute(upsert.on_conflict_do_update(index_elements=[source_stats.c.article_id], set_=changed), rows)
+
+
+def _article_values(new: NewArticle, now: datetime) -> dict[str, Any]:
+    return {
+        "title": new.title,
+        "summary": new.summary,
+        "body_html": new.body_html,
+        "body_text": new.body_text,
+        "author": new.author,
+        "tags": new.tags,
+        "format": new.format,
+        "source_path": new.source_path,
+        "content_hash": new.content_hash,
+        "updated": now,
+        "removed_at": None,  # a changed file brings a removed article back
+    }
+
+
+def _first_values(new: NewArticle, slug: str, now: datetime) -> dict[str, Any]:
+    """The columns only a new article sets."""
+    return {"key": new.key, "slug": slug, "first_seen": now, "published": new.published or now}
+
+
+def _free_slug(conn: Connection, slug: str, article_id: int | None = None, reserved: set[str] | None = None) -> str:
+    """``slug``, or ``slug-2``, ``slug-3``... when another article has it (or it is ``reserved``)."""
     candidate, n = slug, 1
     while True:
         owner = conn.execute(select(articles.c.id).where(articles.c.slug == candidate)).scalar_one_or_none()
-        if owner is None or owner == article_id:
+        if (owner is None and candidate not in (reserved or ())) or (owner is not None and owner == article_id):
             return candidate
         n += 1
         candidate = f"{slug}-{n}"

@@ -44,8 +44,15 @@ class Document:
         return "../" * self.path.count("/") + "feed.xsl"
 
 
-def entry(config: Config, article: Article) -> Entry:
+def prepare(config: Config, article: Article) -> tuple[str, str]:
+    """The article's URL, and its body as feeds show it: links absolute against it, XML-legal."""
     url = article_url(config.site, article)
+    return url, strip_illegal(absolute_html(article.body_html, url))
+
+
+def entry(config: Config, article: Article, prepared: tuple[str, str] | None = None) -> Entry:
+    """``prepared``: what :func:`prepare` gives for this article, if already known."""
+    url, content_html = prepared or prepare(config, article)
     # Atom wants updated >= published; a post dated in the future would break that.
     updated = max(article.updated, article.published)
     return Entry(
@@ -53,11 +60,11 @@ def entry(config: Config, article: Article) -> Entry:
         url=url,
         title=_line(article.title),
         summary=_line(article.summary),
-        content_html=strip_illegal(absolute_html(article.body_html, url)),
+        content_html=content_html,
         author=_line(article.author or "") or config.site.author,  # not one left empty by cleaning
         published=article.published,
         updated=updated,
-        tags=_tags(article.tags),
+        tags=clean_tags(article.tags),
         month=f"{article.published.astimezone(config.site.timezone):%Y-%m}",
     )
 
@@ -67,6 +74,6 @@ def _line(text: str) -> str:
     return " ".join(strip_illegal(text).split())
 
 
-def _tags(tags: list[str]) -> tuple[str, ...]:
+def clean_tags(tags: list[str]) -> tuple[str, ...]:
     """Each tag once, in order; none left empty by cleaning (a category needs a term)."""
     return tuple(dict.fromkeys(tag for tag in map(_line, tags) if tag))

@@ -1,26 +1,41 @@
 """Source files -> articles in the store.
 
-:func:`ingest` takes files and folders, reads each file on its own (see
-:mod:`publisher.ingest.formats`) and saves it. A file that cannot become an article is
-reported as an :class:`IngestError` in the result; the other files are still stored.
+:func:`ingest` takes files and folders and reads each file on its own (see
+:mod:`publisher.ingest.formats`). A file that cannot become an article is reported as an
+:class:`IngestError` in the result; the other files are still stored.
+
+Cost grows with what changed. A file at the path, size and mtime (st_mtime_ns) recorded when
+it was last read is unchanged without being read (rsync's quick check; a file modified in the
+seconds before the scan is not trusted so). Any other file is read and hashed, and only a
+new hash is parsed. Parsed articles are saved in batches of :data:`BATCH`, one transaction
+each: a crash loses at most the batch in flight, which the next run ingests again. A batch
+the store refuses is saved again one article at a time, so one bad article loses no other.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import os
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from slugify import slugify
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from publisher.errors import IngestError
+from publisher.errors import IngestError, StoreError
 from publisher.ingest.formats import SUFFIXES, Draft, read
-from publisher.store import NewArticle, Store
+from publisher.ingest.walk import source_files
+from publisher.store import NewArticle, SourceState, Store
 
 SUMMARY_CHARS = 280
+BATCH = 200  # articles a transaction: few commits, little held in memory
+# A file modified this close to the scan may be modified again within the same mtime tick
+# without its size changing ("racily clean", as git calls it): its stat is not trusted.
+RACY_NS = 2_000_000_000
 
 
 @dataclass
@@ -37,59 +52,94 @@ class IngestResult:
         )
 
 
-def ingest(store: Store, paths: Iterable[Path], *, articles_dir: Path, tz: ZoneInfo, now: datetime) -> IngestResult:
+def ingest(
+    store: Store, paths: Iterable[Path], *, articles_dir: Path, tz: ZoneInfo, now: datetime, batch: int = BATCH
+) -> IngestResult:
     """Store every article file under ``paths``; ``articles_dir`` anchors the article keys."""
     result = IngestResult()
+    known = store.source_states()
+    trusted_before = time.time_ns() - RACY_NS
     seen: dict[str, Path] = {}
-    for path in source_files(paths, result):
-        key = article_key(path, articles_dir)
+    pending: list[NewArticle] = []
+    touched: list[SourceState] = []
+    for path, key in source_files(paths, articles_dir, SUFFIXES, result.errors):
         if key in seen:
             result.errors.append(IngestError(str(path), f"same article name as {seen[key]}; rename one of them"))
             continue
         seen[key] = path
         try:
-            status = store.save_article(_new_article(path, key, tz), now)
+            article = _changed_article(path, key, known.get(key), tz, trusted_before, touched)
         except IngestError as exc:
             result.errors.append(exc)
             continue
-        getattr(result, status).append(key)
+        if article is None:
+            result.unchanged.append(key)
+        else:
+            pending.append(article)
+        if len(pending) >= batch:
+            _save(store, pending, now, result)
+            pending = []
+        if len(touched) >= batch:
+            store.record_source_stats(touched)
+            touched = []
+    _save(store, pending, now, result)
+    if touched:
+        store.record_source_stats(touched)
     return result
 
 
-def source_files(paths: Iterable[Path], result: IngestResult) -> Iterator[Path]:
-    """Files as given, and article files found under folders (sorted, hidden ones skipped).
+def _save(store: Store, batch: list[NewArticle], now: datetime, result: IngestResult) -> None:
+    """Save ``batch`` in one transaction; if the store refuses it, article by article."""
+    try:
+        statuses = store.save_articles(batch, now)
+    except (IntegrityError, StoreError) as exc:
+        if not _refused(exc):
+            raise
+        statuses = []
+        for article in batch:
+            try:
+                statuses.append(store.save_article(article, now))
+            except (IntegrityError, StoreError) as exc:
+                if not _refused(exc):
+                    raise
+                reason = str(exc).splitlines()[0]
+                result.errors.append(IngestError(article.source_path, f"cannot store the article: {reason}"))
+                statuses.append("failed")
+    for article, status in zip(batch, statuses, strict=True):
+        if status != "failed":
+            getattr(result, status).append(article.key)
 
-    A broken symlink with an article's name is yielded too, so that it is reported, not skipped.
+
+def _refused(exc: Exception) -> bool:
+    """The database refused a statement (a constraint, a value, a trigger), rather than failing
+    as a whole (connection lost, locked): only the first is one article's problem."""
+    cause = exc if isinstance(exc, IntegrityError) else exc.__cause__
+    return isinstance(cause, DBAPIError) and not isinstance(cause, OperationalError)
+
+
+def _changed_article(
+    path: Path, key: str, known: SourceState | None, tz: ZoneInfo, trusted_before: int, touched: list[SourceState]
+) -> NewArticle | None:
+    """The article in ``path`` if the file is new or changed; None when it is unchanged.
+
+    An unchanged file whose stat differs from the recorded one goes to ``touched``.
     """
-    for path in paths:
-        if path.is_dir():
-            for found in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
-                dangling = found.is_symlink() and not found.exists()
-                if (found.is_file() or dangling) and not hidden and found.suffix.lower() in SUFFIXES:
-                    yield found
-        elif path.exists() or path.is_symlink():
-            yield path
-        else:
-            result.errors.append(IngestError(str(path), "no such file or folder"))
-
-
-def article_key(path: Path, articles_dir: Path) -> str:
-    """The article's permanent identity: its path under the articles folder, without suffix."""
     try:
-        relative = path.resolve().relative_to(articles_dir.resolve())
-    except ValueError:
-        return path.stem
-    return relative.with_suffix("").as_posix()
-
-
-def _new_article(path: Path, key: str, tz: ZoneInfo) -> NewArticle:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        if path.is_symlink() and not path.exists():
-            raise IngestError(str(path), f"cannot read the file (broken symlink to {path.readlink()})") from exc
-        raise IngestError(str(path), f"cannot read the file ({exc.strerror or exc})") from exc
+        stat: os.stat_result | None = os.stat(path)
+    except OSError:
+        stat = None  # reading reports it
+    trusted = stat is not None and stat.st_mtime_ns < trusted_before
+    size, mtime_ns = (stat.st_size, stat.st_mtime_ns) if stat is not None and trusted else (None, None)
+    found = (str(path), size, mtime_ns)
+    recorded = (known.source_path, known.size, known.mtime_ns) if known is not None else None
+    if size is not None and found == recorded:
+        return None
+    raw = _read(path)
+    content_hash = hashlib.sha256(raw).hexdigest()
+    if known is not None and known.content_hash == content_hash:
+        if found != recorded:
+            touched.append(SourceState(known.article_id, key, content_hash, str(path), size, mtime_ns))
+        return None
     try:
         draft = read(path, raw, tz)
     except ValueError as exc:
@@ -105,11 +155,22 @@ def _new_article(path: Path, key: str, tz: ZoneInfo) -> NewArticle:
         tags=draft.tags,
         format=draft.format,
         source_path=str(path),
-        content_hash=hashlib.sha256(raw).hexdigest(),
+        content_hash=content_hash,
         raw=raw,
         published=draft.published,
         explicit_slug=bool(draft.slug),
+        source_size=size,
+        source_mtime_ns=mtime_ns,
     )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        if path.is_symlink() and not path.exists():
+            raise IngestError(str(path), f"cannot read the file (broken symlink to {path.readlink()})") from exc
+        raise IngestError(str(path), f"cannot read the file ({exc.strerror or exc})") from exc
 
 
 def _summary(draft: Draft) -> str:

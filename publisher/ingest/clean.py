@@ -127,43 +127,44 @@ def _drop_hidden_schemes(element: str, attribute: str, value: str) -> str | None
 def clean_body(html: str, *, title: str = "") -> Body:
     """Sanitize ``html`` and keep each real block once, in first-seen order."""
     title_key = _key(title)
-    blocks: list[tuple[str, str, str]] = []  # markup, text, key
+    blocks: list[tuple[str, str, str, int]] = []  # markup, text, key, words
     after_links_label = False
     for element in _split_blocks(sanitize(html)):
         text = block_text(element)
-        key = _key(text)
+        line = " ".join(text.split()) if "\n" in text else text  # block_text spaces all but list items
+        key = line.casefold()  # == _key(text): case folding neither makes nor takes whitespace
         if not key and element.tag not in _STANDALONE and not _has_media(element):
             continue
         if after_links_label and _only_links(element):
             continue
-        after_links_label = bool(_LINKS_LABEL.fullmatch(" ".join(text.split())))
-        if is_chrome(text) or (key and key == title_key):
+        after_links_label = bool(_LINKS_LABEL.fullmatch(line))
+        if _is_chrome_line(line) or (key and key == title_key):
             continue
         element.tail = None
         markup = lxml.html.tostring(element, encoding="unicode")
-        blocks.append((markup, text, key or markup))
-    kept = [(markup, text) for (markup, text, _), repeat in zip(blocks, _repeats(blocks), strict=True) if not repeat]
+        blocks.append((markup, text, key or markup, line.count(" ") + 1 if line else 0))
+    kept = [(markup, text) for (markup, text, _, _), repeat in zip(blocks, _repeats(blocks), strict=True) if not repeat]
     return Body(
         html=sanitize("\n".join(markup for markup, _ in kept)),
         paragraphs=tuple(text for _, text in kept if text),
     )
 
 
-def _repeats(blocks: list[tuple[str, str, str]]) -> list[bool]:
+def _repeats(blocks: list[tuple[str, str, str, int]]) -> list[bool]:
     """Which blocks repeat an earlier one and should go.
 
     A long block (a real paragraph) goes whenever it is seen again. A short one ("It was
     close.", an image) may well repeat on purpose, so it goes only inside a repeated run:
     when the block before or after it also repeats its earlier copy's neighbour.
     """
-    keys = [key for _, _, key in blocks]
+    keys = [key for _, _, key, _ in blocks]
     positions: dict[str, list[int]] = {}
     repeats = []
-    for i, (_, text, key) in enumerate(blocks):
+    for i, (_, _, key, words) in enumerate(blocks):
         earlier = positions.setdefault(key, [])
         if not earlier:
             repeats.append(False)
-        elif len(text.split()) >= _DEDUPE_MIN_WORDS:
+        elif words >= _DEDUPE_MIN_WORDS:
             repeats.append(True)
         else:
             repeats.append(
@@ -178,7 +179,11 @@ def _repeats(blocks: list[tuple[str, str, str]]) -> list[bool]:
 
 def is_chrome(text: str) -> bool:
     """True for the short lines of page furniture that are not part of an article."""
-    text = " ".join(text.split())
+    return _is_chrome_line(" ".join(text.split()))
+
+
+def _is_chrome_line(text: str) -> bool:
+    """is_chrome of ``text`` with its whitespace already collapsed to single spaces."""
     if len(text) > _CHROME_MAX_CHARS:
         return False
     core = _EDGE_SYMBOLS.sub("", text)  # "↑ Back to top", "» Leave a Reply"

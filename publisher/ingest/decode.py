@@ -26,6 +26,8 @@ _BOMS = (
 # Not allowed in XML 1.0 (C0 controls but tab/newline, surrogates, U+FFFE/U+FFFF), plus DEL
 # and the C1 controls, which only ever appear in text that was decoded with the wrong codec.
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Unicode category Cc (C0, DEL, C1) but tab and newline: a regex, not a loop over characters.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
@@ -119,6 +121,6 @@ def _mostly_latin(text: str) -> bool:
 
 def _looks_binary(text: str) -> bool:
     sample = text[:8192]
-    controls = sum(1 for c in sample if unicodedata.category(c) == "Cc" and c not in "\t\n")
+    controls = len(_CONTROLS.findall(sample))
     # a few stray controls are dirt to strip; many of them mean the file is not text at all
     return controls > max(3, len(sample) // 10)

@@ -60,9 +60,24 @@ def _checked(kind: str, construct: _Construct) -> _Construct:
     return checked
 
 
+# libyaml's parser, where PyYAML was built with it: the pure-Python one costs about a
+# millisecond per front matter. Only its successes are used (see _load_front_matter).
+_FastLoader: type[yaml.CSafeLoader] | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CFrontMatterLoader(yaml.CSafeLoader):
+        """_FrontMatterLoader's checks on libyaml's parser."""
+
+    _FastLoader = _CFrontMatterLoader
+
+_YAML_DISAGREE = re.compile(r"[!|>]")
+_FAST_MAX_DEPTH = 32  # nesting that the pure loader handles without nearing the recursion limit
+
 for _kind in ("timestamp", "int", "float"):
     _tag = f"tag:yaml.org,2002:{_kind}"
-    _FrontMatterLoader.add_constructor(_tag, _checked(_kind, yaml.SafeLoader.yaml_constructors[_tag]))
+    for _loader in (_FrontMatterLoader, _FastLoader):
+        if _loader is not None:
+            _loader.add_constructor(_tag, _checked(_kind, yaml.SafeLoader.yaml_constructors[_tag]))
 
 
 @dataclass
@@ -115,7 +130,7 @@ def _read_md(text: str, tz: ZoneInfo) -> Draft:
         if not match:
             raise ValueError("broken front matter: no closing '---' line")
         try:
-            loaded = yaml.load(match.group(1), Loader=_FrontMatterLoader)  # a SafeLoader
+            loaded = _load_front_matter(match.group(1))
         except yaml.YAMLError as exc:
             raise ValueError(f"broken front matter: {_yaml_reason(exc)}") from None
         except RecursionError:  # PyYAML composes nested collections recursively
@@ -125,11 +140,12 @@ def _read_md(text: str, tz: ZoneInfo) -> Draft:
         meta = loaded or {}
         text = text[match.end() :]
     title = _meta_str(meta, "title")
+    rendered = None
     if not title:
-        title, text = _take_heading(text)
+        title, text, rendered = _take_heading(text)
     return Draft(
         title=_plain(title or ""),
-        body=clean_body(_markdown.render(text), title=_plain(title or "")),
+        body=clean_body(_markdown.render(text) if rendered is None else rendered, title=_plain(title or "")),
         format="md",
         published=_meta_date(meta, "date", tz),
         author=_meta_str(meta, "author"),
@@ -139,17 +155,60 @@ def _read_md(text: str, tz: ZoneInfo) -> Draft:
     )
 
 
-def _take_heading(text: str) -> tuple[str | None, str]:
-    """The first top-level h1 of ``text`` as plain text, and ``text`` without it."""
-    tokens = _markdown.parse(text)
-    for opening, inline in itertools.pairwise(tokens):
+def _load_front_matter(text: str) -> Any:
+    """The YAML in ``text``, as the pure-Python _FrontMatterLoader (a SafeLoader) reads it.
+
+    libyaml reads it first. Whatever it cannot read, and anything nested deeply, is read again
+    by the pure loader, so that errors (and their wording and line numbers) stay the same.
+    """
+    if _FastLoader is not None and _plain_yaml(text):
+        try:
+            loaded = yaml.load(text, Loader=_FastLoader)
+        except Exception:  # the pure loader below decides, and words the error
+            pass
+        else:
+            if not _deeper_than(loaded, _FAST_MAX_DEPTH):
+                return loaded
+    return yaml.load(text, Loader=_FrontMatterLoader)
+
+
+def _plain_yaml(text: str) -> bool:
+    """Front matter that libyaml and PyYAML read alike: no tabs or other unprintable characters,
+    no tags (``!``) and no block scalars (``|``, ``>``), where the two were seen to disagree."""
+    return not _YAML_DISAGREE.search(text) and text.replace("\n", "").isprintable()
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """True if ``value`` nests lists and dicts more than ``limit`` deep (or refers to itself)."""
+    if limit < 0:
+        return True
+    if isinstance(value, dict):
+        return any(_deeper_than(k, limit - 1) or _deeper_than(v, limit - 1) for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return any(_deeper_than(item, limit - 1) for item in value)
+    return False
+
+
+def _take_heading(text: str) -> tuple[str | None, str, str | None]:
+    """The first top-level h1 of ``text`` as plain text, ``text`` without it, and that text
+    rendered when it could be had from the tokens already parsed (else None: render it).
+
+    Without a heading, or with only blank lines before it, the tokens after the heading are
+    what parsing the text without it gives: they are rendered instead of parsing it again.
+    """
+    env: dict[str, Any] = {}
+    tokens = _markdown.parse(text, env)
+    for index, (opening, inline) in enumerate(itertools.pairwise(tokens)):
         if opening.type == "heading_open" and opening.tag == "h1" and opening.level == 0 and opening.map:
             rendered = _markdown.renderer.render([inline], _markdown.options, {})
             title = lxml.html.fragment_fromstring(rendered, create_parent="div").text_content() if rendered else ""
             lines = text.split("\n")
             start, end = opening.map
-            return title, "\n".join(lines[:start] + lines[end:])
-    return None, text
+            rest = "\n".join(lines[:start] + lines[end:])
+            if index == 0 and not "".join(lines[:start]).strip():
+                return title, rest, _markdown.renderer.render(tokens[3:], _markdown.options, env)
+            return title, rest, None
+    return None, text, _markdown.renderer.render(tokens, _markdown.options, env)
 
 
 def _yaml_reason(exc: yaml.YAMLError) -> str:
