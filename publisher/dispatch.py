@@ -6,9 +6,11 @@
     the digest is sent when every batch was accepted, incomplete when the rest failed or are
     in doubt, and pending while a batch waits for the next run
 
-Batches go out from ``[mailer] concurrency`` threads at once, no faster than ``[mailer] rate``
-messages a second (publisher.pacing); each thread commits every step of its batch before
-the next. A batch found ``sending`` was in flight when its process died: resent at once when
+Batches go out in order, ``[mailer] concurrency`` requests in flight at once, no faster than
+``[mailer] rate`` messages a second (publisher.pacing); each thread commits every step of its
+batch before the next, and one spare thread reads the next batch's recipients and signs their
+links while the requests are in flight, so that a thread whose answer came back finds its next
+batch ready. A batch found ``sending`` was in flight when its process died: resent at once when
 the provider dedupes on the batch key, otherwise held as in doubt until the operator says
 ``--resend-in-doubt``. A digest whose sender on this host was killed is taken over at once (publisher.owner); one
 claimed from another host waits until the lease runs out. A passing failure (timeout, 5xx,
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from publisher import clock, journal, owner, subscribers
 from publisher.config import Config
@@ -85,7 +89,7 @@ def send_digest(
     if digest is None and not create:
         return SendResult("nothing", "digest: nothing to resume")
     if digest is None:
-        if config.digest.recipients == "subscribers" and not subscribers.active_count(store):
+        if config.digest.recipients == "subscribers" and not subscribers.any_active(store):
             # Creating a digest would use up the articles on nobody: they wait for readers.
             return SendResult("nothing", "digest: the local list has no active subscribers, no email sent")
         digest = create_next(config, store, when)
@@ -118,12 +122,15 @@ def send_test(config: Config, store: Store, mailer: Mailer, addresses: list[str]
         return SendResult("nothing", "digest: nothing new since the last digest, no test sent")
     link = config.digest.unsubscribe_url
     size = mailer.batch_size or len(addresses)
-    for start in range(0, len(addresses), size):
-        chunk = tuple(Recipient(email=a, unsubscribe_url=link) for a in addresses[start : start + size])
-        try:
-            mailer.send(Envelope(digest=shown, key=f"{shown.id}-{start // size + 1:04d}", recipients=chunk, test=True))
-        except DeliveryError as exc:
-            return SendResult("failed", f"test digest: not sent: {exc}")
+    try:
+        for start in range(0, len(addresses), size):
+            chunk = tuple(Recipient(email=a, unsubscribe_url=link) for a in addresses[start : start + size])
+            key = f"{shown.id}-{start // size + 1:04d}"
+            mailer.send(Envelope(digest=shown, key=key, recipients=chunk, test=True))
+    except DeliveryError as exc:
+        return SendResult("failed", f"test digest: not sent: {exc}")
+    finally:
+        mailer.close()
     return SendResult("sent", f"test digest sent to {', '.join(addresses)} ({mailer.name}); nothing marked as sent")
 
 
@@ -145,22 +152,34 @@ def _send_batches(
     resend_in_doubt: bool,
     on_batch: OnBatch | None,
 ) -> SendResult:
-    journal.plan(store, digest.id, _audience(config, store, mailer), mailer.batch_size or 1, clock.now())
+    # The mailer loads its TLS settings while the journal is written (both mostly outside the GIL).
+    preparing = threading.Thread(target=mailer.prepare, name="publisher-prepare", daemon=True)
+    preparing.start()
+    _plan(config, store, mailer, digest.id)
+    preparing.join()
     pace = Pace(config.mailer.rate)  # one for all the threads
     run = _Run(config, store, mailer, outgoing(config, store, digest), resend_in_doubt, pace)
     planned = journal.batches_of(store, digest.id)
     outcomes: list[_Outcome] = []
-    with ThreadPoolExecutor(config.mailer.concurrency, thread_name_prefix="publisher-send") as pool:
-        todo = [pool.submit(run.batch, batch) for batch in planned if batch.state not in journal.FINISHED]
-        try:
-            for future in as_completed(todo):
-                outcome = future.result()
-                if outcome is not None:  # None: not started, the run had stopped
-                    outcomes.append(outcome)
-                    _report(on_batch, outcome.batch, len(planned), outcome.state, outcome.detail)
-        except BaseException:
-            run.stopped.set()  # a bug, or Ctrl-C: no new batch starts; leaving the pool waits for the rest
-            raise
+    try:
+        # One thread more than requests in flight: while `concurrency` of them wait for answers,
+        # the spare one gets the next batch ready (see _Run.batch). More spares would only take
+        # turns at the GIL with the threads whose answers came back.
+        threads = config.mailer.concurrency + 1
+        with ThreadPoolExecutor(threads, thread_name_prefix="publisher-send") as pool:
+            unfinished = [batch for batch in planned if batch.state not in journal.FINISHED]
+            todo = [pool.submit(run.batch, turn, batch) for turn, batch in enumerate(unfinished)]
+            try:
+                for future in as_completed(todo):
+                    outcome = future.result()
+                    if outcome is not None:  # None: not started, the run had stopped
+                        outcomes.append(outcome)
+                        _report(on_batch, outcome.batch, len(planned), outcome.state, outcome.detail)
+            except BaseException:
+                run.stopped.set()  # a bug, or Ctrl-C: no new batch starts; leaving the pool waits for the rest
+                raise
+    finally:
+        mailer.close()  # the sending threads' connections, kept from one batch to the next
     if any(o.state == BUSY for o in outcomes):
         return _busy(digest.id)
     stop = next((o.detail for o in outcomes if o.state == PENDING), None)
@@ -176,48 +195,88 @@ class _Run:
     ) -> None:
         self.config, self.store, self.mailer, self.message, self.pace = config, store, mailer, message, pace
         self.resend_in_doubt = resend_in_doubt
-        self.secret = subscribers.secret(config) if config.digest.recipients == "subscribers" else None
+        base = config.digest.unsubscribe_url
+        local = config.digest.recipients == "subscribers"
+        self.links = subscribers.Links(base, subscribers.secret(config)) if local else None
         self.stopped = threading.Event()  # set by a passing failure: no new batch starts
+        self.readying = _Turns(1)
+        self.turns = _Turns(config.mailer.concurrency)
+        # The sending threads take turns at the journal's writes. Left to the database, a thread
+        # finding the store locked backs off for milliseconds (SQLite's busy handler sleeps 1,
+        # 2, 5, 10... ms), which cost more than the requests themselves; a lock wakes it at once.
+        self.writing = threading.Lock()
 
-    def batch(self, batch: journal.Batch) -> _Outcome | None:
-        """Send one batch, in a worker thread; None if the run stopped before it started."""
-        outcome = self._batch(batch)
-        if outcome is not None and outcome.state in (PENDING, BUSY):
-            self.stopped.set()
-        return outcome
+    def batch(self, turn: int, batch: journal.Batch) -> _Outcome | None:
+        """Send one batch, in a worker thread; None if the run stopped before it started.
 
-    def _batch(self, batch: journal.Batch) -> _Outcome | None:
-        store, mailer = self.store, self.mailer
+        The batch is made ready (its recipients read, their links signed) while the other
+        threads' requests are in flight; then it waits for its turn (batches start in order, at
+        most ``concurrency`` at once) to be claimed, sent and marked.
+        """
+        try:
+            with self.readying.take(turn):  # one at a time, in order: the first is ready first
+                ready = self._ready(batch)
+        except BaseException:
+            self.turns.skip(turn)  # the batches after this one must not wait for it
+            raise
+        with self.turns.take(turn):
+            if not isinstance(ready, Envelope):
+                return ready
+            outcome = self._send(batch, ready)
+            if outcome is not None and outcome.state in (PENDING, BUSY):
+                self.stopped.set()  # before the turn ends: no batch waiting for it may start
+            return outcome
+
+    def _ready(self, batch: journal.Batch) -> Envelope | _Outcome | None:
+        """The batch's envelope; or its outcome without a request (held in doubt); or None."""
         if self.stopped.is_set():
             return None
-        if batch.state == SENDING and not (mailer.idempotent or self.resend_in_doubt):
-            reason = f"interrupted while sending; {mailer.name} may have accepted it"
-            journal.mark(store, batch.id, IN_DOUBT, clock.now(), error=reason)
+        if batch.state == SENDING and not (self.mailer.idempotent or self.resend_in_doubt):
+            reason = f"interrupted while sending; {self.mailer.name} may have accepted it"
+            self._mark(batch.id, IN_DOUBT, error=reason)
             return _Outcome(batch, IN_DOUBT, reason)
         # A batch tried before goes again exactly as planned: same key, same body, which is what
         # lets a provider recognise the repeat. One never tried leaves out who unsubscribed since.
-        people = journal.recipients(store, batch.id, as_planned=batch.tried)
-        self.pace.wait(len(people))
+        people = journal.recipients(self.store, batch.id, as_planned=batch.tried)
+        return Envelope(digest=self.message, key=batch.key, recipients=self._recipients(people))
+
+    def _send(self, batch: journal.Batch, envelope: Envelope) -> _Outcome | None:
+        if self.stopped.is_set():  # another thread failed while this one waited for a slot
+            return None
+        self.pace.wait(len(envelope.recipients))
         if self.stopped.is_set():  # another thread failed while this one waited its turn
             return None
-        if not journal.claim(store, batch, clock.now()):
+        if not self._claim(batch):
             return _Outcome(batch, BUSY, "being sent by another process")
-        if mailer.batch_size and not people:  # an empty list, or everyone in it unsubscribed since
-            journal.mark(store, batch.id, ACCEPTED, clock.now(), error="no recipients")
+        if self.mailer.batch_size and not envelope.recipients:  # an empty list, or all unsubscribed since
+            self._mark(batch.id, ACCEPTED, error="no recipients")
             return _Outcome(batch, ACCEPTED, "no recipients")
-        envelope = Envelope(
-            digest=self.message,
-            key=batch.key,
-            recipients=tuple(Recipient(p.email, _unsubscribe_url(self.config, self.secret, p.token)) for p in people),
-        )
         try:
-            receipt = mailer.send(envelope)
+            receipt = self.mailer.send(envelope)
         except DeliveryError as exc:
             state, error = self._after_failure(exc, batch.attempts + 1)
-            journal.mark(store, batch.id, state, clock.now(), error=error)
+            self._mark(batch.id, state, error=error)
             return _Outcome(batch, state, error)
-        journal.mark(store, batch.id, ACCEPTED, clock.now(), provider_id=receipt.provider_id, rejected=receipt.rejected)
+        self._mark(batch.id, ACCEPTED, provider_id=receipt.provider_id, rejected=receipt.rejected)
         return _Outcome(batch, ACCEPTED, receipt.detail)
+
+    def _claim(self, batch: journal.Batch) -> bool:
+        with self.writing:
+            return journal.claim(self.store, batch, clock.now())
+
+    def _mark(self, batch_id: int, state: str, **details: Any) -> None:
+        with self.writing:
+            journal.mark(self.store, batch_id, state, clock.now(), **details)
+
+    def _recipients(self, people: list[journal.Planned]) -> tuple[Recipient, ...]:
+        """Each reader with their own unsubscribe link (a local list), or the list's."""
+        url, links = self.config.digest.unsubscribe_url, self.links
+        if links is None or any(token is None for _, token in people):
+            return tuple(
+                Recipient(email, url if links is None or token is None else links.url(token)) for email, token in people
+            )
+        own = links.urls([token for _, token in people if token is not None])
+        return tuple(Recipient(email, link) for (email, _), link in zip(people, own, strict=True))
 
     def _after_failure(self, exc: DeliveryError, attempts: int) -> tuple[str, str]:
         """The batch's new state and error after ``attempts`` runs tried it."""
@@ -228,6 +287,37 @@ class _Run:
         if attempts >= self.config.mailer.max_attempts:
             return FAILED, f"gave up after {attempts} attempts: {exc}"
         return PENDING, str(exc)
+
+
+class _Turns:
+    """Requests start in the order of their batches, at most ``slots`` of them in flight."""
+
+    def __init__(self, slots: int) -> None:
+        self._changed = threading.Condition()
+        self._free = slots
+        self._next = 0  # the turn that may start next
+
+    @contextmanager
+    def take(self, turn: int) -> Iterator[None]:
+        """Wait for turn ``turn`` and a free slot; hold the slot inside the block."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._next == turn and self._free > 0)
+            self._next += 1
+            self._free -= 1
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += 1
+                self._changed.notify_all()
+
+    def skip(self, turn: int) -> None:
+        """Let turn ``turn`` pass without taking a slot."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._next == turn)
+            self._next += 1
+            self._changed.notify_all()
 
 
 def _busy(digest_id: str) -> SendResult:
@@ -287,19 +377,14 @@ def _reopen(store: Store, resend_in_doubt: bool, retry_failed: bool, when: datet
     return count
 
 
-def _audience(config: Config, store: Store, mailer: Mailer) -> list[tuple[str, int | None]]:
-    """Who the digest goes to: nobody by name when the provider keeps the list."""
-    if not mailer.batch_size:
-        return []
-    if config.digest.recipients == "subscribers":
-        return [(s.email, s.id) for s in subscribers.listing(store)]
-    return [(address, None) for address in config.digest.to]
-
-
-def _unsubscribe_url(config: Config, secret: bytes | None, token: str | None) -> str:
-    if secret is None or token is None:
-        return config.digest.unsubscribe_url
-    return subscribers.unsubscribe_url(config.digest.unsubscribe_url, secret, token)
+def _plan(config: Config, store: Store, mailer: Mailer, digest_id: str) -> None:
+    """Write who the digest goes to, in batches: nobody by name when the provider keeps the list."""
+    size = mailer.batch_size or 1
+    if mailer.batch_size and config.digest.recipients == "subscribers":
+        journal.plan_subscribers(store, digest_id, size, clock.now())  # in the database: the list may be long
+        return
+    audience = [(address, None) for address in config.digest.to] if mailer.batch_size else []
+    journal.plan(store, digest_id, audience, size, clock.now())
 
 
 def _report(on_batch: OnBatch | None, batch: journal.Batch, total: int, state: str, detail: str) -> None:

@@ -32,7 +32,8 @@ import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl
+
+from tests.fakes import mailgun
 
 PHASES = ("headers", "accepted", "answered")
 WAIT_LIMIT = 60.0  # seconds: no handler thread outlives a test that forgot to release it
@@ -255,7 +256,7 @@ def _batch_and_recipients(headers: dict[str, str], body: bytes) -> tuple[str, tu
     if headers.get("content-type", "").startswith("application/json"):
         payload = json.loads(body)
         return payload["key"], tuple(r["email"] for r in payload["recipients"])
-    form = parse_qsl(body.decode(), keep_blank_values=True)
+    form = mailgun.form(headers.get("content-type", ""), body)
     batch = next((value for name, value in form if name == "v:batch-key"), "")
     return batch, tuple(value for name, value in form if name == "to")
 

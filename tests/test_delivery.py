@@ -16,23 +16,28 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from publisher.delivery import Recipient
+from publisher.delivery.mailgun import form_data, recipient_variables
 from publisher.store import Digest
 from tests.conftest import SAMPLE_TITLE, Project
-from tests.delivery_helpers import assert_no_secret, batches, last_digest
+from tests.delivery_helpers import UNSUBSCRIBE_SECRET, add_subscribers, assert_no_secret, batches, last_digest
 from tests.endpoint import Endpoint, Request
+from tests.fakes.mailgun import form, form_of
 
 KEY = "mk_7Hq2Vx9PzR4tLw8N"  # distinctive: any 4 characters of it in output are a leak
 BASIC = "Basic " + base64.b64encode(f"api:{KEY}".encode()).decode()
 ENV = {"PUBLISHER_MAILER_KEY": KEY}
 DOMAIN = "mg.example.org"
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+FORM_CONTENT_TYPE = "multipart/form-data; boundary="
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +70,7 @@ def digest_id_of(provider: str, request: Request) -> str:
     if provider == "webhook":
         assert request.headers["idempotency-key"] == request.json()["key"]
         return str(request.json()["id"])
-    [value] = [v for k, v in request.form() if k == "v:digest-id"]
+    [value] = [v for k, v in form_of(request) if k == "v:digest-id"]
     return value
 
 
@@ -148,7 +153,7 @@ def test_webhook_without_a_key_sends_no_authorization_header(project: Project, e
     assert last_digest(project).state == "sent"
 
 
-def test_mailgun_posts_a_form_to_the_messages_api_with_basic_auth(project: Project, endpoint: Endpoint) -> None:
+def test_mailgun_posts_multipart_to_the_messages_api_with_basic_auth(project: Project, endpoint: Endpoint) -> None:
     use_mailgun(project, endpoint.url)
 
     result = project.cli("run", env=ENV)
@@ -160,7 +165,7 @@ def test_mailgun_posts_a_form_to_the_messages_api_with_basic_auth(project: Proje
     assert request.headers["content-type"].startswith(FORM_CONTENT_TYPE)
     assert request.headers["authorization"] == BASIC
     assert base64.b64decode(request.headers["authorization"].split()[1]).decode() == f"api:{KEY}"
-    form = request.form()
+    form = form_of(request)
     fields: dict[str, list[str]] = {}
     for name, value in form:
         fields.setdefault(name, []).append(value)
@@ -536,3 +541,91 @@ def test_outbox_write_that_fails_midway_leaves_no_file_and_the_digest_pending(
     assert digest.state == "sent"
     assert [p.name for p in project.outbox.iterdir()] == [f"{digest.id}.eml"]
     assert Path(project.outbox / f"{digest.id}.eml").read_bytes() == digest.message
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    """Answers 200 and keeps the connection open, as a provider's API does; records the client
+    port each request came from (one port, one connection)."""
+
+    protocol_version = "HTTP/1.1"
+    ports: list[int]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.ports.append(self.client_address[1])
+        body = b'{"id": "kept"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_send_keeps_its_connections_from_one_batch_to_the_next(project: Project) -> None:
+    handler = type("Handler", (_KeepAlive,), {"ports": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        use_webhook(project, f"http://127.0.0.1:{server.server_port}/hook", batch_size=1, concurrency=1)
+        add_subscribers(project, 6)
+
+        result = project.cli("run", env={**ENV, "PUBLISHER_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET})
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    assert result.exit_code == 0, result.output
+    assert len(handler.ports) == 6
+    # One request in flight at once, from at most two threads (one sends while the other gets
+    # the next batch ready), each keeping its connection: not a connection per request.
+    assert len(set(handler.ports)) <= 2
+
+
+def test_a_mailgun_form_reads_back_as_sent_and_its_boundary_is_in_no_value() -> None:
+    fields = [("from", "A <a@example.org>"), ("to", "b@example.net"), ("to", "c@example.net")]
+    fields += [("html", "<p>é &amp; \r\n--x</p>\n"), ("text", "line\nline\r\n"), ("o:tag", "")]
+    body, content_type = form_data(fields, "d1-0001")
+    boundary = content_type.partition("boundary=")[2]
+
+    assert form(content_type, body) == fields
+    assert form_data(fields, "d1-0001") == (body, content_type)  # the same bytes every time
+    with pytest.raises(ValueError, match="CloseBoundaryNotFound"):
+        form(content_type, body[: -len("--\r\n")])
+
+    # An article quoting the boundary cannot cut the form: another boundary is taken.
+    quoting = [*fields, ("h:X-Quote", f"--{boundary}")]
+    body, content_type = form_data(quoting, "d1-0001")
+    assert boundary not in content_type
+    assert form(content_type, body) == quoting
+
+
+@pytest.mark.parametrize(
+    ("email", "link"),
+    [
+        ("ann+news@example.net", "https://news.example.org/unsubscribe?s=tok_en-1&t=sig"),
+        ("zoë@example.net", "https://news.example.org/désabonner?s=tok&t=sig"),  # not ASCII
+        ("ann@example.net", 'https://news.example.org/u?list="a\\b"&s=tok'),  # a quote, a backslash
+        ("ann@example.net", "https://news.example.org/u?x=<1>'&s=tok"),  # HTML-escaped too
+    ],
+)
+def test_mailgun_recipient_variables_read_back_as_each_readers_values(email: str, link: str) -> None:
+    other = Recipient("bob@example.net", "https://news.example.org/unsubscribe?s=bob&t=sig")
+
+    text = recipient_variables((Recipient(email, link), other), "d1-0001")
+
+    html = link.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;")
+    html = html.replace('"', "&#34;")
+    assert json.loads(text) == {
+        email: {"unsubscribe_url": link, "unsubscribe_url_html": html, "batch": "d1-0001"},
+        "bob@example.net": {
+            "unsubscribe_url": other.unsubscribe_url,
+            "unsubscribe_url_html": other.unsubscribe_url.replace("&", "&amp;"),
+            "batch": "d1-0001",
+        },
+    }

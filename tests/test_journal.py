@@ -25,6 +25,7 @@ from publisher.store import Digest, Store
 from tests.conftest import NOW, Project
 from tests.delivery_helpers import UNSUBSCRIBE_SECRET, last_digest, read_journal, subscribe
 from tests.endpoint import Answer, Endpoint, Request
+from tests.fakes.mailgun import form_of
 
 KEY = "mk_9Tb4Lq2Wx7Rv3Np5"
 ENV = {"PUBLISHER_MAILER_KEY": KEY, "PUBLISHER_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET}
@@ -51,7 +52,7 @@ def webhook_recipients(request: Request) -> list[str]:
 
 
 def mailgun_recipients(request: Request) -> list[str]:
-    return [value for name, value in request.form() if name == "to"]
+    return [value for name, value in form_of(request) if name == "to"]
 
 
 def test_every_recipient_is_written_before_the_first_request(project: Project, endpoint: Endpoint) -> None:
@@ -337,5 +338,56 @@ def test_planning_twice_changes_nothing(tmp_path: Any) -> None:
         [batch] = journal.batches_of(store, "d1")
         assert batch.recipient_count == 1  # the same address twice, in any case, is one recipient
         assert [p.email for p in journal.recipients(store, batch.id)] == ["a@example.net"]
+    finally:
+        store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store.open(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def test_the_local_list_is_planned_in_the_database_by_address_without_who_unsubscribed(any_store: Store) -> None:
+    store = any_store
+    # Added out of order, in mixed case: batches follow the addresses, case ignored.
+    added = ["Cy@example.net", "al@example.net", "ed@example.net", "Bo@example.net", "di@example.net"]
+    added += ["fay@example.net", "gil@example.net"]
+    subscribers.add(store, [(address, None) for address in added], NOW, resubscribe=False)
+    subscribers.remove(store, "di@example.net", NOW)
+    tokens = {s.email: s.token for s in subscribers.listing(store)}
+    assert store.create_digest("d1", NOW, "subject", b"message", [])
+
+    assert journal.plan_subscribers(store, "d1", 2, NOW)
+    assert not journal.plan_subscribers(store, "d1", 2, NOW)  # planned once only
+
+    planned = journal.batches_of(store, "d1")
+    assert [(b.number, b.key, b.state, b.recipient_count, b.attempts) for b in planned] == [
+        (1, "d1-0001", "pending", 2, 0),
+        (2, "d1-0002", "pending", 2, 0),
+        (3, "d1-0003", "pending", 2, 0),
+    ]
+    people = [[(p.email, p.token) for p in journal.recipients(store, b.id)] for b in planned]
+    assert people == [
+        [("al@example.net", tokens["al@example.net"]), ("Bo@example.net", tokens["Bo@example.net"])],
+        [("Cy@example.net", tokens["Cy@example.net"]), ("ed@example.net", tokens["ed@example.net"])],
+        [("fay@example.net", tokens["fay@example.net"]), ("gil@example.net", tokens["gil@example.net"])],
+    ]
+
+
+def test_an_empty_local_list_is_planned_as_one_empty_batch(tmp_path: Any) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        subscribers.add(store, [("gone@example.net", None)], NOW, resubscribe=False)
+        subscribers.remove(store, "gone@example.net", NOW)
+        assert store.create_digest("d1", NOW, "subject", b"message", [])
+        assert journal.plan_subscribers(store, "d1", 1000, NOW)
+        [batch] = journal.batches_of(store, "d1")
+        assert (batch.key, batch.recipient_count) == ("d1-0001", 0)
+        assert journal.recipients(store, batch.id) == []
     finally:
         store.close()

@@ -10,6 +10,7 @@ import unicodedata
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -113,6 +114,9 @@ def test_remove_unsubscribes_once_and_keeps_the_row(store: Store) -> None:
     assert emails(store, everyone=True) == [("ann@example.org", "unsubscribed"), ("bob@example.org", "active")]
     assert subscribers.counts(store) == {"active": 1, "unsubscribed": 1}
     assert subscribers.active_count(store) == 1
+    assert subscribers.any_active(store)
+    assert subscribers.remove(store, "bob@example.org", NOW)
+    assert not subscribers.any_active(store)  # everyone on the list unsubscribed
 
 
 def test_find_looks_an_address_up_however_it_is_spelt(store: Store) -> None:
@@ -239,6 +243,24 @@ def test_a_link_is_signed_for_its_token_under_its_secret() -> None:
     assert not subscribers.check(secret, "tok_en", "é" + signature[1:])  # not even ASCII: refused, no error
     with_query = subscribers.unsubscribe_url("https://news.example.org/u?list=1", secret, "tok_en")
     assert with_query == f"https://news.example.org/u?list=1&s=tok_en&t={signature}"
+
+
+def test_the_links_of_a_batch_are_the_links_of_each_token() -> None:
+    secret = b"0123456789abcdef-secret"
+    base = "https://news.example.org/unsubscribe"
+    # Tokens as _new_token makes them, and two that need escaping in a query string.
+    tokens = ["tok_en", "a-b_C9", "x" * 40, "with space", "plus+slash/é"]
+    links = subscribers.Links(base, secret)
+
+    urls = links.urls(tokens)
+
+    assert urls == [subscribers.unsubscribe_url(base, secret, token) for token in tokens]
+    assert [links.url(token) for token in tokens] == urls
+    for token, url in zip(tokens, urls, strict=True):
+        query = parse_qs(urlsplit(url).query, strict_parsing=True)
+        assert query["s"] == [token]
+        assert subscribers.check(secret, token, query["t"][0])
+    assert links.urls([]) == []
 
 
 def test_the_secret_must_be_set_and_long_enough(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:

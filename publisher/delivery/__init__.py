@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from publisher.config import Config
 from publisher.digest import Outgoing
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
+    """A tuple, not a dataclass: a send makes one for every reader."""
+
     email: str
     unsubscribe_url: str  # personal (local list) or the [digest] unsubscribe_url
 
@@ -54,6 +55,12 @@ class Mailer(Protocol):
     batch_size: int
 
     def send(self, envelope: Envelope) -> Receipt: ...
+
+    def prepare(self) -> None:
+        """Load ahead what the first request will need; never raises."""
+
+    def close(self) -> None:
+        """Let go of connections kept between requests; the mailer may still be used after."""
 
 
 def build_mailer(config: Config) -> Mailer:

@@ -9,8 +9,10 @@ comes first; ``sleep`` and ``clock`` are there so that tests need not wait.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -49,6 +51,36 @@ class HttpMailer:
         self.key = key
         self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.monotonic
+        # One client per sending thread, kept for the whole send: its connections are reused
+        # from one request to the next (a new client per request paid for its setup each time).
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._clients_lock = threading.Lock()
+
+    def client(self) -> httpx.Client:
+        """This thread's client, made on first use (httpx does not promise that one client
+        may be shared between threads)."""
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None or client.is_closed:
+            client = httpx.Client(timeout=self.config.timeout, follow_redirects=False, verify=_tls())
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    def prepare(self) -> None:
+        """Load what the first request needs (TLS settings, httpx's transport), which takes
+        tens of milliseconds: a send does it while it plans. A failure here is left for the
+        request itself to meet and report."""
+        with contextlib.suppress(Exception):
+            httpx.Client(timeout=self.config.timeout, verify=_tls()).close()
+
+    def close(self) -> None:
+        """Close every client the sending threads made; the next request makes a new one."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
 
     def secrets(self) -> list[str]:
         """Every form of the key or a URL token that a service's error or httpx could echo."""
@@ -70,8 +102,7 @@ class HttpMailer:
         where = f"{self.name}: {http.printable_url(url)}"
         headers = {"User-Agent": http.USER_AGENT, **kwargs.pop("headers", {})}
         try:
-            with httpx.Client(timeout=self.config.timeout, follow_redirects=False, verify=_tls()) as client:
-                response = client.request(method, url, headers=headers, **kwargs)
+            response = self.client().request(method, url, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
             raise DeliveryError(
                 f"{where}: no answer within {self.config.timeout:g}s",
@@ -108,9 +139,19 @@ class HttpMailer:
         return http.shorten(http.redact(text, self.secrets()))
 
 
-@functools.cache
+_TLS_LOCK = threading.Lock()
+
+
 def _tls() -> ssl.SSLContext:
-    """httpx's default TLS settings, loaded once: building them took most of a request's cost."""
+    """httpx's default TLS settings, loaded once: building them took most of a request's cost.
+    Under a lock, so that the sending threads, which all make their clients as a send starts,
+    wait for one load instead of each doing its own."""
+    with _TLS_LOCK:
+        return _tls_context()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 

@@ -40,6 +40,12 @@ class OutboxMailer:
         noun = "message" if count == 1 else "messages"
         return Receipt(provider_id=None, detail=f"{count} {noun} written to {folder}")
 
+    def prepare(self) -> None:
+        pass  # nothing to load ahead
+
+    def close(self) -> None:
+        pass  # nothing kept open between messages
+
     def _write(self, path: Path, data: bytes) -> None:
         try:
             write_atomic(path, data)

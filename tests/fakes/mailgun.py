@@ -1,7 +1,8 @@
 """A fake of Mailgun's messages API, as a handler for the ``endpoint`` fixture.
 
 It checks what Mailgun checks for ``POST /v3/<domain>/messages``: the sending domain, Basic
-auth ``api:KEY``, a form with ``from``, ``to`` (repeated, at most 1,000 addresses), ``subject``,
+auth ``api:KEY``, a form (``multipart/form-data``, as publisher sends it, or urlencoded; both
+read strictly: a malformed body is refused) with ``from``, ``to`` (repeated, at most 1,000 addresses), ``subject``,
 ``text`` and/or ``html``, send options (``h:``, ``v:``, ``o:``) under 16 kB. It answers as Mailgun
 does: ``{"id": "<...>", "message": "Queued. Thank you."}``, or ``{"message": "..."}`` with 400,
 and a plain ``Forbidden`` 401 for a wrong key.
@@ -17,13 +18,17 @@ replacing when read, so 10,000 copies of one request cost little memory.
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import json
 import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any
+from urllib.parse import parse_qsl
 
 from tests.endpoint import Answer, Request
 
@@ -101,10 +106,10 @@ class FakeMailgun:
         if self.failures:
             status, text = self.failures.popleft()
             return status, {"message": text}, {}
-        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            # Mailgun takes multipart too; publisher sends no attachments, so this fake reads only forms.
-            return 400, {"message": "fake Mailgun: expected an application/x-www-form-urlencoded body"}, {}
-        fields = request.form()
+        try:
+            fields = form_of(request)
+        except ValueError as exc:
+            return 400, {"message": f"fake Mailgun: {exc}"}, {}
         problem, to, variables = _check(fields)
         if problem:
             return 400, {"message": problem}, {}
@@ -149,3 +154,38 @@ def _check(fields: list[tuple[str, str]]) -> tuple[str | None, list[str], dict[s
         if not isinstance(values, dict) or not used <= values.keys():
             return f"fake Mailgun: recipient-variables lacks {sorted(used)} for {address}", [], {}
     return None, to, variables
+
+
+def form_of(request: Request) -> list[tuple[str, str]]:
+    """The fields of a request to Mailgun, as Mailgun reads them (see :func:`form`)."""
+    return form(request.headers.get("content-type", ""), request.body)
+
+
+def form(content_type: str, body: bytes) -> list[tuple[str, str]]:
+    """The fields of a form body, in order, repeats kept: multipart/form-data (RFC 7578) read
+    with the stdlib email parser, or application/x-www-form-urlencoded. ValueError says what
+    is wrong with a body Mailgun could not read: no boundary, a part without a name, a missing
+    closing boundary, a file (publisher sends none), text that is not UTF-8."""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    if not content_type.startswith("multipart/form-data"):
+        raise ValueError(f"expected a form, got {content_type or 'no Content-Type'}")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    assert isinstance(message, EmailMessage)
+    if not message.get_boundary() or not message.is_multipart():
+        raise ValueError("multipart/form-data without a boundary or parts")
+    fields = []
+    for part in [message, *message.iter_parts()]:
+        if part.defects:
+            raise ValueError(f"malformed multipart body: {part.defects[0].__class__.__name__}")
+    for part in message.iter_parts():
+        assert isinstance(part, EmailMessage)
+        if part.get_content_disposition() != "form-data" or not part.get_param("name", header="content-disposition"):
+            raise ValueError("a part without Content-Disposition: form-data; name=...")
+        if part.get_filename() is not None:
+            raise ValueError("a file part: publisher sends no attachments")
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        fields.append((str(part.get_param("name", header="content-disposition")), payload.decode("utf-8")))
+    return fields
