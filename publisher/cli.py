@@ -15,23 +15,26 @@ import logging
 import os
 import signal
 import threading
-import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from publisher import __version__, clock, digest, dispatch, jobs, journal, logs, progress, subscribers
-from publisher import config as config_module
-from publisher.config import LIST_OWNERS, Config
-from publisher.delivery import Mailer, build_mailer
-from publisher.errors import IngestError, PublisherError
-from publisher.files import write_atomic
-from publisher.ingest import ingest as ingest_paths
-from publisher.store import Digest, Store, safe_url
+from publisher import __version__, logs
+from publisher.errors import PublisherError
+
+# Each command imports the modules it uses when it runs, so that `publisher --help` or a
+# command with little to do does not pay for them all (the feed, the digest, the mailers).
+if TYPE_CHECKING:
+    from publisher.config import Config
+    from publisher.delivery import Mailer
+    from publisher.dispatch import SendResult
+    from publisher.errors import IngestError
+    from publisher.jobs import PublishResult
+    from publisher.store import Digest, Store
 
 log = logging.getLogger("publisher.cli")
 
@@ -82,6 +85,8 @@ def main(ctx: click.Context, config_path: Path, log_format: str, verbose: bool) 
 
 
 def _config(ctx: click.Context) -> Config:
+    from publisher import config as config_module
+
     config = config_module.load(ctx.obj)
     logs.protect(config)
     return config
@@ -95,7 +100,7 @@ def _stderr(message: str, *, prefix: str = "publisher: error: ", level: int = lo
         click.echo(logs.redact(prefix + message), err=True)
 
 
-def _outcome(result: dispatch.SendResult, **fields: Any) -> None:
+def _outcome(result: SendResult, **fields: Any) -> None:
     """A send's outcome: on stdout if it went well, else on stderr; in JSON mode also logged either way."""
     if result.ok:
         click.echo(logs.redact(result.message))
@@ -107,6 +112,8 @@ def _outcome(result: dispatch.SendResult, **fields: Any) -> None:
 
 @contextmanager
 def _store(config: Config) -> Iterator[Store]:
+    from publisher.store import Store
+
     store = Store.open(config.store_url)
     try:
         yield store
@@ -119,7 +126,7 @@ def _report_ingest_errors(errors: list[IngestError]) -> None:
         _stderr(str(error), path=error.path)
 
 
-def _report_published(published: jobs.PublishResult) -> None:
+def _report_published(published: PublishResult) -> None:
     click.echo(published.feed.summary())
     for ping in published.pings:
         if ping.ok:
@@ -132,6 +139,9 @@ def _report_published(published: jobs.PublishResult) -> None:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """One cycle, for cron: ingest new files, rebuild the feed, send the digest if anything is new."""
+    from publisher import clock, jobs
+    from publisher.delivery import build_mailer
+
     config = _config(ctx)
     mailer = build_mailer(config)
     when = clock.now()
@@ -152,6 +162,9 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Store the articles in PATHS (.txt, .md, .html files, or folders of them)."""
+    from publisher import clock
+    from publisher.ingest import ingest as ingest_paths
+
     config = _config(ctx)
     with _store(config) as store:
         result = ingest_paths(store, paths, articles_dir=config.articles_dir, tz=config.site.timezone, now=clock.now())
@@ -164,6 +177,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @click.pass_context
 def feed(ctx: click.Context) -> None:
     """Write the feeds (atom.xml, rss.xml, feed.json, tags/, archive/) from the store."""
+    from publisher import jobs
+
     config = _config(ctx)
     with _store(config) as store:
         published = jobs.publish_feeds(config, store)
@@ -195,6 +210,8 @@ def remove_articles(ctx: click.Context, ids: tuple[str, ...]) -> None:
     The raw source stays in the store. An unchanged source file does not bring the article
     back; delete the file too, or it returns the next time the file changes.
     """
+    from publisher import clock, jobs
+
     config = _config(ctx)
     when = clock.now()
     missing = []
@@ -227,6 +244,11 @@ def digest_group() -> None:
 @click.pass_context
 def preview(ctx: click.Context, out: Path | None, open_it: bool) -> None:
     """Write the next digest as .html, .txt and .eml files; sends and marks nothing."""
+    import webbrowser
+
+    from publisher import clock, digest
+    from publisher.files import write_atomic
+
     config = _config(ctx)
     out = out or config.path.parent / "preview"
     with _store(config) as store:
@@ -260,6 +282,9 @@ def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
 
     Marks nothing: the next `publisher run` still sends the digest to everyone.
     """
+    from publisher import clock, dispatch
+    from publisher.delivery import build_mailer
+
     valid, bad = _addresses(addresses)
     for line in bad:
         _stderr(f"--to {line}")
@@ -282,6 +307,9 @@ def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
 @click.pass_context
 def send(ctx: click.Context, resend_in_doubt: bool) -> None:
     """Send the digest now if anything is new (without ingesting first)."""
+    from publisher import clock
+    from publisher.delivery import build_mailer
+
     config = _config(ctx)
     mailer = build_mailer(config)
     with _store(config) as store:
@@ -302,6 +330,9 @@ def resume(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> Non
 
     `publisher status` shows which batches failed or are in doubt, and why.
     """
+    from publisher import clock
+    from publisher.delivery import build_mailer
+
     config = _config(ctx)
     mailer = build_mailer(config)
     with _store(config) as store:
@@ -320,8 +351,10 @@ def resume(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> Non
     ctx.exit(1)
 
 
-def _send(config: Config, store: Store, mailer: Mailer, when: datetime, **options: bool) -> dispatch.SendResult:
+def _send(config: Config, store: Store, mailer: Mailer, when: datetime, **options: bool) -> SendResult:
     """Send (or continue) the digest with its progress shown, then its outcome as one line."""
+    from publisher import dispatch, progress
+
     with progress.Display() as shown:
         result = dispatch.send_digest(config, store, mailer, when, on_batch=shown.batch, **options)
     _outcome(result, digest_id=result.digest_id, provider=mailer.name)
@@ -330,6 +363,8 @@ def _send(config: Config, store: Store, mailer: Mailer, when: datetime, **option
 
 def _resumable(store: Store, resend_in_doubt: bool, retry_failed: bool) -> bool:
     """Whether send_digest would continue a digest (rather than start a new one)."""
+    from publisher import journal
+
     if store.unsent_digest() is not None:
         return True
     states = {journal.IN_DOUBT} if resend_in_doubt else set()
@@ -344,6 +379,8 @@ def _resumable(store: Store, resend_in_doubt: bool, retry_failed: bool) -> bool:
 
 def _held_back(store: Store) -> list[tuple[str, str]]:
     """What keeps incomplete digests from being resumed without a flag: (digest id, line) per digest."""
+    from publisher import journal
+
     lines = []
     for d in store.recent_digests(50):
         if d.state != "incomplete":
@@ -367,6 +404,8 @@ def _count(n: int, noun: str, plural: str = "") -> str:
 
 def _addresses(given: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """Normalized addresses without repeats, and a "'value': reason" line for each bad one."""
+    from publisher import subscribers
+
     valid: dict[str, str] = {}
     bad = []
     for address in given:
@@ -396,6 +435,8 @@ def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
     Duplicates merge, ignoring case. Addresses that unsubscribed stay unsubscribed. Each bad row
     is reported as FILE:LINE and the others are still imported; then the exit status is 1.
     """
+    from publisher import clock, progress, subscribers
+
     config = _config(ctx)
     with _store(config) as store:
         with progress.Display() as shown:
@@ -416,6 +457,8 @@ def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
 @click.pass_context
 def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     """Subscribe the ADDRESSes; one that had unsubscribed is subscribed again."""
+    from publisher import clock, subscribers
+
     config = _config(ctx)
     valid, bad = _addresses(addresses)
     for line in bad:
@@ -438,6 +481,8 @@ def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
 @click.pass_context
 def remove_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     """Unsubscribe the ADDRESSes. They stay on the list as unsubscribed, so an import cannot add them back."""
+    from publisher import clock, subscribers
+
     config = _config(ctx)
     unknown = []
     with _store(config) as store:
@@ -460,6 +505,8 @@ def remove_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
 @click.pass_context
 def list_subscribers(ctx: click.Context, everyone: bool) -> None:
     """Print the subscribed addresses, one per line and nothing else (the count goes to stderr)."""
+    from publisher import subscribers
+
     config = _config(ctx)
     with _store(config) as store:
         people = subscribers.listing(store, include_unsubscribed=everyone)
@@ -543,7 +590,9 @@ def status(ctx: click.Context) -> None:
     recipients they reached, what to do about the ones that did not go out, and the size of
     the subscriber list.
     """
+    from publisher import clock, subscribers
     from publisher.scheduler import next_digest_time
+    from publisher.store import safe_url
 
     config = _config(ctx)
     when = clock.now()
@@ -587,6 +636,9 @@ def status(ctx: click.Context) -> None:
 def _journal_lines(config: Config, store: Store, sent: Digest) -> list[str]:
     """A digest's batches by state and the recipients reached; each failed or in-doubt batch
     with its reason, and what the operator can do about it."""
+    from publisher import journal
+    from publisher.config import LIST_OWNERS
+
     planned = journal.batches_of(store, sent.id)
     if not planned:
         return [f"digest {sent.id}: {sent.state}, no batches recorded"]

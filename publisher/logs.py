@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy.engine import make_url
-
-from publisher import http
-from publisher.config import Config
+# publisher.http (httpx) and SQLAlchemy are imported where they are used: `publisher --help`
+# imports this module for FORMATS and should not pay for them.
+if TYPE_CHECKING:
+    from publisher.config import Config
 
 Format = Literal["text", "json"]
 FORMATS: tuple[Format, ...] = ("text", "json")
@@ -77,6 +77,8 @@ def setup(format: Format = "text", level: int = logging.INFO) -> None:
 
 def protect(config: Config) -> None:
     """Also redact the secrets ``config`` names: its API key and HMAC variables, URL tokens."""
+    from publisher import http
+
     names = (config.mailer.api_key_env, config.digest.secret_env, *_SECRET_ENV)
     _state.secrets = _values(names) + http.url_secrets(config.mailer.url) + _store_password(config.store_url)
 
@@ -86,6 +88,8 @@ def is_json() -> bool:
 
 
 def redact(text: str) -> str:
+    from publisher import http
+
     return http.redact(text, _state.secrets)
 
 
@@ -108,6 +112,8 @@ def _values(names: tuple[str, ...]) -> list[str]:
 
 
 def _store_password(url: str) -> list[str]:
+    from sqlalchemy.engine import make_url
+
     try:
         password = make_url(url).password
     except Exception:  # an unparsable URL was refused when the config loaded; nothing to hide here

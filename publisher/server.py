@@ -12,12 +12,19 @@ A browser (its Accept header names text/html) gets Atom and RSS as application/x
 shows the feed media types as plain text and never applies feed.xsl to them. Feed readers
 get the feed media types; responses say ``Vary: Accept``.
 
-Starlette's StaticFiles does the file work: ETag and Last-Modified, 304 on If-None-Match or
-If-Modified-Since, Range, and refusing any path that resolves outside the folder (``..``,
-encoded ``%2e%2e`` or ``%2f``, symlinks out). On top of it: media types by file name,
+Files are served from memory: each is read once, with its gzip form (when it is over 500
+bytes and smaller so), its ETag (a hash of the bytes) and its headers, and answered from there
+while a stat of the file still gives the same inode, size and mtime; the feed job replaces
+files by rename, so a new file is seen on the very next request. That stat, and the read of a
+changed file, run on the event loop: a feeds folder is small and local, and a thread hop per
+request cost more than the work. Answers: ETag and Last-Modified, 304 on If-None-Match or
+If-Modified-Since, gzip with ``Vary: Accept-Encoding``, media types by file name,
 Cache-Control from [server] cache_seconds, WebSub ``Link`` headers (each [feed] hubs entry as
-rel="hub", the document's public URL as rel="self"), 404 for dotfiles (the temp files
-``write_atomic`` leaves for a moment) and folders, gzip, and ``X-Content-Type-Options: nosniff``.
+rel="hub", the document's public URL as rel="self"), and ``X-Content-Type-Options: nosniff``.
+404 for dotfiles (the temp files ``write_atomic`` leaves for a moment), folders and any path
+that resolves outside the folder (``..``, encoded ``%2e%2e`` or ``%2f``, symlinks out); 405
+for methods other than GET and HEAD. A Range header is ignored: the whole file, 200, is a
+valid answer to it, and feeds are small.
 
 The feeds are plain static files: any web server or CDN can serve them instead of this one.
 
@@ -43,15 +50,23 @@ without their query string, so that the tokens stay out of it.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import logging
 import mimetypes
 import os
+import posixpath
 import signal
 import socket
+import stat
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import PurePath, PurePosixPath
+from dataclasses import dataclass
+from email.utils import formatdate, mktime_tz, parsedate_tz
+from http import HTTPStatus
+from pathlib import PurePosixPath
 from types import FrameType
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -60,16 +75,15 @@ import jinja2
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import NotModifiedResponse, StaticFiles
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from publisher import clock, subscribers
+from publisher import clock, logs, subscribers
 from publisher.config import Config, FeedConfig
 from publisher.errors import PublisherError, StoreError
 from publisher.store import Store
@@ -119,53 +133,202 @@ def media_type(path: PurePosixPath) -> str:
     return guessed or "application/octet-stream"
 
 
-class FeedFiles(StaticFiles):
-    """The feeds folder, GET and HEAD only (405 otherwise); anything not a visible file is 404."""
+Headers = list[tuple[bytes, bytes]]
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_GZIP_FROM = 500  # bytes: smaller files are not worth a gzip header (what Starlette's GZipMiddleware uses)
+_CACHED_FILES = 4096  # at most this many files in memory; a feeds folder holds far fewer
+
+
+@dataclass(frozen=True)
+class _File:
+    """One file of the feeds folder as it is answered: its bytes and headers, made once per change."""
+
+    key: tuple[int, int, int, int]  # device, inode, size, mtime in ns: a stat that differs means a new file
+    path: str  # resolved, inside the folder
+    body: bytes
+    gzipped: bytes | None  # None when gzip does not make it smaller
+    etags: tuple[bytes, bytes]  # of the bytes as they are, and of their gzip form
+    last_modified: bytes
+    mtime: int  # whole seconds, what Last-Modified and If-Modified-Since can say
+    # The 200 headers but Content-Length, by (browser, gzip); the 304 headers by gzip.
+    ok: dict[tuple[bool, bool], Headers]
+    not_modified: dict[bool, Headers]
+
+    def matches(self, if_none_match: bytes) -> bool:
+        if if_none_match.strip() == b"*":
+            return True
+        return any(tag.strip().removeprefix(b"W/") in self.etags for tag in if_none_match.split(b","))
+
+
+def _read(path: str, relative: PurePosixPath, cache_control: bytes, links: Headers) -> _File | None:
+    """The file at ``path`` (resolved) with its answers, or None when it is not a regular file."""
+    try:
+        # O_NONBLOCK: opening a FIFO someone left in the folder must not stall the event loop.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+            found = os.fstat(file.fileno())
+            if not stat.S_ISREG(found.st_mode):
+                return None
+            body = file.read()
+    except (OSError, ValueError):  # gone, unreadable, or a name the OS refuses
+        return None
+    gzipped = gzip.compress(body, mtime=0) if len(body) >= _GZIP_FROM else None
+    if gzipped is not None and len(gzipped) >= len(body):
+        gzipped = None
+    # A strong ETag per representation: the gzip bytes are not the file's bytes.
+    tag = hashlib.sha256(body).hexdigest()[:32]
+    etags = (f'"{tag}"'.encode(), f'"{tag}-gzip"'.encode())
+    last_modified = formatdate(found.st_mtime, usegmt=True).encode()
+    media = media_type(relative)
+    vary = [b"Accept"] if media in (ATOM, RSS) else []
+    vary += [b"Accept-Encoding"] if gzipped is not None else []
+    common = [(b"cache-control", cache_control), *([(b"vary", b", ".join(vary))] if vary else []), _NOSNIFF]
+    ok: dict[tuple[bool, bool], Headers] = {}
+    for browser in (False, True):
+        content_type = (b"content-type", (for_browser(media, "text/html") if browser else media).encode())
+        for zipped in (False, True):
+            encoding = [(b"content-encoding", b"gzip")] if zipped else []
+            ok[browser, zipped] = [
+                content_type,
+                (b"etag", etags[zipped]),
+                (b"last-modified", last_modified),
+                *common,
+                *links,
+                *encoding,
+            ]
+    return _File(
+        key=(found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns),
+        path=path,
+        body=body,
+        gzipped=gzipped,
+        etags=etags,
+        last_modified=last_modified,
+        mtime=int(found.st_mtime),
+        ok=ok,
+        not_modified={zipped: [(b"etag", etags[zipped]), *common] for zipped in (False, True)},
+    )
+
+
+class FeedFiles:
+    """The feeds folder as an ASGI app, answered from memory: see the module docstring."""
 
     def __init__(self, feed: FeedConfig, *, cache_seconds: int) -> None:
-        super().__init__(directory=feed.dir, check_dir=False)
-        self._cache_control = f"public, max-age={cache_seconds}"
-        self._hub_links = tuple(f'<{_header_url(hub)}>; rel="hub"' for hub in feed.hubs)
+        self.directory = os.fspath(feed.dir)
+        self._cache_control = f"public, max-age={cache_seconds}".encode()
+        self._hub_links = [(b"link", f'<{_header_url(hub)}>; rel="hub"'.encode()) for hub in feed.hubs]
         self._base_url = _header_url(feed.base_url)
+        self._prefix = unquote(urlsplit(feed.base_url).path).rstrip("/")
+        # By request path, for the fast way; and by path in the folder, so that the many request
+        # paths that name one file (//atom.xml, tags/../atom.xml) share one copy of it.
+        self._by_request: dict[str, _File] = {}
+        self._by_name: dict[str, _File] = {}
 
-    async def check_config(self) -> None:
-        """No check: before the first ``publisher run`` the folder is missing and every path is 404."""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, HEAD")])
+            return
+        found = self.lookup(scope["path"])
+        if found is None:
+            await _plain(send, 404, b"Not Found")
+            return
+        accept = accept_encoding = if_none_match = if_modified_since = b""
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                accept = value
+            elif name == b"accept-encoding":
+                accept_encoding = value
+            elif name == b"if-none-match":
+                if_none_match = value
+            elif name == b"if-modified-since":
+                if_modified_since = value
+        # HEAD answers as a GET without gzip would, so that its Content-Length is the file's.
+        zipped = found.gzipped is not None and method == "GET" and b"gzip" in accept_encoding
+        if _not_modified(found, if_none_match, if_modified_since):
+            await send({"type": "http.response.start", "status": 304, "headers": found.not_modified[zipped]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = found.gzipped if zipped and found.gzipped is not None else found.body
+        headers = [*found.ok[b"text/html" in accept, zipped], (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body if method == "GET" else b""})
 
-    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
-        # ``path`` is normalised: a ".." part left in it points above the folder.
-        if any(part.startswith(".") for part in PurePath(path).parts):
-            return "", None
-        try:
-            return super().lookup_path(path)
-        except PermissionError:  # StaticFiles would answer 401, which asks for credentials
-            return "", None
+    def lookup(self, path: str) -> _File | None:
+        """The file a request path names, fresh from memory, or None (404)."""
+        if self._prefix and path.startswith(self._prefix + "/"):
+            path = path[len(self._prefix) :]
+        cached = self._by_request.get(path)
+        if cached is not None and _unchanged(cached):
+            return cached
+        self._by_request.pop(path, None)
+        relative = _relative(path)
+        if relative is None:
+            return None
+        name = relative.as_posix()
+        loaded = self._by_name.get(name)
+        if loaded is None or not _unchanged(loaded):
+            self._by_name.pop(name, None)
+            loaded = self._load(relative)
+            if loaded is None:
+                return None
+            _remember(self._by_name, name, loaded)
+        _remember(self._by_request, path, loaded)
+        return loaded
 
-    def file_response(
-        self,
-        full_path: str | os.PathLike[str],
-        stat_result: os.stat_result,
-        scope: Scope,
-        status_code: int = 200,
-    ) -> Response:
-        relative = PurePosixPath(*PurePath(self.get_path(scope)).parts)
-        request_headers = Headers(scope=scope)
-        media = media_type(relative)
-        headers = {"Cache-Control": self._cache_control}
-        if media in (ATOM, RSS):
-            headers["Vary"] = "Accept"
-        response = FileResponse(
-            full_path,
-            status_code=status_code,
-            stat_result=stat_result,
-            media_type=for_browser(media, request_headers.get("accept", "")),
-            headers=headers,
-        )
+    def _load(self, relative: PurePosixPath) -> _File | None:
+        root = os.path.realpath(self.directory)
+        full = os.path.realpath(os.path.join(root, *relative.parts))
+        if os.path.commonpath([root, full]) != root:  # a symlink out of the folder
+            return None
+        links: Headers = []
         if relative.suffix in _FEED_SUFFIXES:
-            for link in (*self._hub_links, f'<{self._base_url}{quote(relative.as_posix())}>; rel="self"'):
-                response.headers.append("Link", link)
-        if self.is_not_modified(response.headers, request_headers):
-            return NotModifiedResponse(response.headers)  # keeps ETag and Cache-Control
-        return response
+            self_url = f"{self._base_url}{quote(relative.as_posix())}"
+            links = [*self._hub_links, (b"link", f'<{self_url}>; rel="self"'.encode())]
+        return _read(full, relative, self._cache_control, links)
+
+
+def _unchanged(cached: _File) -> bool:
+    """Whether the file is still the one that was read: the same inode, size and mtime."""
+    try:
+        found = os.stat(cached.path)
+    except OSError:
+        return False
+    return cached.key == (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+def _remember(cache: dict[str, _File], key: str, loaded: _File) -> None:
+    if len(cache) >= _CACHED_FILES:  # the oldest goes: a bound on what odd request paths can fill
+        del cache[next(iter(cache))]
+    cache[key] = loaded
+
+
+def _relative(path: str) -> PurePosixPath | None:
+    """A request path as a path inside the folder, or None for dotfiles, ``..`` and the folder itself."""
+    if "\x00" in path:
+        return None
+    normal = posixpath.normpath("/".join(part for part in path.split("/") if part) or ".")
+    parts = normal.split("/")
+    if any(part.startswith(".") for part in parts):  # ".", "..", and hidden files and folders
+        return None
+    return PurePosixPath(*parts)
+
+
+def _not_modified(found: _File, if_none_match: bytes, if_modified_since: bytes) -> bool:
+    if if_none_match:  # it wins over If-Modified-Since (RFC 9110 13.1.3)
+        return found.matches(if_none_match)
+    if not if_modified_since:
+        return False
+    if if_modified_since == found.last_modified:
+        return True
+    parsed = parsedate_tz(if_modified_since.decode("latin-1"))
+    if parsed is None:
+        return False
+    return found.mtime <= mktime_tz(parsed)
+
+
+async def _plain(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:
+    start = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*start, *(headers or []), _NOSNIFF]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class NoSniff:
@@ -234,7 +397,60 @@ def _mask(address: str) -> str:
     return f"{local[:1]}\u2026@{domain}"
 
 
-def create_app(config: Config) -> Starlette:
+class App:
+    """The feeds folder, and the unsubscribe path handed to a Starlette app of its own.
+
+    Feed requests go straight to :class:`FeedFiles`: they are nearly all of the traffic, and a
+    router and middleware in front of them cost more than the answer. ``access_log``, when
+    given, gets one line per request, its path without the query string (where the
+    unsubscribe tokens are): the app writes it rather than uvicorn, whose log record per
+    request cost a third of a 304.
+    """
+
+    def __init__(
+        self, files: FeedFiles, pages: Starlette, pages_path: str, access_log: Callable[[str], object] | None = None
+    ) -> None:
+        self.files = files
+        self.pages = pages
+        self.pages_path = pages_path
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan: the events that close the store
+            await self.pages(scope, receive, send)
+            return
+        app: ASGIApp = self.files if scope["path"] != self.pages_path else self.pages
+        if self.access_log is None:
+            await app(scope, receive, send)
+            return
+        status = 0
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_and_note)
+        finally:
+            self.access_log(_access_line(scope, status))
+
+
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+
+def _access_line(scope: Scope, status: int) -> str:
+    """``127.0.0.1:53412 - "GET /atom.xml HTTP/1.1" 200 OK``: uvicorn's access line, without the query."""
+    client = scope.get("client")
+    peer = f"{client[0]}:{client[1]}" if client else "-"
+    raw = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
+    path = raw.partition("?")[0].replace('"', "%22")  # uvicorn's raw_path has no query; be sure
+    answered = _STATUS_LINES.get(status, str(status))  # 0: the app failed before it answered
+    return f'{peer} - "{scope["method"]} {path} HTTP/{scope["http_version"]}" {answered}'
+
+
+def create_app(config: Config, *, access_log: Callable[[str], object] | None = None) -> App:
     """The ASGI app serving ``config.feed.dir`` at ``/`` and at the folder's path in [feed] url.
 
     With a local subscriber list it opens the store (closed when the app shuts down) and reads
@@ -242,7 +458,6 @@ def create_app(config: Config) -> Starlette:
     """
     path = unquote(urlsplit(config.digest.unsubscribe_url).path) or "/"
     store: Store | None = None
-    routes: list[BaseRoute] = []
     if config.digest.recipients == "subscribers":
         store = Store.open(config.store_url)
         try:
@@ -250,14 +465,9 @@ def create_app(config: Config) -> Starlette:
         except PublisherError:
             store.close()
             raise
-        routes.append(Route(path, pages.endpoint, methods=["GET", "POST"]))
+        route = Route(path, pages.endpoint, methods=["GET", "POST"])
     else:  # a Response is an ASGI app of its own: every method gets it
-        routes.append(Route(path, PlainTextResponse("Not Found", status_code=404)))
-    files = FeedFiles(config.feed, cache_seconds=config.server.cache_seconds)
-    prefix = unquote(urlsplit(config.feed.base_url).path).rstrip("/")
-    if prefix:
-        routes.append(Mount(prefix, app=files))
-    routes.append(Mount("/", app=files))
+        route = Route(path, PlainTextResponse("Not Found", status_code=404))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -267,7 +477,9 @@ def create_app(config: Config) -> Starlette:
             if store is not None:
                 store.close()
 
-    return Starlette(routes=routes, middleware=[Middleware(GZipMiddleware), Middleware(NoSniff)], lifespan=lifespan)
+    middleware = [Middleware(GZipMiddleware), Middleware(NoSniff)]
+    unsubscribe = Starlette(routes=[route], middleware=middleware, lifespan=lifespan)
+    return App(FeedFiles(config.feed, cache_seconds=config.server.cache_seconds), unsubscribe, path, access_log)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -308,7 +520,7 @@ class Server(uvicorn.Server):
 
 def serve(config: Config, *, host: str, port: int) -> None:
     """Serve the feeds folder until SIGTERM or SIGINT; then return (the CLI exits 0)."""
-    app = create_app(config)  # a missing secret or store stops it here, before it listens
+    app = create_app(config, access_log=_access_writer())  # a missing secret or store stops it here
     sock = listen(host, port)  # bound here, so a taken port is one PublisherError, not uvicorn's exit
     bound = sock.getsockname()[1]
     url = f"http://[{host}]:{bound}/" if ":" in host else f"http://{host}:{bound}/"
@@ -320,7 +532,8 @@ def serve(config: Config, *, host: str, port: int) -> None:
         port=bound,
         proxy_headers=False,  # no proxy is trusted: the access log shows the real peer
         server_header=False,
-        access_log=True,
+        http="httptools",  # a C parser: h11, uvicorn's other one, costs several times more per request
+        access_log=False,  # the app writes it: see App
         log_config=_LOGGING,
         timeout_graceful_shutdown=10,  # a stalled client must not hold up a stop for ever
     )
@@ -360,41 +573,23 @@ def _header_url(url: str) -> str:
     return quote(url, safe=_URL_SAFE)
 
 
-class WithoutQuery(logging.Filter):
-    """Drops the query string from the path in uvicorn's access log: unsubscribe tokens are there."""
+def _access_writer() -> Callable[[str], object]:
+    """Where access lines go: straight to stderr as ``publisher: ...`` lines, or as log records
+    with ``--log-format json``. A line is one write, as nginx's are; a log record costs more."""
+    if logs.is_json():
+        access = logging.getLogger("publisher.access")
+        return lambda line: access.info("%s", line)
+    return lambda line: sys.stderr.write(f"publisher: {line}\n")
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) == 5:  # client, method, path, version, status
-            client, method, path, version, status = record.args
-            record.args = (client, method, str(path).partition("?")[0], version, status)
-        return True
 
-
-# Errors and the access log go to stderr, in the CLI's "publisher: ..." style; uvicorn's own
-# start and stop chatter (INFO) is left out, the "serve: ..." line on stdout says it is up.
+# Errors go to stderr, in the CLI's "publisher: ..." style; uvicorn's own start and stop chatter
+# (INFO) is left out, the "serve: ..." line on stdout says it is up.
 _LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"without_query": {"()": WithoutQuery}},
-    "formatters": {
-        "plain": {"format": "publisher: %(message)s"},
-        "access": {
-            "()": "uvicorn.logging.AccessFormatter",
-            "fmt": 'publisher: %(client_addr)s - "%(request_line)s" %(status_code)s',
-            "use_colors": False,
-        },
-    },
+    "formatters": {"plain": {"format": "publisher: %(message)s"}},
     "handlers": {
         "plain": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
-        "access": {
-            "class": "logging.StreamHandler",
-            "formatter": "access",
-            "filters": ["without_query"],
-            "stream": "ext://sys.stderr",
-        },
     },
-    "loggers": {
-        "uvicorn.error": {"handlers": ["plain"], "level": "WARNING", "propagate": False},
-        "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-    },
+    "loggers": {"uvicorn.error": {"handlers": ["plain"], "level": "WARNING", "propagate": False}},
 }

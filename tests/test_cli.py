@@ -249,3 +249,40 @@ def test_python_m_publisher_exits_2_on_an_unknown_command() -> None:
     done = subprocess.run([sys.executable, "-m", "publisher", "publish"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "No such command 'publish'" in done.stderr
+
+
+# -- what a command imports -----------------------------------------------------------------------
+
+# Run in a fresh interpreter: the command, then the names of the imported top-level packages.
+IMPORTED = """
+import sys
+from publisher.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+print(" ".join(sorted({name.partition(".")[0] for name in sys.modules})))
+"""
+# The libraries of the feed, the digest, the mailers, the store and the server.
+WORK = {"sqlalchemy", "httpx", "jinja2", "lxml", "feedgen", "css_inline", "starlette", "uvicorn", "rich", "apscheduler"}
+
+
+def _imported(*args: str, cwd: Path | None = None) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED, *args], capture_output=True, text=True, timeout=60, cwd=cwd, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize("command", [(), ("run",), ("serve",), ("digest", "send"), ("status",)], ids=str)
+def test_help_imports_none_of_the_libraries_that_do_the_work(command: tuple[str, ...]) -> None:
+    imported = _imported(*command, "--help")
+    assert "click" in imported  # the probe does see imports
+    assert imported.isdisjoint(WORK), imported & WORK
+
+
+def test_articles_list_imports_neither_the_feed_nor_the_digest_nor_the_server(project: Project) -> None:
+    imported = _imported("--config", str(project.config_path), "articles", "list", cwd=project.root)
+    assert "sqlalchemy" in imported  # it does read the store
+    assert imported.isdisjoint({"jinja2", "lxml", "feedgen", "css_inline", "starlette", "uvicorn"}), imported

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import http.client
+import json
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +30,7 @@ import pytest
 import uvicorn
 
 from publisher.config import Config
+from publisher.files import write_atomic
 from publisher.server import Server, create_app, listen
 from tests.conftest import Project, child_process, readline_within
 
@@ -41,14 +43,15 @@ JSON_FEED = "application/feed+json; charset=utf-8"
 class Running:
     """``create_app(config)`` on a real uvicorn server in a thread, on a free port of 127.0.0.1."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, access_log: Callable[[str], object] | None = None) -> None:
         self.sock = listen("127.0.0.1", 0)
         self.port: int = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.started = threading.Event()
         self.error: BaseException | None = None
-        # log_config=None: uvicorn leaves logging alone; its access lines reach pytest's capture.
-        self.server = Server(uvicorn.Config(create_app(config), log_config=None), on_started=self.started.set)
+        # log_config=None: uvicorn leaves logging alone. The access log is the app's: see access_log.
+        app = create_app(config, access_log=access_log)
+        self.server = Server(uvicorn.Config(app, log_config=None, access_log=False), on_started=self.started.set)
         self._thread = threading.Thread(target=self._run, name="test-server", daemon=True)
 
     def _run(self) -> None:
@@ -271,6 +274,70 @@ def test_a_changed_file_gets_a_new_etag_and_a_200(server: Running, feeds: Path) 
     assert server.get("/atom.xml", If_None_Match=second.headers["etag"]).status_code == 304
 
 
+# -- answered from memory, fresh after every change ------------------------------------------------------
+
+
+def test_a_file_replaced_by_rename_is_served_new_even_with_the_same_size_and_mtime(
+    server: Running, feeds: Path
+) -> None:
+    """The feed job replaces files by rename: a new inode is a new file, whatever its size and mtime say."""
+    path = feeds / "atom.xml"
+    before = server.get("/atom.xml")
+    old = path.stat()
+    replacement = atom("Example Newz")
+    assert len(replacement) == old.st_size
+    assert write_atomic(path, replacement)
+    os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))
+
+    after = server.get("/atom.xml", If_None_Match=before.headers["etag"])
+    assert after.status_code == 200
+    assert after.content == replacement
+    assert after.headers["etag"] != before.headers["etag"]
+
+
+@pytest.mark.parametrize("alias", ["//atom.xml", "/tags/../atom.xml", "/feeds//atom.xml", "/./atom.xml"])
+def test_other_spellings_of_a_path_serve_the_same_file_and_name_it_alike(server: Running, alias: str) -> None:
+    canonical = server.get("/atom.xml", Accept_Encoding="identity")  # as http.client asks
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    try:  # sent as written: httpx would tidy the path
+        connection.request("GET", alias)
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, FILES["atom.xml"])
+        assert response.getheader("ETag") == canonical.headers["etag"]
+        assert response.headers.get_all("Link") == ['<https://news.example.org/feeds/atom.xml>; rel="self"']
+    finally:
+        connection.close()
+
+
+def test_a_file_removed_after_it_was_served_is_404(server: Running, feeds: Path) -> None:
+    assert server.get("/tags/economy.xml").status_code == 200
+    (feeds / "tags" / "economy.xml").unlink()
+    assert server.get("/tags/economy.xml").status_code == 404
+
+
+def test_a_file_turned_into_a_symlink_out_of_the_folder_after_it_was_served_is_404(
+    server: Running, project: Project, feeds: Path
+) -> None:
+    assert server.get("/notes.xml").status_code == 200
+    (feeds / "notes.xml").unlink()
+    (feeds / "notes.xml").symlink_to(project.config_path)
+    response = server.get("/notes.xml")
+    assert response.status_code == 404
+    assert project.config_path.read_bytes() not in response.content
+
+
+def test_an_unchanged_file_keeps_its_etag_when_rewritten(server: Running, feeds: Path) -> None:
+    """The ETag is the bytes' hash: a rewrite with the same bytes (a new mtime) still revalidates."""
+    first = server.get("/rss.xml")
+    path = feeds / "rss.xml"
+    later = path.stat().st_mtime + 60
+    path.write_bytes(FILES["rss.xml"])
+    os.utime(path, (later, later))
+    again = server.get("/rss.xml", If_None_Match=first.headers["etag"])
+    assert again.status_code == 304
+    assert again.headers["etag"] == first.headers["etag"]
+
+
 # -- gzip ------------------------------------------------------------------------------------------
 
 
@@ -280,6 +347,27 @@ def test_gzip_when_the_client_accepts_it(server: Running) -> None:
     assert "Accept-Encoding" in response.headers["vary"]
     assert response.content == FILES["atom.xml"]  # httpx decodes
     assert response.num_bytes_downloaded < len(FILES["atom.xml"])  # smaller on the wire
+
+
+def test_the_gzip_form_has_its_own_etag_and_each_revalidates(server: Running) -> None:
+    zipped = server.get("/atom.xml", Accept_Encoding="gzip")
+    plain = server.get("/atom.xml", Accept_Encoding="identity")
+    assert zipped.headers["etag"] != plain.headers["etag"]  # different bytes on the wire
+
+    again = server.get("/atom.xml", Accept_Encoding="gzip", If_None_Match=zipped.headers["etag"])
+    assert again.status_code == 304
+    assert again.headers["etag"] == zipped.headers["etag"]
+    assert "Accept-Encoding" in again.headers["vary"]
+    # a cache that stored one form may revalidate it for a client that takes the other
+    crossed = server.get("/atom.xml", Accept_Encoding="identity", If_None_Match=zipped.headers["etag"])
+    assert crossed.status_code == 304
+    assert crossed.headers["etag"] == plain.headers["etag"]
+
+
+def test_small_files_are_not_gzipped(server: Running) -> None:
+    response = server.get("/rss.xml", Accept_Encoding="gzip")  # under 500 bytes
+    assert "content-encoding" not in response.headers
+    assert response.content == FILES["rss.xml"]
 
 
 def test_no_gzip_when_the_client_does_not_accept_it(server: Running) -> None:
@@ -368,6 +456,12 @@ def test_dotfiles_are_not_served(server: Running, feeds: Path, path: str) -> Non
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
+def test_a_fifo_in_the_folder_is_404_and_does_not_stall_the_server(server: Running, feeds: Path) -> None:
+    os.mkfifo(feeds / "pipe.xml")
+    assert server.get("/pipe.xml").status_code == 404
+    assert server.get("/atom.xml").status_code == 200
+
+
 @pytest.mark.parametrize("path", ["/", "/tags", "/tags/", "/archive/", "/feeds", "/feeds/", "/feeds/tags/"])
 def test_folders_are_404_not_listings(server: Running, path: str) -> None:
     response = server.get(path)
@@ -381,6 +475,32 @@ def test_only_get_and_head_are_allowed(server: Running, method: str) -> None:
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD"
     assert response.content != FILES["atom.xml"]
+
+
+# -- the access log ---------------------------------------------------------------------------------
+
+
+def test_the_access_log_has_a_line_per_request_without_the_query(project: Project, feeds: Path) -> None:
+    lines: list[str] = []
+    with Running(project.config(), access_log=lines.append) as server:
+        server.get("/atom.xml?s=SECRET-TOKEN&t=SIG")
+        etag = server.get("/feeds/rss.xml").headers["etag"]
+        server.get("/feeds/rss.xml", If_None_Match=etag)
+        server.get("/missing.xml?x=SECRET-TOKEN")
+        server.request("POST", "/atom.xml")
+        server.get("/unsubscribe?s=SECRET-TOKEN")  # recipients = "to": the Starlette part, 404
+    peer = r'127\.0\.0\.1:\d+ - "'
+    expected = [
+        r"GET /atom\.xml HTTP/1\.1\" 200 OK",
+        r"GET /feeds/rss\.xml HTTP/1\.1\" 200 OK",
+        r"GET /feeds/rss\.xml HTTP/1\.1\" 304 Not Modified",
+        r"GET /missing\.xml HTTP/1\.1\" 404 Not Found",
+        r"POST /atom\.xml HTTP/1\.1\" 405 Method Not Allowed",
+        r"GET /unsubscribe HTTP/1\.1\" 404 Not Found",
+    ]
+    assert len(lines) == len(expected), lines
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(peer + pattern, line), line
 
 
 # -- the command ---------------------------------------------------------------------------------
@@ -427,6 +547,25 @@ def test_the_serve_command_serves_until_a_signal_and_exits_0(
     assert rest == ""
     # the access log, on stderr; uvicorn's start and stop chatter is left out
     assert re.fullmatch(r'publisher: 127\.0\.0\.1:\d+ - "GET /feeds/atom\.xml HTTP/1\.1" 200 OK\n', stderr), stderr
+
+
+def test_with_json_logs_the_access_log_is_json_records(project: Project, feeds: Path, tmp_path: Path) -> None:
+    port = _free_port()
+    command = [*_serve_command(project, port)]
+    command.insert(3, "--log-format=json")  # before the command, after "-m publisher"
+    stderr_path = tmp_path / "serve-stderr.log"
+    with child_process(command, cwd=project.root, stderr=stderr_path) as process:
+        assert process.stdout is not None
+        line = readline_within(process.stdout, TIMEOUT, "`publisher serve`")
+        assert line.startswith("serve: "), line + stderr_path.read_text()
+        assert httpx.get(f"http://127.0.0.1:{port}/atom.xml?s=TOKEN", timeout=TIMEOUT).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0
+    records = [json.loads(line) for line in stderr_path.read_text().splitlines()]
+    assert len(records) == 1, records
+    assert records[0]["logger"] == "publisher.access"
+    assert re.fullmatch(r'127\.0\.0\.1:\d+ - "GET /atom\.xml HTTP/1\.1" 200 OK', records[0]["message"]), records
 
 
 def test_a_taken_port_is_one_error_line_and_exit_1(project: Project) -> None:
