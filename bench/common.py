@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -97,11 +98,23 @@ def best_of(repeats: int, work: Callable[[], object], *, cpu: bool = True) -> fl
     return best
 
 
+def _peak_mb() -> float:
+    """This process's peak RSS: VmHWM, which starts afresh at exec (ru_maxrss on Linux keeps the
+    forking parent's peak), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(target: Callable[..., Any], args: tuple[Any, ...], out: Any) -> None:
     try:
         result = target(*args)
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        out.send(("ok", result, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime))
+        out.send(("ok", result, _peak_mb(), usage.ru_utime + usage.ru_stime))
     except BaseException as exc:  # reported to the parent, which raises it
         out.send(("error", repr(exc), 0.0, 0.0))
     finally:
