@@ -8,6 +8,7 @@ config, open the store and run the CLI in-process.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import queue
 import secrets
@@ -100,6 +101,23 @@ class Project:
 
     def outbox_files(self) -> list[Path]:
         return sorted(self.outbox.glob("*.eml")) if self.outbox.exists() else []
+
+
+def markdown_article(title: str, date: str, tags: list[str] | None = None, body: str = "") -> str:
+    """A Markdown article with front matter: title, date and (if given) tags."""
+    front = f"title: {title}\ndate: {date}\n"
+    if tags is not None:
+        front += f"tags: {json.dumps(tags)}\n"
+    return f"---\n{front}---\n{body or f'The text of {title}.'}\n"
+
+
+def ingest_folder(project: Project, store: Store, when: datetime = NOW) -> None:
+    """Ingest the project's articles folder; every file must go in."""
+    from publisher.ingest import ingest
+
+    config = project.config()
+    result = ingest(store, [project.articles], articles_dir=project.articles, tz=config.site.timezone, now=when)
+    assert not result.errors, result.errors
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import feedparser
@@ -20,10 +20,9 @@ from lxml import etree
 
 from publisher.config import Config
 from publisher.feed import FeedResult, write_feeds
-from publisher.ingest import ingest
 from publisher.links import entry_id
 from publisher.store import Store
-from tests.conftest import NOW, SAMPLE, Project
+from tests.conftest import NOW, SAMPLE, Project, ingest_folder, markdown_article
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 HISTORY = "http://purl.org/syndication/history/1.0"
@@ -39,28 +38,15 @@ def store(project: Project) -> Iterator[Store]:
     opened.close()
 
 
-def _md(title: str, date: str, tags: list[str] | None = None, body: str = "") -> str:
-    front = f"title: {title}\ndate: {date}\n"
-    if tags is not None:
-        front += f"tags: {json.dumps(tags)}\n"
-    return f"---\n{front}---\n{body or f'The text of {title}.'}\n"
-
-
-def _ingest(project: Project, store: Store, when: datetime = NOW) -> None:
-    config = project.config()
-    result = ingest(store, [project.articles], articles_dir=project.articles, tz=config.site.timezone, now=when)
-    assert not result.errors, result.errors
-
-
 def _monthly(project: Project, store: Store) -> FeedResult:
     """Ten articles, days 5 and 20 of June..October 2026, max_entries 3; feeds written."""
     project.configure(feed={"max_entries": 3})
     for month in MONTHS:
         for day in (5, 20):
             project.add_article(
-                f"{month}-{day:02d}.md", _md(f"Story {month}-{day:02d}", f"{month}-{day:02d}T12:00:00Z")
+                f"{month}-{day:02d}.md", markdown_article(f"Story {month}-{day:02d}", f"{month}-{day:02d}T12:00:00Z")
             )
-    _ingest(project, store)
+    ingest_folder(project, store)
     return write_feeds(project.config(), store)
 
 
@@ -187,10 +173,10 @@ def test_a_reader_walking_prev_archive_links_gets_every_live_article_once(projec
 def test_archive_months_are_those_of_the_site_time_zone(project: Project, store: Store) -> None:
     project.configure(site={"timezone": "Pacific/Auckland"}, feed={"max_entries": 1})
     # 20:00 UTC on 31 October is 09:00 on 1 November in Auckland (NZDT, UTC+13).
-    project.add_article("evening.md", _md("Evening", "2026-10-31T20:00:00Z"))
-    project.add_article("morning.md", _md("Morning", "2026-10-31T10:00:00Z"))  # 23:00, 31 October there
-    project.add_article("newest.md", _md("Newest", "2026-11-20T00:00:00Z"))
-    _ingest(project, store)
+    project.add_article("evening.md", markdown_article("Evening", "2026-10-31T20:00:00Z"))
+    project.add_article("morning.md", markdown_article("Morning", "2026-10-31T10:00:00Z"))  # 23:00, 31 October there
+    project.add_article("newest.md", markdown_article("Newest", "2026-11-20T00:00:00Z"))
+    ingest_folder(project, store)
 
     write_feeds(project.config(), store)
 
@@ -207,8 +193,10 @@ def test_closed_months_stay_byte_identical_as_newer_articles_arrive(project: Pro
     closed = ["2026-06", "2026-07", "2026-08"]  # 2026-09 is the newest archive month: it may still fill up
 
     for day in (3, 10, 17):
-        project.add_article(f"2026-11-{day:02d}.md", _md(f"Story 2026-11-{day:02d}", f"2026-11-{day:02d}T12:00:00Z"))
-    _ingest(project, store, when=NOW + timedelta(days=1))
+        project.add_article(
+            f"2026-11-{day:02d}.md", markdown_article(f"Story 2026-11-{day:02d}", f"2026-11-{day:02d}T12:00:00Z")
+        )
+    ingest_folder(project, store, when=NOW + timedelta(days=1))
     result = write_feeds(config, store)
 
     archives = _archives(config)
@@ -234,8 +222,10 @@ def test_editing_an_article_in_a_closed_month_rewrites_only_that_month(project: 
     old_entry = feedparser.parse(archives["2026-07"].read_bytes()).entries[1]
     assert old_entry.title == "Story 2026-07-05"
 
-    project.add_article("2026-07-05.md", _md("Story 2026-07-05", "2026-07-05T12:00:00Z", body="A corrected text."))
-    _ingest(project, store, when=NOW + timedelta(days=1))
+    project.add_article(
+        "2026-07-05.md", markdown_article("Story 2026-07-05", "2026-07-05T12:00:00Z", body="A corrected text.")
+    )
+    ingest_folder(project, store, when=NOW + timedelta(days=1))
     result = write_feeds(config, store)
 
     assert result.written == ("archive/2026-07.xml",) and result.removed == ()
@@ -277,7 +267,7 @@ def test_archives_go_when_max_entries_grows_past_every_article(project: Project,
 
 def _tagged(project: Project, store: Store) -> Config:
     """Tags from front matter (a list, a comma string) and from an HTML page's meta keywords."""
-    project.add_article("rates.md", _md("Rates rise", "2026-11-01T09:00:00Z", ["Economy", "Politics"]))
+    project.add_article("rates.md", markdown_article("Rates rise", "2026-11-01T09:00:00Z", ["Economy", "Politics"]))
     project.add_article(
         "budget.html",
         "<html><head><title>Budget day</title>"
@@ -290,8 +280,8 @@ def _tagged(project: Project, store: Store) -> Config:
     project.add_article(
         "comet.md", "---\ntitle: Comet seen\ndate: 2026-11-05T09:00:00Z\ntags: Science, Space\n---\nA comet.\n"
     )
-    project.add_article("weather.md", _md("Weather", "2026-11-12T09:00:00Z"))
-    _ingest(project, store)
+    project.add_article("weather.md", markdown_article("Weather", "2026-11-12T09:00:00Z"))
+    ingest_folder(project, store)
     config = project.config()
     write_feeds(config, store)
     return config
@@ -357,8 +347,8 @@ def test_a_tag_feed_goes_when_its_last_article_is_removed_or_untagged(project: P
     assert removed.removed == ("tags/politics.xml",)
     assert _titles(_tag_feeds(config)["economy"]) == ["Budget day"]
 
-    project.add_article("comet.md", _md("Comet seen", "2026-11-05T09:00:00Z", ["Science"]))
-    _ingest(project, store, when=NOW + timedelta(days=1))
+    project.add_article("comet.md", markdown_article("Comet seen", "2026-11-05T09:00:00Z", ["Science"]))
+    ingest_folder(project, store, when=NOW + timedelta(days=1))
     untagged = write_feeds(config, store)
     assert untagged.removed == ("tags/space.xml",)
     assert list(_tag_feeds(config)) == ["economy", "science"]

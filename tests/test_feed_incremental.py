@@ -9,7 +9,6 @@ counted by wrapping the renderers, so "renders nothing" is seen, not inferred fr
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import random
 import shutil
@@ -24,11 +23,10 @@ from publisher import feed as feed_module
 from publisher.config import Config
 from publisher.feed import FeedResult, index, model, write_feeds
 from publisher.feed.model import Document
-from publisher.ingest import ingest
 from publisher.links import absolute_html
 from publisher.schema import feed_builds, feed_content, schema_version, settings
 from publisher.store import MIGRATIONS, SCHEMA_VERSION, Store, _feed_index
-from tests.conftest import NOW, SAMPLE, Project
+from tests.conftest import NOW, SAMPLE, Project, ingest_folder, markdown_article
 
 MONTHS = ("2026-06", "2026-07", "2026-08", "2026-09", "2026-10")
 
@@ -55,27 +53,14 @@ def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def _md(title: str, date: str, tags: list[str] | None = None, body: str = "") -> str:
-    front = f"title: {title}\ndate: {date}\n"
-    if tags is not None:
-        front += f"tags: {json.dumps(tags)}\n"
-    return f"---\n{front}---\n{body or f'The text of {title}.'}\n"
-
-
-def _ingest(project: Project, store: Store, when: datetime = NOW) -> None:
-    config = project.config()
-    result = ingest(store, [project.articles], articles_dir=project.articles, tz=config.site.timezone, now=when)
-    assert not result.errors, result.errors
-
-
 def _monthly(project: Project, store: Store) -> FeedResult:
     """Ten articles, days 5 and 20 of June..October 2026 (tagged by month), max_entries 3."""
     project.configure(feed={"max_entries": 3})
     for month in MONTHS:
         for day in (5, 20):
-            story = _md(f"Story {month}-{day:02d}", f"{month}-{day:02d}T12:00:00Z", [f"M{month}", "All"])
+            story = markdown_article(f"Story {month}-{day:02d}", f"{month}-{day:02d}T12:00:00Z", [f"M{month}", "All"])
             project.add_article(f"{month}-{day:02d}.md", story)
-    _ingest(project, store)
+    ingest_folder(project, store)
     return write_feeds(project.config(), store)
 
 
@@ -131,8 +116,8 @@ def test_one_new_article_renders_only_the_documents_it_changes(
 ) -> None:
     _monthly(project, store)
     rendered.clear()
-    project.add_article("2026-10-25.md", _md("Story 2026-10-25", "2026-10-25T12:00:00Z", ["Fresh"]))
-    _ingest(project, store, NOW + timedelta(hours=1))
+    project.add_article("2026-10-25.md", markdown_article("Story 2026-10-25", "2026-10-25T12:00:00Z", ["Fresh"]))
+    ingest_folder(project, store, NOW + timedelta(hours=1))
 
     result = write_feeds(project.config(), store)
 
@@ -155,8 +140,8 @@ def test_content_is_prepared_once_per_article_version(
         return absolute_html(html, base)
 
     monkeypatch.setattr(model, "absolute_html", counting)
-    project.add_article("2026-10-25.md", _md("Story 2026-10-25", "2026-10-25T12:00:00Z", ["All"]))
-    _ingest(project, store, NOW + timedelta(hours=1))
+    project.add_article("2026-10-25.md", markdown_article("Story 2026-10-25", "2026-10-25T12:00:00Z", ["All"]))
+    ingest_folder(project, store, NOW + timedelta(hours=1))
     write_feeds(project.config(), store)
     assert parsed == ["https://news.example.org/story-2026-10-25/"]
 
@@ -173,9 +158,10 @@ def test_an_edit_in_a_closed_month_rewrites_that_month_and_its_tag_feeds_only(
     _monthly(project, store)
     rendered.clear()
     project.add_article(
-        "2026-07-05.md", _md("Story 2026-07-05", "2026-07-05T12:00:00Z", ["M2026-07", "All"], "An edited text.")
+        "2026-07-05.md",
+        markdown_article("Story 2026-07-05", "2026-07-05T12:00:00Z", ["M2026-07", "All"], "An edited text."),
     )
-    _ingest(project, store, NOW + timedelta(hours=1))
+    ingest_folder(project, store, NOW + timedelta(hours=1))
 
     result = write_feeds(project.config(), store)
 
@@ -191,8 +177,10 @@ def test_moving_an_article_to_another_month_relinks_the_archive(project: Project
     _monthly(project, store)
     for day in (5, 20):
         name = f"2026-06-{day:02d}.md"
-        project.add_article(name, _md(f"Story 2026-06-{day:02d}", f"2026-05-{day:02d}T12:00:00Z", ["M2026-06", "All"]))
-    _ingest(project, store, NOW + timedelta(hours=1))
+        project.add_article(
+            name, markdown_article(f"Story 2026-06-{day:02d}", f"2026-05-{day:02d}T12:00:00Z", ["M2026-06", "All"])
+        )
+    ingest_folder(project, store, NOW + timedelta(hours=1))
 
     result = write_feeds(project.config(), store)
 
@@ -325,8 +313,8 @@ def _random_history(project: Project, store: Store, other: Store, tmp_path: Path
         if action != "remove":
             date, tags, edits = files[name]
             text = f"The text of {name}" + " and more" * edits  # longer each time: seen as changed
-            project.add_article(name, _md(name.removesuffix(".md"), date, tags, text))
-            _ingest(project, writer, when)
+            project.add_article(name, markdown_article(name.removesuffix(".md"), date, tags, text))
+            ingest_folder(project, writer, when)
         write_feeds(project.config(), store)
         _assert_as_from_scratch(project, store, tmp_path)
 
@@ -356,8 +344,10 @@ def test_more_changes_than_an_incremental_rebuild_takes_rebuild_everything(
     _monthly(project, store)
     monkeypatch.setattr(feed_module, "FULL_AFTER", 2)
     for day in (1, 2, 3):
-        project.add_article(f"2026-08-0{day}.md", _md(f"Extra 2026-08-0{day}", f"2026-08-0{day}T12:00:00Z", ["All"]))
-    _ingest(project, store, NOW + timedelta(hours=1))
+        project.add_article(
+            f"2026-08-0{day}.md", markdown_article(f"Extra 2026-08-0{day}", f"2026-08-0{day}T12:00:00Z", ["All"])
+        )
+    ingest_folder(project, store, NOW + timedelta(hours=1))
     write_feeds(project.config(), store)
     _assert_as_from_scratch(project, store, tmp_path)
 
@@ -403,8 +393,8 @@ def test_a_store_from_before_the_feed_index_is_migrated(
         assert upgraded.schema_version() == SCHEMA_VERSION
         write_feeds(project.config(), upgraded)
         _assert_as_from_scratch(project, upgraded, tmp_path)
-        project.add_article("2026-10-25.md", _md("Story 2026-10-25", "2026-10-25T12:00:00Z", ["All"]))
-        _ingest(project, upgraded, NOW + timedelta(hours=1))
+        project.add_article("2026-10-25.md", markdown_article("Story 2026-10-25", "2026-10-25T12:00:00Z", ["All"]))
+        ingest_folder(project, upgraded, NOW + timedelta(hours=1))
         result = write_feeds(project.config(), upgraded)
         assert {"atom.xml", "tags/all.xml"} <= set(result.written)
         _assert_as_from_scratch(project, upgraded, tmp_path)
@@ -423,8 +413,8 @@ def test_two_rebuilds_of_one_folder_at_once_leave_the_next_to_start_from_scratch
     with store.transaction() as conn:
         seen = index.load_build(conn, folder)
     assert seen is not None
-    project.add_article("2026-10-25.md", _md("Story 2026-10-25", "2026-10-25T12:00:00Z", ["All"]))
-    _ingest(project, store, NOW + timedelta(hours=1))
+    project.add_article("2026-10-25.md", markdown_article("Story 2026-10-25", "2026-10-25T12:00:00Z", ["All"]))
+    ingest_folder(project, store, NOW + timedelta(hours=1))
     write_feeds(config, store)  # the other rebuild, which saves first
 
     assert not index.save_build(store, folder, seen[0], seen[1])
