@@ -127,7 +127,9 @@ def _report_ingest_errors(errors: list[IngestError]) -> None:
 
 
 def _report_published(published: PublishResult) -> None:
-    click.echo(published.feed.summary())
+    if published.error is not None:
+        _stderr(published.error)
+    click.echo(published.summary())
     for ping in published.pings:
         if ping.ok:
             click.echo(ping.message)

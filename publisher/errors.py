@@ -5,6 +5,7 @@
     ├── IngestError                one source file cannot become an article (skipped, exit 1)
     ├── StoreError                 the database cannot be opened or migrated
     ├── RenderError                a template failed to render the feed or the digest
+    ├── FeedError                  the feeds could not be written (folder, disk); the digest still goes
     └── DeliveryError              the mailing endpoint did not accept a digest (kept pending)
 
 Errors from lower layers (sqlalchemy, jinja2, httpx, OSError) are translated into these at one
@@ -46,6 +47,10 @@ class StoreError(PublisherError):
 
 class RenderError(PublisherError):
     """A template could not be rendered (syntax error, undefined variable)."""
+
+
+class FeedError(PublisherError):
+    """The feed documents could not be written: the folder is missing its rights, the disk is full."""
 
 
 class DeliveryError(PublisherError):

@@ -13,7 +13,7 @@ from datetime import datetime
 from publisher.config import Config
 from publisher.delivery import Mailer
 from publisher.dispatch import SendResult, send_digest
-from publisher.errors import IngestError
+from publisher.errors import IngestError, PublisherError
 from publisher.feed import FeedResult, write_feeds
 from publisher.ingest import IngestResult, ingest
 from publisher.store import Store
@@ -26,12 +26,16 @@ _PENDING_PINGS = "websub_pending"
 
 @dataclass(frozen=True)
 class PublishResult:
-    feed: FeedResult
+    feed: FeedResult | None  # None when the feeds could not be written: ``error`` says why
     pings: list[PingResult]
+    error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return all(ping.ok for ping in self.pings)
+        return self.error is None and all(ping.ok for ping in self.pings)
+
+    def summary(self) -> str:
+        return self.feed.summary() if self.feed is not None else "feeds: not written"
 
 
 @dataclass
@@ -41,7 +45,7 @@ class CycleResult:
     digest: SendResult | None
 
     @property
-    def feed(self) -> FeedResult:
+    def feed(self) -> FeedResult | None:
         return self.published.feed
 
     @property
@@ -79,9 +83,13 @@ def publish_feeds(config: Config, store: Store) -> PublishResult:
 
     A ping that fails for a passing reason is kept in the store and sent again on the next
     run: the feed will not change again just to be announced. One the hub refused (4xx) is
-    reported once and dropped.
+    reported once and dropped. Feeds that cannot be written are reported in ``error``, not
+    raised, so that the digest still goes out.
     """
-    feed = write_feeds(config, store)
+    try:
+        feed = write_feeds(config, store)
+    except PublisherError as exc:
+        return PublishResult(feed=None, pings=[], error=str(exc))
     if not config.feed.hubs:
         return PublishResult(feed=feed, pings=[])
     pending = json.loads(store.setting(_PENDING_PINGS) or "[]")

@@ -81,7 +81,9 @@ def _cycle(config_path: str, job: str) -> jobs.CycleResult:
         store.close()
     for error in result.ingest.errors:
         log.error("%s", error, extra={"job": job, "path": error.path})
-    log.info("%s; %s", result.ingest.summary(), result.feed.summary(), extra={"job": job})
+    if result.published.error is not None:
+        log.error("%s", result.published.error, extra={"job": job})
+    log.info("%s; %s", result.ingest.summary(), result.published.summary(), extra={"job": job})
     for ping in result.published.pings:
         log.log(logging.INFO if ping.ok else logging.ERROR, "%s", ping.message, extra={"job": job})
     sent = result.digest

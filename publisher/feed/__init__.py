@@ -39,6 +39,7 @@ from sqlalchemy import Connection
 
 from publisher import __version__
 from publisher.config import Config, FeedConfig
+from publisher.errors import FeedError
 from publisher.feed import atom, index, jsonfeed, rss
 from publisher.feed.model import Document, Entry, clean_tags, entry, prepare
 from publisher.files import write_atomic
@@ -86,7 +87,20 @@ _TAG_SYNCS = 3  # times the tag index is brought up to date for one rebuild, if 
 
 
 def write_feeds(config: Config, store: Store) -> FeedResult:
-    """Bring every feed document up to date with the store; unchanged files are not rewritten."""
+    """Bring every feed document up to date with the store; unchanged files are not rewritten.
+
+    A folder that cannot be written (rights, a full disk) raises FeedError naming the file.
+    """
+    try:
+        return _write_feeds(config, store)
+    except OSError as exc:
+        where = exc.filename or config.feed.dir
+        raise FeedError(
+            f"feeds: cannot write {where}: {exc.strerror or exc} ([feed] dir: free space or fix its rights)"
+        ) from exc
+
+
+def _write_feeds(config: Config, store: Store) -> FeedResult:
     folder = str(config.feed.dir.resolve())
     syncs = 0
     while (built := _build(config, store, folder, sync_allowed=syncs < _TAG_SYNCS)) is None:

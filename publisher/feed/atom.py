@@ -55,7 +55,8 @@ def render(config: Config, doc: Document) -> bytes:
 
 
 def _finish(document: bytes, doc: Document, *, stylesheet: bool) -> bytes:
-    root = etree.fromstring(document)
+    # huge_tree: an article's text over 10 MB is still one text node that must parse.
+    root = etree.fromstring(document, etree.XMLParser(huge_tree=True))
     for link in root.iterfind(f"{{{ATOM_NS}}}entry/{{{ATOM_NS}}}link"):
         link.set("rel", "alternate")  # the only link we give entries
         link.set("type", "text/html")

@@ -50,7 +50,8 @@ def render(config: Config, doc: Document) -> bytes:
 
 
 def _finish(document: bytes, doc: Document, *, stylesheet: bool) -> bytes:
-    root = etree.fromstring(document)
+    # huge_tree: an article's text over 10 MB is still one text node that must parse.
+    root = etree.fromstring(document, etree.XMLParser(huge_tree=True))
     channel = root.find("channel")
     assert channel is not None
     for link in channel.iterfind(f"{{{ATOM_NS}}}link"):
