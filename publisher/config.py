@@ -161,10 +161,13 @@ class _Table:
         value: str = self._get(key, str, _REQUIRED if default is None else default)
         return value
 
-    def integer(self, key: str, default: int, minimum: int = 0) -> int:
+    def integer(self, key: str, default: int, minimum: int = 0, maximum: int = 10**9) -> int:
+        """An integer within bounds the program can run with (TOML integers go up to 2**63)."""
         value: int = self._get(key, int, default)
         if value < minimum:
             raise ConfigError(self.where(key), f"must be at least {minimum}, got {value}")
+        if value > maximum:
+            raise ConfigError(self.where(key), f"must be at most {maximum:,}, got {value:,}")
         return value
 
     def flag(self, key: str, default: bool) -> bool:
@@ -205,6 +208,7 @@ class _Table:
 
 
 _REQUIRED = object()
+_MINUTES_A_MONTH = 31 * 24 * 60  # the longest refresh interval: longer ones overflow the scheduler
 
 
 def parse_duration(text: str) -> timedelta:
@@ -270,11 +274,11 @@ def load(path: Path) -> Config:
             site,
             base,
         ),
-        refresh_minutes=dm.integer("refresh_minutes", 5, minimum=1),
+        refresh_minutes=dm.integer("refresh_minutes", 5, minimum=1, maximum=_MINUTES_A_MONTH),
         server=ServerConfig(
             host=sv.text("host", "127.0.0.1"),
-            port=sv.integer("port", 8080, minimum=1),
-            cache_seconds=sv.integer("cache_seconds", 300),
+            port=sv.integer("port", 8080, minimum=1, maximum=65535),
+            cache_seconds=sv.integer("cache_seconds", 300, maximum=31_536_000),
         ),
         digest=digest,
         mailer=_mailer(table, base, digest),
@@ -294,7 +298,7 @@ def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
     return FeedConfig(
         dir=f.path("dir", "feeds", base),
         url=url,
-        max_entries=f.integer("max_entries", 50, minimum=1),
+        max_entries=f.integer("max_entries", 50, minimum=1, maximum=10_000),
         formats=tuple(dict.fromkeys(formats)),
         tag_feeds=f.flag("tag_feeds", True),
         archives=f.flag("archives", True),
@@ -467,11 +471,11 @@ def _mailer(table: Any, base: Path, digest: DigestConfig) -> MailerConfig:
         api_key_env=_env_name(m, "api_key_env", "PUBLISHER_MAILER_KEY"),
         domain=m.text("domain", "").strip(),
         timeout=m.number("timeout", 30.0),
-        retries=m.integer("retries", 2),
+        retries=m.integer("retries", 2, maximum=100),
         max_retry_seconds=m.number("max_retry_seconds", 120.0),
-        max_attempts=m.integer("max_attempts", 10, minimum=1),
+        max_attempts=m.integer("max_attempts", 10, minimum=1, maximum=1000),
         rate=_rate(m),
-        concurrency=m.integer("concurrency", 1, minimum=1),
+        concurrency=m.integer("concurrency", 1, minimum=1, maximum=64),
         batch_size=m.integer("batch_size", 0),
         message_stream=m.text("message_stream", "broadcast").strip() or "broadcast",
         region=region,

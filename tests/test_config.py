@@ -60,6 +60,13 @@ CASES = [
     pytest.param(
         {"mailer": {"api_key_env": "key-3b9f1e7c"}}, "[mailer] api_key_env", "NAME of an environment", id="key-env"
     ),
+    pytest.param(
+        {"daemon": {"refresh_minutes": 100_000_000_000}},
+        "[daemon] refresh_minutes",
+        "must be at most 44,640",
+        id="refresh-overflow",
+    ),
+    pytest.param({"mailer": {"concurrency": 10_000}}, "[mailer] concurrency", "must be at most 64", id="concurrency"),
 ]
 
 

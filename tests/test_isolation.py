@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import random
 
 from lxml import etree
@@ -45,3 +46,15 @@ def test_an_article_of_ten_megabytes_is_published_and_mailed(project: Project) -
     [sent] = project.outbox_files()
     message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
     assert "A very long report" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_a_fifo_named_as_an_article_is_refused_not_waited_on(project: Project) -> None:
+    fifo = project.articles / "pipe.txt"
+    os.mkfifo(fifo)
+
+    result = project.cli("ingest", str(fifo), str(project.articles))
+
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert "pipe.txt" in line and "not a regular file" in line, line
+    assert "1 new" in result.stdout  # the sample article still went in

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from stat import S_ISREG
 from zoneinfo import ZoneInfo
 
 from slugify import slugify
@@ -165,8 +166,14 @@ def _changed_article(
 
 
 def _read(path: Path) -> bytes:
+    """The file's bytes; a FIFO, device or socket is refused, never waited on."""
     try:
-        return path.read_bytes()
+        # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as handle:
+            if not S_ISREG(os.fstat(fd).st_mode):
+                raise IngestError(str(path), "not a regular file (a FIFO, device or socket); only files are read")
+            return handle.read()
     except OSError as exc:
         if path.is_symlink() and not path.exists():
             raise IngestError(str(path), f"cannot read the file (broken symlink to {path.readlink()})") from exc
