@@ -111,7 +111,11 @@ def plot(path: Path, series: list[Series]) -> Path | None:
     for line in series:
         if line.points:
             sizes, seconds = zip(*sorted(line.points), strict=True)
-            axes.plot(sizes, seconds, marker="o", label=line.name)
+            drawn = axes.plot(sizes, seconds, marker="o", label=line.name)
+            # For scale: what a cost growing with the store would have been, from the first point.
+            linear = [seconds[0] * size / sizes[0] for size in sizes]
+            colour = drawn[0].get_color()
+            axes.plot(sizes, linear, linestyle="--", color=colour, alpha=0.5, label="(if it grew with the store)")
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("articles in the store")
