@@ -29,12 +29,13 @@ from publisher.errors import PublisherError
 # Each command imports the modules it uses when it runs, so that `publisher --help` or a
 # command with little to do does not pay for them all (the feed, the digest, the mailers).
 if TYPE_CHECKING:
+    from publisher import health
     from publisher.config import Config
     from publisher.delivery import Mailer
     from publisher.dispatch import SendResult
     from publisher.errors import IngestError
     from publisher.jobs import PublishResult
-    from publisher.store import Digest, Store
+    from publisher.store import Store
 
 log = logging.getLogger("publisher.cli")
 
@@ -134,17 +135,22 @@ def _report_published(published: PublishResult) -> None:
         if ping.ok:
             click.echo(ping.message)
         else:
-            _stderr(ping.message, prefix="")
+            _stderr(ping.message, prefix="", level=logging.WARNING)  # a hub's trouble never fails the run
 
 
 @main.command()
 @click.pass_context
 def run(ctx: click.Context) -> None:
-    """One cycle, for cron: ingest new files, rebuild the feed, send the digest if anything is new."""
-    from publisher import clock, jobs
+    """One cycle, for cron: ingest new files, rebuild the feed, send the digest if anything is new.
+
+    Exits 1 while a digest needs you (batches failed or in doubt), with one line saying what to do.
+    """
+    from publisher import clock, health, jobs
+    from publisher.config import check_ready
     from publisher.delivery import build_mailer
 
     config = _config(ctx)
+    check_ready(config, articles=True)  # before any work: folders, templates, secrets
     mailer = build_mailer(config)
     when = clock.now()
     # jobs.run_cycle's steps, one by one, so that the send can show its progress.
@@ -155,8 +161,15 @@ def run(ctx: click.Context) -> None:
         published = jobs.publish_feeds(config, store)
         _report_published(published)
         sent = _send(config, store, mailer, when)
+        waiting = health.problems(config, store)
+    # On every run until settled (cron mails it, a log keeps it); the send's own outcome line
+    # said it already for the digest this run left incomplete.
+    said = sent.digest_id if sent.state == "incomplete" else None
+    for problem in waiting:
+        if problem.digest_id != said:
+            _stderr(problem.message, digest_id=problem.digest_id)
     result = jobs.CycleResult(ingest=ingested, published=published, digest=sent)
-    ctx.exit(0 if result.ok else 1)
+    ctx.exit(0 if result.ok and not waiting else 1)
 
 
 @main.command()
@@ -169,7 +182,14 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 
     config = _config(ctx)
     with _store(config) as store:
-        result = ingest_paths(store, paths, articles_dir=config.articles_dir, tz=config.site.timezone, now=clock.now())
+        result = ingest_paths(
+            store,
+            paths,
+            articles_dir=config.articles_dir,
+            tz=config.site.timezone,
+            now=clock.now(),
+            follow_symlinks=config.follow_symlinks,
+        )
     _report_ingest_errors(result.errors)
     click.echo(result.summary())
     ctx.exit(1 if result.errors else 0)
@@ -196,11 +216,31 @@ def articles_group() -> None:
 @articles_group.command(name="list")
 @click.pass_context
 def list_articles(ctx: click.Context) -> None:
-    """One line per live article: id, published date, title (newest first)."""
+    """One line per live article: id, published date, title (newest first), tab-separated.
+
+    Control characters in an id or title are shown as `ls -b` shows them (a newline as \\n):
+    bash's $'...' turns an id shown so back into the id.
+    """
     config = _config(ctx)
     with _store(config) as store:
         for article in store.newest_articles():
-            click.echo(f"{article.key}\t{article.published:%Y-%m-%d}\t{article.title}")
+            click.echo(f"{_escaped(article.key)}\t{article.published:%Y-%m-%d}\t{_escaped(article.title)}")
+
+
+_C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\r": "\\r", "\\": "\\\\"}
+
+
+def _escaped(text: str) -> str:
+    """``text`` on one line, as `ls -b` shows a name (spaces aside): C escapes for control
+    characters and the backslash, octal bytes for any other unprintable character."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_C_ESCAPES.get(char) or (char if char.isprintable() else _octal(char)) for char in text)
+
+
+def _octal(char: str) -> str:
+    """``char``'s bytes in octal, as `ls -b` does (a byte of a name that is not UTF-8 too)."""
+    return "".join(f"\\{byte:03o}" for byte in char.encode("utf-8", "surrogateescape"))
 
 
 @articles_group.command(name="remove")
@@ -310,9 +350,11 @@ def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
 def send(ctx: click.Context, resend_in_doubt: bool) -> None:
     """Send the digest now if anything is new (without ingesting first)."""
     from publisher import clock
+    from publisher.config import check_ready
     from publisher.delivery import build_mailer
 
     config = _config(ctx)
+    check_ready(config, articles=False)
     mailer = build_mailer(config)
     with _store(config) as store:
         result = _send(config, store, mailer, clock.now(), resend_in_doubt=resend_in_doubt)
@@ -351,6 +393,27 @@ def resume(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> Non
     for digest_id, line in held:
         _stderr(line, digest_id=digest_id)
     ctx.exit(1)
+
+
+@digest_group.command(name="close")
+@click.argument("digest_ids", metavar="DIGEST_ID...", nargs=-1, required=True)
+@click.pass_context
+def close_digest(ctx: click.Context, digest_ids: tuple[str, ...]) -> None:
+    """Leave an incomplete digest as it is: its batches in doubt were delivered (the provider's
+    log has them), or its failed ones are given up. It is no longer reported by `publisher run`
+    and `publisher status --check`; `publisher status` still shows who was not reached."""
+    from publisher import journal
+
+    config = _config(ctx)
+    missing = False
+    with _store(config) as store:
+        for digest_id in digest_ids:
+            if journal.close(store, digest_id):
+                click.echo(f"digest {digest_id}: closed")
+            else:
+                _stderr(f"digest {digest_id}: not an incomplete digest, nothing closed (see `publisher status`)")
+                missing = True
+    ctx.exit(1 if missing else 0)
 
 
 def _send(config: Config, store: Store, mailer: Mailer, when: datetime, **options: bool) -> SendResult:
@@ -533,9 +596,11 @@ def _note_unused_list(config: Config) -> None:
 @click.pass_context
 def daemon(ctx: click.Context) -> None:
     """Run the digest on [digest] schedule and refresh feeds every few minutes; stop with SIGTERM or Ctrl-C."""
+    from publisher.config import check_ready
     from publisher.scheduler import run_daemon
 
     config = _config(ctx)
+    check_ready(config, articles=True)
     stop = threading.Event()
     with _stop_on_signals(stop, (signal.SIGTERM, signal.SIGINT)):
         run_daemon(config, stop, ready=lambda line: click.echo(line))
@@ -580,86 +645,115 @@ def _no_op_handler(signum: int, frame: Any) -> None:
     """Replaces the default action (exit, or KeyboardInterrupt); the wakeup fd does the work."""
 
 
-RECENT_DIGESTS = 5  # how many `publisher status` shows with their batches
-
-
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (documented in the README), for monitoring.")
+@click.option(
+    "--check", is_flag=True, help="Exit 1 with one line per problem when something needs you; `ok` and 0 otherwise."
+)
 @click.pass_context
-def status(ctx: click.Context) -> None:
+def status(ctx: click.Context, as_json: bool, check: bool) -> None:
     """Show the articles stored, the last digest and its state, and the next scheduled digest.
 
     Also the batches of the recent digests (accepted, failed and why, in doubt, pending), the
-    recipients they reached, what to do about the ones that did not go out, and the size of
-    the subscriber list.
+    recipients they reached, what to do about the ones that did not go out, the WebSub hubs
+    that are down, and the size of the subscriber list. Creates no store where there is none.
     """
-    from publisher import clock, subscribers
-    from publisher.scheduler import next_digest_time
-    from publisher.store import safe_url
+    import json
+
+    from publisher import clock, health
 
     config = _config(ctx)
-    when = clock.now()
-    with _store(config) as store:
-        count = store.article_count()
-        newest = store.newest_articles(1)
-        recent = store.recent_digests(RECENT_DIGESTS)
-        version = store.schema_version()
-        listed = subscribers.counts(store) if config.digest.recipients == "subscribers" else None
-        journals = [_journal_lines(config, store, d) for d in recent]
-    click.echo(f"store: {safe_url(config.store_url)} (schema v{version})")
-    line = f"articles: {count}"
-    if newest:
-        line += f", newest {newest[0].published.isoformat()} {newest[0].title!r}"
-    click.echo(line)
-    if listed is not None:
-        click.echo(f"subscribers: {listed[subscribers.ACTIVE]} active, {listed[subscribers.UNSUBSCRIBED]} unsubscribed")
-    if not recent:
-        click.echo("last digest: none yet")
+    shown = health.status(config, clock.now())
+    if as_json:
+        click.echo(json.dumps(_redacted(shown.as_json(config)), indent=2, ensure_ascii=False))
+    elif check:
+        for problem in shown.problems:
+            click.echo(logs.redact(problem.message))
+        if not shown.problems:
+            click.echo("ok")
     else:
-        last = recent[0]
+        for line in _status_lines(config, shown):
+            click.echo(logs.redact(line))  # stored errors are a provider's words
+    ctx.exit(1 if check and shown.problems else 0)
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` (JSON-able) with the secrets replaced in every string."""
+    if isinstance(value, str):
+        return logs.redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
+
+
+def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
+    from publisher import subscribers
+
+    if not shown.exists:
+        yield f"store: {shown.store}, no store yet (`publisher run` creates it)"
+    else:
+        yield f"store: {shown.store} (schema v{shown.schema_version})"
+    line = f"articles: {shown.articles}"
+    if shown.newest is not None:
+        line += f", newest {shown.newest.published.isoformat()} {shown.newest.title!r}"
+    yield line
+    if shown.subscribers is not None:
+        listed = shown.subscribers
+        active, gone = listed.get(subscribers.ACTIVE, 0), listed.get(subscribers.UNSUBSCRIBED, 0)
+        yield f"subscribers: {active} active, {gone} unsubscribed"
+    if not shown.digests:
+        yield "last digest: none yet"
+    elif shown.digests:
+        last = shown.digests[0].digest
         noun = "article" if last.article_count == 1 else "articles"
-        line = (
-            f"last digest: {last.id} {last.state}, {last.article_count} {noun}, created {last.created_at.isoformat()}"
-        )
-        if last.sent_at:
+        line = f"last digest: {last.id} {last.state}, {last.article_count} {noun}"
+        line += f", created {last.created_at.isoformat()}"
+        if last.sent_at and last.state == "sent":
             line += f", sent {last.sent_at.isoformat()}"
+        elif last.sent_at:
+            line += f", last tried {last.sent_at.isoformat()}"
         if last.state != "sent":
             line += f", {last.attempts} attempts"
-        click.echo(line)
+        yield line
         if last.last_error:
-            click.echo(f"last error: {logs.redact(last.last_error)}")  # stored errors are a provider's words
-    for lines in journals:
-        for line in lines:
-            click.echo(line)
-    upcoming = next_digest_time(config, when)
+            yield f"last error: {last.last_error}"
+    for digest in shown.digests:
+        yield from _journal_lines(config, digest)
+    for hub in shown.hubs:
+        when = f", next try after {hub.retry_at.isoformat()}" if hub.retry_at else ""
+        down = f"down ({hub.error}), " if hub.failures else ""
+        yield f"websub: {hub.hub}: {down}{_count(len(hub.topics), 'feed')} to announce{when}"
     schedule = f"'{config.digest.schedule}', {config.digest.timezone.key}"
-    click.echo(f"next digest: {upcoming.isoformat() if upcoming else 'never'} ({schedule})")
+    yield f"next digest: {shown.next_digest.isoformat() if shown.next_digest else 'never'} ({schedule})"
 
 
-def _journal_lines(config: Config, store: Store, sent: Digest) -> list[str]:
+def _journal_lines(config: Config, shown: health.DigestStatus) -> list[str]:
     """A digest's batches by state and the recipients reached; each failed or in-doubt batch
     with its reason, and what the operator can do about it."""
     from publisher import journal
     from publisher.config import LIST_OWNERS
 
-    planned = journal.batches_of(store, sent.id)
-    if not planned:
+    sent, done = shown.digest, shown.batches
+    if not shown.total:
         return [f"digest {sent.id}: {sent.state}, no batches recorded"]
-    done = journal.summary(store, sent.id)
     states = [journal.ACCEPTED, journal.FAILED, journal.IN_DOUBT, journal.PENDING]
-    states += [journal.SENDING] if done.batches[journal.SENDING] else []
-    counted = ", ".join(f"{done.batches[state]} {state.replace('_', ' ')}" for state in states)
-    planned_people = sum(done.recipients.values())
-    if not planned_people and config.mailer.provider in LIST_OWNERS:
+    states += [journal.SENDING] if done[journal.SENDING] else []
+    counted = ", ".join(f"{done[state]} {state.replace('_', ' ')}" for state in states)
+    if not shown.recipients and config.mailer.provider in LIST_OWNERS:
         reached = "recipients: the provider's own list"
     else:
-        reached = f"{done.reached} of {_count(planned_people, 'recipient')} reached"
-        reached += f" ({done.rejected} refused by {config.mailer.provider})" if done.rejected else ""
+        reached = f"{shown.reached} of {_count(shown.recipients, 'recipient')} reached"
+        reached += f" ({shown.refused} refused by {config.mailer.provider})" if shown.refused else ""
     lines = [f"digest {sent.id}: {sent.state}; batches: {counted}; {reached}"]
-    in_doubt = [b for b in planned if b.state == journal.IN_DOUBT]
-    failed = [b for b in planned if b.state == journal.FAILED]
+    in_doubt = [b for b in shown.unfinished if b.state == journal.IN_DOUBT]
+    failed = [b for b in shown.unfinished if b.state == journal.FAILED]
     for batch in failed + in_doubt:
-        reason = logs.redact(batch.last_error or "no reason recorded")
+        reason = batch.last_error or "no reason recorded"
         lines.append(f"  batch {batch.number} {batch.state.replace('_', ' ')}: {reason}")
+    if sent.state == journal.CLOSED:
+        return lines  # the operator left it as it is
     if in_doubt:
         keys = ", ".join(b.key for b in in_doubt)
         lines.append(
@@ -668,6 +762,8 @@ def _journal_lines(config: Config, store: Store, sent: Digest) -> list[str]:
         )
     if failed:
         lines.append("  to do: fix what made the batches fail, then run `publisher digest resume --retry-failed`")
+    if sent.state == journal.INCOMPLETE:
+        lines.append(f"  or, to leave it as it is, `publisher digest close {sent.id}`")
     return lines
 
 

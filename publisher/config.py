@@ -130,6 +130,8 @@ class Config:
     server: ServerConfig
     digest: DigestConfig
     mailer: MailerConfig
+    # [articles] follow_symlinks: follow symlinks that leave the articles folder (see ingest.walk)
+    follow_symlinks: bool = False
 
 
 class _Table:
@@ -259,7 +261,7 @@ def load(path: Path) -> Config:
     st = table("store", {"url"})
     store_url = _store_url(st, base)
 
-    a = table("articles", {"dir"})
+    a = table("articles", {"dir", "follow_symlinks"})
     dm = table("daemon", {"refresh_minutes"})
     sv = table("server", {"host", "port", "cache_seconds"})
 
@@ -282,7 +284,28 @@ def load(path: Path) -> Config:
         ),
         digest=digest,
         mailer=_mailer(table, base, digest),
+        follow_symlinks=a.flag("follow_symlinks", False),
     )
+
+
+def check_ready(config: Config, *, articles: bool) -> None:
+    """What the settings point at, checked before a command's work (a ConfigError, exit 2):
+    the digest's subject and templates compile, the local list's secret is set and, for the
+    commands that ingest (``articles``), the articles folder exists.
+
+    Not part of :func:`load`: the commands that need none of it (status, subscribers, serve
+    of a copied config) run without them.
+    """
+    if articles and not config.articles_dir.is_dir():
+        raise ConfigError(
+            f"{config.path.name}: [articles] dir",
+            f"folder not found: {config.articles_dir} (create it, or fix the path)",
+        )
+    from publisher import digest, subscribers  # they import this module
+
+    digest.check_templates(config)
+    if config.digest.recipients == "subscribers":
+        subscribers.secret(config)
 
 
 def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:

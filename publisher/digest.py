@@ -27,7 +27,7 @@ import lxml.html
 from markupsafe import Markup
 
 from publisher.config import LIST_OWNERS, Config
-from publisher.errors import RenderError
+from publisher.errors import ConfigError, RenderError
 from publisher.links import absolute_html, article_url
 from publisher.plaintext import to_text
 from publisher.store import Article, Digest, Store
@@ -79,7 +79,8 @@ def since(config: Config, store: Store, now: datetime) -> datetime:
 
 
 def next_articles(config: Config, store: Store, now: datetime) -> list[Article]:
-    return store.undigested_articles(since(config, store, now))
+    """The articles the next digest holds: not mailed yet, no draft, none dated after ``now``."""
+    return store.undigested_articles(since(config, store, now), now)
 
 
 def create_next(config: Config, store: Store, now: datetime) -> Digest | None:
@@ -195,6 +196,37 @@ def _outgoing(config: Config, digest_id: str, raw: bytes, articles: list[Article
 
 
 # -- rendering ------------------------------------------------------------------------------
+
+TEMPLATES = ("digest.html.j2", "digest.txt.j2")
+
+
+def check_templates(config: Config) -> None:
+    """Compile the subject and both templates, rendering nothing: a syntax error, an unknown
+    filter or a missing template is a ConfigError before any work, not a failed digest after it."""
+    envs = _environments(config)
+    where = f"{config.path.name}: [digest]"
+    try:
+        envs.text.from_string(config.digest.subject)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"{where} subject", f"not a valid template: {_one_line(exc.message)}") from None
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"{where} subject", f"not a valid template: {_one_line(str(exc))}") from None
+    folder = "templates_dir"
+    for env in (envs.html, envs.text):
+        for name in TEMPLATES:
+            try:
+                env.get_template(name)
+            except jinja2.TemplateNotFound:
+                raise ConfigError(f"{where} {folder}", f"{name} not found in {_where(env)}") from None
+            except jinja2.TemplateSyntaxError as exc:
+                at = f"{exc.filename or name}:{exc.lineno}"
+                raise ConfigError(f"{where} {folder}", f"{at}: {_one_line(exc.message)}") from None
+            except jinja2.TemplateError as exc:
+                raise ConfigError(f"{where} {folder}", f"{name}: {_one_line(str(exc))}") from None
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
 
 
 @dataclass(frozen=True)

@@ -344,7 +344,9 @@ def _finish(store: Store, digest: Digest, stop: str | None, last_detail: str) ->
         return SendResult("sent", f"{what}, {_batches(total)} accepted, {reached}", digest.id)
     problems = []
     if done.batches[FAILED]:
-        problems.append(f"{_batches(done.batches[FAILED])} failed")
+        problems.append(
+            f"{_batches(done.batches[FAILED])} failed (fix the cause, then `publisher digest resume --retry-failed`)"
+        )
     if done.batches[IN_DOUBT]:
         problems.append(
             f"{_batches(done.batches[IN_DOUBT])} in doubt (check the provider's log, then "

@@ -6,22 +6,20 @@ A bad article or a failed send is reported and the rest of the cycle still runs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from publisher import clock
 from publisher.config import Config
 from publisher.delivery import Mailer
 from publisher.dispatch import SendResult, send_digest
 from publisher.errors import IngestError, PublisherError
-from publisher.feed import FeedResult, write_feeds
+from publisher.feed import MAIN, FeedResult, write_feeds
 from publisher.ingest import IngestResult, ingest
 from publisher.store import Store
-from publisher.websub import PingResult, notify
+from publisher.websub import Backlog, PingResult, announce
 
 __all__ = ["CycleResult", "PublishResult", "SendResult", "publish_feeds", "run_cycle", "send_digest"]
-
-_PENDING_PINGS = "websub_pending"
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class PublishResult:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(ping.ok for ping in self.pings)
+        return self.error is None  # a hub's trouble is reported, never a failure of the run
 
     def summary(self) -> str:
         return self.feed.summary() if self.feed is not None else "feeds: not written"
@@ -59,7 +57,14 @@ def ingest_articles(config: Config, store: Store, when: datetime) -> IngestResul
         result = IngestResult()
         result.errors.append(IngestError(str(config.articles_dir), "articles folder not found ([articles] dir)"))
         return result
-    return ingest(store, [config.articles_dir], articles_dir=config.articles_dir, tz=config.site.timezone, now=when)
+    return ingest(
+        store,
+        [config.articles_dir],
+        articles_dir=config.articles_dir,
+        tz=config.site.timezone,
+        now=when,
+        follow_symlinks=config.follow_symlinks,
+    )
 
 
 def run_cycle(
@@ -81,10 +86,11 @@ def run_cycle(
 def publish_feeds(config: Config, store: Store) -> PublishResult:
     """Rebuild the feeds and tell the WebSub hubs which ones changed.
 
-    A ping that fails for a passing reason is kept in the store and sent again on the next
-    run: the feed will not change again just to be announced. One the hub refused (4xx) is
-    reported once and dropped. Feeds that cannot be written are reported in ``error``, not
-    raised, so that the digest still goes out.
+    Pings go out within a short time budget and never fail the run: a hub that is down is
+    one line, and what it missed is kept in the store and announced on a later run, after
+    a backoff (publisher.websub.announce). A ping the hub refused (4xx) is reported once and
+    dropped; a feed removed since is not announced. Feeds that cannot be written are
+    reported in ``error``, not raised, so that the digest still goes out.
     """
     try:
         feed = write_feeds(config, store)
@@ -92,8 +98,17 @@ def publish_feeds(config: Config, store: Store) -> PublishResult:
         return PublishResult(feed=None, pings=[], error=str(exc))
     if not config.feed.hubs:
         return PublishResult(feed=feed, pings=[])
-    pending = json.loads(store.setting(_PENDING_PINGS) or "[]")
-    topics = list(dict.fromkeys([*pending, *feed.changed_urls]))
-    pings = notify(config.feed.hubs, topics) if topics else []
-    store.put_setting(_PENDING_PINGS, json.dumps(sorted({ping.topic for ping in pings if ping.retry})))
+    backlog = Backlog.load(store)
+    pings, owed = announce(
+        config.feed.hubs, feed.changed_urls, backlog, clock.now(), exists=lambda topic: _exists(config, feed, topic)
+    )
+    owed.save(store, backlog)
     return PublishResult(feed=feed, pings=pings)
+
+
+def _exists(config: Config, feed: FeedResult, topic: str) -> bool:
+    """Whether ``topic`` is the URL of a feed document that is on disk now."""
+    if topic == config.feed.url:
+        return (feed.dir / MAIN["atom"]).is_file()
+    base = config.feed.base_url
+    return topic.startswith(base) and (feed.dir / topic[len(base) :]).is_file()

@@ -260,3 +260,24 @@ def summary(store: Store, digest_id: str) -> Summary:
         people[b.state] += b.recipient_count
     errors = [f"batch {b.number}: {b.last_error}" for b in planned if b.state in (FAILED, IN_DOUBT) and b.last_error]
     return Summary(batches=by_state, recipients=people, rejected=int(rejected), errors=errors)
+
+
+INCOMPLETE, CLOSED = "incomplete", "closed"  # digest states: needs the operator; the operator closed it
+
+
+def incomplete_digests(store: Store) -> list[str]:
+    """The ids of every digest that needs the operator (failed or in-doubt batches), oldest first."""
+    with store.transaction() as conn:
+        query = select(digests.c.id).where(digests.c.state == INCOMPLETE).order_by(digests.c.created_at, digests.c.id)
+        return [str(row) for row in conn.execute(query).scalars()]
+
+
+def close(store: Store, digest_id: str) -> bool:
+    """The operator's word that an incomplete digest is done with (its in-doubt batches were
+    delivered, or its failed ones are given up): it stops being reported. Batches keep their
+    states, so ``status`` still shows who was not reached. False if it was not incomplete."""
+    with store.transaction() as conn:
+        changed = conn.execute(
+            update(digests).where(digests.c.id == digest_id, digests.c.state == INCOMPLETE).values(state=CLOSED)
+        )
+        return int(changed.rowcount) == 1

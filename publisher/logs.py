@@ -37,6 +37,9 @@ FIELDS = ("digest_id", "batch_key", "batch_state", "provider", "article", "path"
 # Read before any config is loaded: the config's default variable names, and the AWS secrets
 # (SES reads those whatever the config says). protect() adds the names a config sets.
 _SECRET_ENV = ("PUBLISHER_MAILER_KEY", "PUBLISHER_UNSUBSCRIBE_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+# A secret shorter than this, or written in the config, is refused (see protect): redacting a
+# common word ("secret") from every line would garble the very message that should help.
+MIN_SECRET_CHARS = 16
 
 
 @dataclass
@@ -57,7 +60,9 @@ def setup(format: Format = "text", level: int = logging.INFO) -> None:
     tests run it many times in one process).
     """
     _state.format = format
-    _state.secrets = _values(_SECRET_ENV)
+    # Weak values are not redacted: protect() refuses them, in a line they must not garble.
+    names = "\n".join(_SECRET_ENV)
+    _state.secrets = [value for value in _values(_SECRET_ENV) if _weakness(value, names) is None]
     _state.displays = 0
     root = logging.getLogger()
     if _state.handler is not None:
@@ -76,11 +81,39 @@ def setup(format: Format = "text", level: int = logging.INFO) -> None:
 
 
 def protect(config: Config) -> None:
-    """Also redact the secrets ``config`` names: its API key and HMAC variables, URL tokens."""
-    from publisher import http
+    """Also redact the secrets ``config`` names: its API key and HMAC variables, URL tokens.
 
-    names = (config.mailer.api_key_env, config.digest.secret_env, *_SECRET_ENV)
+    A weak secret in one of those variables (too short, or written in the config file) is a
+    ConfigError naming the variable, before any work.
+    """
+    from publisher import http
+    from publisher.errors import ConfigError
+
+    names = tuple(dict.fromkeys((config.mailer.api_key_env, config.digest.secret_env, *_SECRET_ENV)))
+    context = "\n".join((_text_of(config.path), *names))
+    for name in names:
+        value = os.environ.get(name)
+        problem = _weakness(value, context) if value else None
+        if value and problem is not None:
+            _state.secrets = [secret for secret in _state.secrets if secret != value]
+            raise ConfigError(f"environment variable {name}", f"{problem}; set a random value (or unset it)")
     _state.secrets = _values(names) + http.url_secrets(config.mailer.url) + _store_password(config.store_url)
+
+
+def _weakness(value: str, context: str) -> str | None:
+    """Why ``value`` is too weak to be a secret (None if it is not): too short, or a word of ``context``."""
+    if len(value) < MIN_SECRET_CHARS:
+        return f"too short for a secret ({len(value)} characters; use at least {MIN_SECRET_CHARS})"
+    if value in context:
+        return "its value is a word of the configuration (the config file, a variable's name), not a secret"
+    return None
+
+
+def _text_of(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def is_json() -> bool:

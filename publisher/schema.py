@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Connection,
     DateTime,
@@ -24,6 +25,8 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    false,
+    inspect,
     text,
 )
 
@@ -96,6 +99,9 @@ articles = Table(
     # Set by `publisher articles remove`: the article leaves the feeds and digests, and its
     # unchanged source file does not bring it back (a changed one does). Schema version 2.
     Column("removed_at", UtcDateTime),
+    # `draft: true` in front matter: stored, but out of the feeds and digests until the flag
+    # goes (migration _draft).
+    Column("draft", Boolean, nullable=False, server_default=false()),
 )
 
 # Every distinct version of every source file, byte for byte, so cleaning can be re-run.
@@ -261,11 +267,11 @@ feed_content = Table(
 )
 
 # Only the columns a feed shows: ingest recording a file's new mtime is no change to the feeds.
-_FEED_COLUMNS = "key, slug, title, summary, body_html, author, tags, published, updated, first_seen, removed_at"
+_FEED_COLUMNS = "key, slug, title, summary, body_html, author, tags, published, updated, first_seen, removed_at, draft"
 _SQLITE_TRIGGERS = [
     "CREATE TRIGGER article_changes_insert AFTER INSERT ON articles BEGIN "
     "INSERT INTO article_changes (article_id) VALUES (NEW.id); END",
-    f"CREATE TRIGGER article_changes_update AFTER UPDATE OF {_FEED_COLUMNS} ON articles BEGIN "
+    "CREATE TRIGGER article_changes_update AFTER UPDATE OF {columns} ON articles BEGIN "
     "INSERT INTO article_changes (article_id, old_published, old_tags) VALUES (NEW.id, OLD.published, OLD.tags); END",
     "CREATE TRIGGER article_changes_delete AFTER DELETE ON articles BEGIN "
     "INSERT INTO article_changes (article_id, old_published, old_tags) VALUES (OLD.id, OLD.published, OLD.tags); END",
@@ -289,9 +295,9 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$""",
-    f"CREATE TRIGGER article_changes_lock BEFORE INSERT OR UPDATE OF {_FEED_COLUMNS} OR DELETE ON articles "
+    "CREATE TRIGGER article_changes_lock BEFORE INSERT OR UPDATE OF {columns} OR DELETE ON articles "
     "FOR EACH STATEMENT EXECUTE FUNCTION article_changes_lock()",
-    f"CREATE TRIGGER article_changes_log AFTER INSERT OR UPDATE OF {_FEED_COLUMNS} OR DELETE ON articles "
+    "CREATE TRIGGER article_changes_log AFTER INSERT OR UPDATE OF {columns} OR DELETE ON articles "
     "FOR EACH ROW EXECUTE FUNCTION article_changes_log()",
 ]
 _TRIGGERS = {"sqlite": _SQLITE_TRIGGERS, "postgresql": _POSTGRES_TRIGGERS}
@@ -299,8 +305,26 @@ _TRIGGERS = {"sqlite": _SQLITE_TRIGGERS, "postgresql": _POSTGRES_TRIGGERS}
 
 def _create_triggers(target: Table, connection: Connection, **kw: Any) -> None:
     """Run when article_changes is created: by a new store's create_all, or its migration."""
+    # Only the columns there are yet: an older store gets the newer ones by later migrations,
+    # which create the triggers again (recreate_triggers).
+    present = {column["name"] for column in inspect(connection).get_columns("articles")}
+    columns = ", ".join(name for name in _FEED_COLUMNS.split(", ") if name in present)
     for sql in _TRIGGERS.get(connection.dialect.name, []):
-        connection.execute(text(sql))
+        connection.execute(text(sql.replace("{columns}", columns)))
 
 
 event.listen(article_changes, "after_create", _create_triggers)
+
+_TRIGGER_NAMES = {
+    "sqlite": ["article_changes_insert", "article_changes_update", "article_changes_delete"],
+    "postgresql": ["article_changes_lock", "article_changes_log"],
+}
+
+
+def recreate_triggers(connection: Connection) -> None:
+    """Drop and create the change-log triggers again: a migration that adds a column to
+    _FEED_COLUMNS needs them to watch it too."""
+    on = " ON articles" if connection.dialect.name == "postgresql" else ""
+    for name in _TRIGGER_NAMES.get(connection.dialect.name, []):
+        connection.execute(text(f"DROP TRIGGER IF EXISTS {name}{on}"))
+    _create_triggers(article_changes, connection)

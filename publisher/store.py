@@ -16,12 +16,14 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    and_,
     create_engine,
-    delete,
     event,
+    false,
     func,
     insert,
     inspect,
+    not_,
     select,
     text,
     update,
@@ -30,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.schema import CreateColumn
 
 from publisher import clock
 from publisher.errors import StoreError
@@ -46,6 +49,7 @@ from publisher.schema import (
     feed_builds,
     feed_content,
     metadata,
+    recreate_triggers,
     schema_version,
     settings,
     source_stats,
@@ -75,6 +79,14 @@ def _feed_index(conn: Connection) -> None:
     articles_by_published.create(conn)
 
 
+def _draft(conn: Connection) -> None:
+    """Articles marked ``draft: true``; the change-log triggers then watch the new column too."""
+    if "draft" not in {column["name"] for column in inspect(conn).get_columns("articles")}:
+        column = CreateColumn(articles.c.draft).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE articles ADD COLUMN {column}"))
+    recreate_triggers(conn)
+
+
 # Schema changes after the first release, as steps (version 2, 3, ...): each a function of a
 # Connection that ALTERs an existing store. A new store is created from schema.py at once and
 # stamped with the newest version, so these only ever run on older stores.
@@ -83,8 +95,10 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v3_subscribers_and_journal,
     _v4_source_stats,
     _feed_index,
+    _draft,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
+BUSY_SECONDS = 30  # how long a write waits for another run's (SQLite); then one line, exit 1
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,7 @@ class NewArticle:
     explicit_slug: bool = False  # set in front matter: may move the article; a derived one may not
     source_size: int | None = None  # the file's stat when read; None: not to be trusted
     source_mtime_ns: int | None = None
+    draft: bool = False  # front matter `draft: true`: stored, out of the feeds and digests
 
 
 @dataclass(frozen=True)
@@ -189,6 +204,11 @@ class Store:
             raise
         except SQLAlchemyError as exc:
             first_line = str(exc).splitlines()[0]
+            if "database is locked" in first_line:  # SQLite's busy_timeout ran out
+                raise StoreError(
+                    f"store {safe_url(self.url)}: another run holds the store (waited {BUSY_SECONDS} s); "
+                    "this run stopped here, the next one carries on"
+                ) from exc
             raise StoreError(f"store {safe_url(self.url)}: {first_line}") from exc
 
     # -- schema -----------------------------------------------------------------------------
@@ -197,6 +217,8 @@ class Store:
         with self._tx() as conn:
             if conn.dialect.name == "postgresql":  # several machines may start at once
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(AdvisoryLock.MIGRATION)})
+            elif not _up_to_date(conn):  # SQLite: two first runs must not both create the store
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             if not inspect(conn).has_table("schema_version"):
                 metadata.create_all(conn)
                 now = clock.now()
@@ -222,9 +244,11 @@ class Store:
             return conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar_one_or_none()
 
     def put_setting(self, name: str, value: str) -> None:
+        # An upsert: a delete and an insert let two runs at once collide on the name.
         with self._tx() as conn:
-            conn.execute(delete(settings).where(settings.c.name == name))
-            conn.execute(insert(settings), {"name": name, "value": value})
+            dialect_insert: Any = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            upsert = dialect_insert(settings).values(name=name, value=value)
+            conn.execute(upsert.on_conflict_do_update(index_elements=[settings.c.name], set_={"value": value}))
 
     def set_setting_once(self, name: str, value: str) -> str:
         """Store ``value`` under ``name`` unless a value is there already; return the value kept."""
@@ -247,6 +271,7 @@ class Store:
         own, its published date.
         """
         with self._tx() as conn:
+            _lock_articles(conn)
             return _save_one(conn, new, now, None)
 
     def save_articles(self, batch: Sequence[NewArticle], now: datetime) -> list[str]:
@@ -258,6 +283,7 @@ class Store:
         if not batch:
             return []
         with self._tx() as conn:
+            _lock_articles(conn)
             keys = [new.key for new in batch]
             rows = {
                 row["key"]: row for row in conn.execute(select(articles).where(articles.c.key.in_(keys))).mappings()
@@ -345,12 +371,16 @@ class Store:
             result = conn.execute(update(articles).where(articles.c.key == key, _LIVE).values(removed_at=now))
             return result.rowcount == 1
 
-    def undigested_articles(self, since: datetime) -> list[Article]:
-        """Articles published at or after ``since`` that are in no digest yet, newest first."""
+    def undigested_articles(self, since: datetime, until: datetime) -> list[Article]:
+        """Articles published at or after ``since`` that are in no digest yet, newest first;
+        drafts left out, and those dated after ``until`` (now) and after they were first seen
+        (an embargo)."""
         in_digest = select(digest_articles.c.article_id)
+        embargoed = and_(articles.c.published > until, articles.c.published > articles.c.first_seen)
+        dated = and_(articles.c.published >= since, not_(embargoed))
         query = (
             select(*_ARTICLE_COLUMNS)
-            .where(_LIVE, articles.c.published >= since, articles.c.id.not_in(in_digest))
+            .where(_LIVE, articles.c.draft.is_(false()), dated, articles.c.id.not_in(in_digest))
             .order_by(articles.c.published.desc(), articles.c.id.desc())
         )
         with self._tx() as conn:
@@ -511,7 +541,9 @@ def _save_one(conn: Connection, new: NewArticle, now: datetime, row: Any, reserv
         status = "new"
     else:
         article_id = row["id"]
-        values["published"] = new.published or row["published"]
+        # A draft without a date of its own is dated when it is published, as a new article is.
+        undrafted = row["draft"] and not new.draft
+        values["published"] = new.published or (now if undrafted else row["published"])
         if new.explicit_slug and new.slug != row["slug"]:
             values["slug"] = _free_slug(conn, new.slug, article_id, reserved)
             if reserved is not None:
@@ -528,6 +560,29 @@ def _save_one(conn: Connection, new: NewArticle, now: datetime, row: Any, reserv
             {"article_id": article_id, "content_hash": new.content_hash, "raw": new.raw, "ingested_at": now},
         )
     return status
+
+
+def _lock_articles(conn: Connection) -> None:
+    """Take the articles' write lock at the start of a save, before its reads.
+
+    Writers of articles take turns anyway (SQLite has one writer; on PostgreSQL the change-log
+    trigger takes this advisory lock), but only at their first write: a save that read the
+    stored keys and slugs before that could then insert a key or a slug that another run
+    committed meanwhile. Taken first, the reads see every save before and none can interleave,
+    so overlapping runs never collide on ``articles.key`` or ``articles.slug``. It is held for
+    one batch's transaction (milliseconds), never while files are read or parsed.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(AdvisoryLock.ARTICLE_CHANGES)})
+    else:  # waits up to busy_timeout for the writer ahead
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _up_to_date(conn: Connection) -> bool:
+    """The store exists at this publisher's schema version (read without taking a lock)."""
+    if not inspect(conn).has_table("schema_version"):
+        return False
+    return bool(conn.execute(select(func.max(schema_version.c.version))).scalar_one() == SCHEMA_VERSION)
 
 
 def _put_stats(conn: Connection, stats: Sequence[tuple[int, str | None, int | None, int | None]]) -> None:
@@ -557,6 +612,7 @@ def _article_values(new: NewArticle, now: datetime) -> dict[str, Any]:
         "content_hash": new.content_hash,
         "updated": now,
         "removed_at": None,  # a changed file brings a removed article back
+        "draft": new.draft,
     }
 
 
@@ -581,7 +637,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # writer instead of failing at once with "database is locked".
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

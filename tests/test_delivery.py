@@ -387,9 +387,10 @@ def test_a_refusal_that_cannot_change_fails_the_batch_and_is_not_retried_silentl
     assert batch.state == "failed"
     assert "1 batch failed" in result.stderr and "HTTP 400: 'to' address is not allowed" in result.stderr
 
-    again = project.cli("run", env=ENV)  # nor by the next run
+    again = project.cli("run", env=ENV)  # nor by the next run, which says it waits for the operator
 
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == 1, again.output
+    assert "--retry-failed" in again.stderr
     assert len(endpoint.requests) == 1
     assert "nothing new" in again.stdout
 

@@ -152,7 +152,8 @@ def test_a_timeout_with_a_provider_that_cannot_dedupe_is_in_doubt_and_not_resent
     endpoint.handler = None
     again = project.cli("run", env=ENV)
 
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == 1, again.output  # it still needs the operator, and says so
+    assert "--resend-in-doubt" in again.stderr
     assert len(endpoint.requests) == 1  # the next run leaves it alone
 
     resent = project.cli("digest", "resume", "--resend-in-doubt", env=ENV)

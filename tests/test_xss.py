@@ -48,7 +48,10 @@ from tests.test_hostile_input import check_message, fresh_project, messages, par
 CASES = sorted(p for p in (Path(__file__).parent / "cases" / "xss").iterdir() if p.suffix in (".html", ".md"))
 A = f"{{{ATOM_NS}}}"
 MARKER = "Readers should still see this paragraph about"  # in every case, before the payload
-LATER = "---\ntitle: A later story\ndate: 2100-01-02\n---\nA story dated later than every case.\n"
+LATER = "---\ntitle: A later story\ndate: 2026-11-24\n---\nA story dated later than every case.\n"
+# The cases are first seen (dated) the day before the later story; the run publishes them all
+# once its date has come (an article dated after it was first seen waits for its date).
+SEEN, LATER_RUN = {"PUBLISHER_NOW": "2026-11-23T06:30:00Z"}, {"PUBLISHER_NOW": "2026-11-24T06:30:00Z"}
 
 FORBIDDEN_ELEMENTS = {
     *("script", "noscript", "template", "style", "link", "meta", "base"),
@@ -188,11 +191,13 @@ def _publish(case: Path | None) -> Iterator[tuple[dict[str, bytes], bytes]]:
         if case is not None:
             project.add_article(case.name, case.read_bytes())
         project.add_article("later.md", LATER)
-        ran = project.cli("run")
+        ingested = project.cli("ingest", str(project.articles), env=SEEN)
+        assert ingested.exit_code == 0, ingested.output
+        ran = project.cli("run", env=LATER_RUN)
         assert ran.exit_code == 0, ran.output
         documents = {f"run/{name}": data for name, data in check_feed_folder(project.root / "feeds").items()}
         project.configure(feed={"max_entries": 1})
-        fed = project.cli("feed")
+        fed = project.cli("feed", env=LATER_RUN)
         assert fed.exit_code == 0, fed.output
         documents |= {f"one/{name}": data for name, data in check_feed_folder(project.root / "feeds").items()}
         [digest] = messages(project)

@@ -37,12 +37,12 @@ from typing import Any
 from slugify import slugify
 from sqlalchemy import Connection
 
-from publisher import __version__
+from publisher import __version__, clock
 from publisher.config import Config, FeedConfig
 from publisher.errors import FeedError
 from publisher.feed import atom, index, jsonfeed, rss
 from publisher.feed.model import Document, Entry, clean_tags, entry, prepare
-from publisher.files import write_atomic
+from publisher.files import remove_orphans, write_atomic
 from publisher.store import Article, Store
 
 MAIN = {"atom": "atom.xml", "rss": "rss.xml", "json": "feed.json"}
@@ -92,6 +92,7 @@ def write_feeds(config: Config, store: Store) -> FeedResult:
     A folder that cannot be written (rights, a full disk) raises FeedError naming the file.
     """
     try:
+        _remove_orphans(config.feed.dir)
         return _write_feeds(config, store)
     except OSError as exc:
         where = exc.filename or config.feed.dir
@@ -126,7 +127,7 @@ def _build(
                 return None
             upto = min(upto, done)  # writers kept writing: what the tag index lacks is read next time
         seen = index.load_build(conn, folder)
-        rebuild = _Rebuild(config, conn, upto, index.setting(conn, "created_at"))
+        rebuild = _Rebuild(config, conn, upto, index.setting(conn, "created_at"), clock.now())
         result, state = rebuild.run(seen[1] if seen else None)
         return result, state, seen, rebuild.prepared
 
@@ -154,9 +155,10 @@ def _archives(config: Config) -> bool:
 class _Rebuild:
     """One rebuild of one feeds folder, inside one store transaction."""
 
-    def __init__(self, config: Config, conn: Connection, upto: int, created: str | None) -> None:
+    def __init__(self, config: Config, conn: Connection, upto: int, created: str | None, now: datetime) -> None:
         self.config = config
         self.conn = conn
+        self.now = now  # articles dated later are embargoed: left out until a rebuild after their date
         self.empty_updated = datetime.fromisoformat(created or "1970-01-01T00:00:00+00:00")
         self.fingerprint = _fingerprint(config, created or "")
         self.upto = upto
@@ -179,13 +181,16 @@ class _Rebuild:
         else:
             result, state = self.full()
         state["fingerprint"] = self.fingerprint
+        # The first date left out: a rebuild at or after it shows what arrived (no write marks it).
+        due = index.next_due(self.conn, self.now)
+        state["due"] = due.isoformat() if due is not None else None
         return result, state
 
     # -- reading ------------------------------------------------------------------------------
 
     def main(self) -> list[Entry]:
         if self._main is None:
-            articles = index.newest(self.conn, self.config.feed.max_entries)
+            articles = index.newest(self.conn, self.config.feed.max_entries, self.now)
             self._main_ids = [article.id for article in articles]
             self._main = self._entries_of(articles)
         return self._main
@@ -212,14 +217,14 @@ class _Rebuild:
                 # a day either side: the month's edges in the site's zone, DST or not
                 start = datetime(year, number, 1, tzinfo=tz) - timedelta(days=1)
                 end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=tz) + timedelta(days=1)
-                articles = index.older(self.conn, boundary, since=start, until=end)
+                articles = index.older(self.conn, boundary, since=start, until=end, now=self.now)
                 items = self._entries_of([article for article in articles if self.month_of(article.published) == month])
             self._months[month] = items
         return self._months[month]
 
     def tag(self, slug: str) -> list[Entry]:
         if slug not in self._tags:
-            articles = index.tagged(self.conn, slug, self.config.feed.max_entries)
+            articles = index.tagged(self.conn, slug, self.config.feed.max_entries, self.now)
             self._tags[slug] = self._entries_of(articles)
         return self._tags[slug]
 
@@ -294,7 +299,7 @@ class _Rebuild:
         pending: tuple[str, list[Entry]] | None = None
         boundary = self._boundary()
         if _archives(config) and boundary is not None:
-            for article in index.stream_older(self.conn, boundary):
+            for article in index.stream_older(self.conn, boundary, self.now):
                 item = entry(config, article, self._prepared(article))  # not kept: the archive streams
                 if pending is None or item.month != pending[0]:
                     if pending is not None:
@@ -335,6 +340,7 @@ class _Rebuild:
         dirty: set[str] = set()
         dirty_months: set[str] = set()
         dirty_tags: set[str] = set()
+        ids: set[int] = set()
         if self.upto > before["rev"]:
             changed = index.changes(self.conn, before["rev"], self.upto)
             ids = {change.article_id for change in changed}
@@ -342,6 +348,10 @@ class _Rebuild:
                 if change.old_published is not None:
                     dirty_months.add(self.month_of(change.old_published))
                 dirty_tags.update(_slugs_of(change.old_tags or []))
+        due = before.get("due")
+        if due is not None and datetime.fromisoformat(due) <= self.now:
+            ids |= index.arrived(self.conn, datetime.fromisoformat(due), self.now)  # embargoes that ended
+        if ids:
             for head in index.heads(self.conn, ids):
                 dirty_months.add(self.month_of(head.published))
                 dirty_tags.update(_slugs_of(head.tags))
@@ -434,6 +444,14 @@ def _neighbours(months: list[str]) -> dict[str, tuple[str | None, str | None]]:
     """month -> (the month before it, the month after it) among ``months`` (ascending)."""
     padded: list[str | None] = [None, *months, None]
     return {month: (padded[i], padded[i + 2]) for i, month in enumerate(months)}
+
+
+def _remove_orphans(root: Path) -> None:
+    """Temp files of ours that a killed writer left (a CDN sync would publish them). One still
+    being written is locked by its writer and left alone (publisher.files.remove_orphans)."""
+    remove_orphans(root, lambda name: name in MAIN.values() or name == STYLESHEET)
+    for folder in _OWNED_FOLDERS:
+        remove_orphans(root / folder, lambda name: name.endswith(".xml") and not name.startswith("."))
 
 
 def _on_disk(root: Path) -> dict[str, tuple[int, int]]:

@@ -15,16 +15,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import Connection, and_, delete, false, func, insert, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from publisher import clock
 from publisher.schema import AdvisoryLock, article_changes, article_tags, articles, feed_builds, feed_content, settings
 from publisher.store import Article, Store
 
 TAGS_REV = "article_tags_rev"  # the newest change applied to article_tags
 _CHUNK = 2000  # rows per read of a long scan, and ids per IN (...)
 
-_LIVE = articles.c.removed_at.is_(None)
+# In the feeds: not removed, not a draft. An article dated in the future is live too, but not
+# shown before its date (the ``now`` of the reads below): an embargo.
+_LIVE = and_(articles.c.removed_at.is_(None), articles.c.draft.is_(false()))
+# Dated after it was first seen: an embargo, until that date.
+_EMBARGOED = articles.c.published > articles.c.first_seen
+
+
+def _shown(now: datetime | None) -> Any:
+    """Not embargoed at ``now`` (default: the clock's). An article dated up to when it was
+    first seen is never held back, so that a clock set back (PUBLISHER_NOW) hides nothing."""
+    return or_(articles.c.published <= (now or clock.now()), ~_EMBARGOED)
+
+
 _NEWEST_FIRST = (articles.c.published.desc(), articles.c.id.desc())
 # What a feed entry needs: every column but the plain text, which no feed shows.
 _COLUMNS = [
@@ -80,9 +93,10 @@ def heads(conn: Connection, ids: Iterable[int]) -> list[Head]:
     return found
 
 
-def newest(conn: Connection, limit: int) -> list[Article]:
-    """The newest ``limit`` live articles, newest first (ties: the higher id first)."""
-    query = select(*_COLUMNS).where(_LIVE).order_by(*_NEWEST_FIRST).limit(limit)
+def newest(conn: Connection, limit: int, now: datetime | None = None) -> list[Article]:
+    """The newest ``limit`` live articles dated up to ``now`` (default: the clock's), newest
+    first (ties: the higher id first)."""
+    query = select(*_COLUMNS).where(_LIVE, _shown(now)).order_by(*_NEWEST_FIRST).limit(limit)
     return [Article(**row) for row in conn.execute(query).mappings()]
 
 
@@ -93,11 +107,13 @@ def older(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int | None = None,
+    now: datetime | None = None,
 ) -> list[Article]:
-    """Live articles after ``before`` (a (published, id) place) in newest-first order."""
+    """Live articles after ``before`` (a (published, id) place) in newest-first order, none
+    embargoed at ``now``."""
     published, article_id = before
     after = or_(articles.c.published < published, and_(articles.c.published == published, articles.c.id < article_id))
-    query = select(*_COLUMNS).where(_LIVE, after).order_by(*_NEWEST_FIRST).limit(limit)
+    query = select(*_COLUMNS).where(_LIVE, after, _shown(now)).order_by(*_NEWEST_FIRST).limit(limit)
     if since is not None:
         query = query.where(articles.c.published >= since)
     if until is not None:
@@ -105,26 +121,41 @@ def older(
     return [Article(**row) for row in conn.execute(query).mappings()]
 
 
-def stream_older(conn: Connection, before: tuple[datetime, int]) -> Iterator[Article]:
+def stream_older(conn: Connection, before: tuple[datetime, int], now: datetime | None = None) -> Iterator[Article]:
     """:func:`older`, all of them, a chunk at a time (never the whole archive in memory)."""
     while True:
-        chunk = older(conn, before, limit=_CHUNK)
+        chunk = older(conn, before, limit=_CHUNK, now=now)
         yield from chunk
         if len(chunk) < _CHUNK:
             return
         before = (chunk[-1].published, chunk[-1].id)
 
 
-def tagged(conn: Connection, slug: str, limit: int) -> list[Article]:
-    """The newest ``limit`` live articles with the tag ``slug``, newest first."""
+def tagged(conn: Connection, slug: str, limit: int, now: datetime | None = None) -> list[Article]:
+    """The newest ``limit`` live articles dated up to ``now`` (default: the clock's) with the
+    tag ``slug``, newest first."""
     query = (
         select(*_COLUMNS)
         .join(article_tags, article_tags.c.article_id == articles.c.id)
-        .where(article_tags.c.slug == slug, _LIVE)
+        .where(article_tags.c.slug == slug, _LIVE, _shown(now))
         .order_by(article_tags.c.published.desc(), article_tags.c.article_id.desc())
         .limit(limit)
     )
     return [Article(**row) for row in conn.execute(query).mappings()]
+
+
+def next_due(conn: Connection, now: datetime) -> datetime | None:
+    """The date of the first live article dated after ``now`` (embargoed), if any."""
+    query = select(func.min(articles.c.published)).where(_LIVE, _EMBARGOED, articles.c.published > now)
+    found: datetime | None = conn.execute(query).scalar_one()
+    return found
+
+
+def arrived(conn: Connection, since: datetime, now: datetime) -> set[int]:
+    """The live articles dated from ``since`` to ``now``: those whose embargo ended, once
+    ``since`` is the first date a rebuild left out."""
+    query = select(articles.c.id).where(_LIVE, _EMBARGOED, articles.c.published.between(since, now))
+    return set(conn.execute(query).scalars())
 
 
 def tag_slugs(conn: Connection) -> list[str]:

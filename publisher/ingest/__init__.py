@@ -10,6 +10,8 @@ seconds before the scan is not trusted so). Any other file is read and hashed, a
 new hash is parsed. Parsed articles are saved in batches of :data:`BATCH`, one transaction
 each: a crash loses at most the batch in flight, which the next run ingests again. A batch
 the store refuses is saved again one article at a time, so one bad article loses no other.
+Runs that overlap (cron beside the daemon) take turns batch by batch: each save decides new or
+updated, and picks free slugs, from what the runs before it committed (``store._lock_articles``).
 """
 
 from __future__ import annotations
@@ -54,16 +56,26 @@ class IngestResult:
 
 
 def ingest(
-    store: Store, paths: Iterable[Path], *, articles_dir: Path, tz: ZoneInfo, now: datetime, batch: int = BATCH
+    store: Store,
+    paths: Iterable[Path],
+    *,
+    articles_dir: Path,
+    tz: ZoneInfo,
+    now: datetime,
+    batch: int = BATCH,
+    follow_symlinks: bool = False,
 ) -> IngestResult:
-    """Store every article file under ``paths``; ``articles_dir`` anchors the article keys."""
+    """Store every article file under ``paths``; ``articles_dir`` anchors the article keys.
+
+    ``follow_symlinks``: ``[articles] follow_symlinks`` (see :mod:`publisher.ingest.walk`).
+    """
     result = IngestResult()
     known = store.source_states()
     trusted_before = time.time_ns() - RACY_NS
     seen: dict[str, Path] = {}
     pending: list[NewArticle] = []
     touched: list[SourceState] = []
-    for path, key in source_files(paths, articles_dir, SUFFIXES, result.errors):
+    for path, key in source_files(paths, articles_dir, SUFFIXES, result.errors, follow_symlinks=follow_symlinks):
         if key in seen:
             result.errors.append(IngestError(str(path), f"same article name as {seen[key]}; rename one of them"))
             continue
@@ -147,7 +159,10 @@ def _changed_article(
         raise IngestError(str(path), str(exc)) from exc
     return NewArticle(
         key=key,
-        slug=slugify(draft.slug or draft.title, max_length=80, word_boundary=True) or slugify(key) or "article",
+        # Bounded both ways: articles.slug is String(200), which PostgreSQL enforces and SQLite not.
+        slug=slugify(draft.slug or draft.title, max_length=80, word_boundary=True)
+        or slugify(key, max_length=80, word_boundary=True)
+        or "article",
         title=draft.title,
         summary=_summary(draft),
         body_html=draft.body.html,
@@ -162,6 +177,7 @@ def _changed_article(
         explicit_slug=bool(draft.slug),
         source_size=size,
         source_mtime_ns=mtime_ns,
+        draft=draft.draft,
     )
 
 

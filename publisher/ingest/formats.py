@@ -1,8 +1,8 @@
 """One reader per source format: raw bytes -> :class:`Draft` (title, clean body, metadata).
 
 - ``.txt``: the first non-empty line is the title; paragraphs are separated by blank lines.
-- ``.md``/``.markdown``: optional YAML front matter (title, date, author, tags, summary, slug;
-  other keys, such as Jekyll's layout, are ignored);
+- ``.md``/``.markdown``: optional YAML front matter (title, date, author, tags, summary, slug,
+  draft; other keys, such as Jekyll's layout, are ignored);
   without a ``title`` the first top-level ``# heading`` (or setext ``===`` heading) is the
   title, as plain text. Body is CommonMark (+ tables, strikethrough); raw HTML in it is
   allowed and then sanitized like everything else.
@@ -92,6 +92,7 @@ class Draft:
     summary: str | None = None
     slug: str | None = None
     tags: list[str] = field(default_factory=list)
+    draft: bool = False  # front matter `draft: true`: kept out of the feeds and digests
 
 
 def read(path: Path, data: bytes, tz: ZoneInfo) -> Draft:
@@ -152,6 +153,7 @@ def _read_md(text: str, tz: ZoneInfo) -> Draft:
         summary=_meta_str(meta, "summary"),
         slug=_meta_str(meta, "slug"),
         tags=_meta_tags(meta),
+        draft=_meta_flag(meta, "draft"),
     )
 
 
@@ -255,6 +257,17 @@ def _meta_str(meta: dict[str, Any], key: str) -> str | None:
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise ValueError(f"front matter: {key} must be text, got {type(value).__name__}")
     return _plain(str(value)) or None
+
+
+def _meta_flag(meta: dict[str, Any], key: str) -> bool:
+    """A true/false key; anything else is refused rather than guessed (a draft mailed by
+    mistake cannot be recalled)."""
+    value = meta.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValueError(f"front matter: {key} must be true or false, got {str(value)[:_YAML_VALUE_CHARS]!r}")
+    return value
 
 
 def _meta_tags(meta: dict[str, Any]) -> list[str]:

@@ -1,10 +1,21 @@
 """Which files to ingest, and each one's article key, at a few system calls a file.
 
 Folders are walked with ``os.scandir`` (whose entries know their type without a ``stat``), in
-the order ``sorted(folder.rglob("*"))`` gives, and like it without entering symlinked folders.
-A file's key is its resolved path under the articles folder without suffix; for a file that is
-no symlink, in a folder reached without symlinks, that is the folder's resolved path plus the
-names walked, so only the walked-from folder is resolved, once.
+the order ``sorted(folder.rglob("*"))`` gives. A file's key is its path under the articles
+folder without suffix; for a file that is no symlink, in a folder reached without symlinks,
+that is the folder's resolved path plus the names walked, so only the walked-from folder is
+resolved, once.
+
+Symlinks cost a ``realpath`` each, and only they do. One whose target leaves the articles
+folder (a file or a folder) is refused by name, or ``articles/passwd.txt -> /etc/passwd``
+would publish /etc/passwd; ``[articles] follow_symlinks`` allows them, keyed by the link's own
+path. Inside the folder, a symlinked file is read under its target's key, and a symlinked
+folder is not entered: its files are walked where they are. A dangling link is read, wherever
+it points, so that it is reported as broken.
+
+Keys are checked here, so that every store takes or refuses the same files: at most as long as
+``articles.key`` (PostgreSQL enforces its width, SQLite would not) and valid UTF-8 (a file
+name that is not cannot be stored by either).
 """
 
 from __future__ import annotations
@@ -14,7 +25,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
+from sqlalchemy import String
+
 from publisher.errors import IngestError
+from publisher.schema import articles
+
+_KEY_TYPE = articles.c.key.type
+assert isinstance(_KEY_TYPE, String) and _KEY_TYPE.length is not None
+KEY_CHARS: int = _KEY_TYPE.length
+LEAVES = "symlink leaves the articles folder; set [articles] follow_symlinks = true to allow"
+NOT_UTF8 = "name is not valid UTF-8, which the store cannot hold; rename it"
 
 
 class Source(NamedTuple):
@@ -23,22 +43,22 @@ class Source(NamedTuple):
 
 
 def source_files(
-    paths: Iterable[Path], articles_dir: Path, suffixes: Iterable[str], errors: list[IngestError]
+    paths: Iterable[Path],
+    articles_dir: Path,
+    suffixes: Iterable[str],
+    errors: list[IngestError],
+    *,
+    follow_symlinks: bool = False,
 ) -> Iterator[Source]:
     """Files as given, and article files found under folders (sorted, hidden ones skipped).
 
     A broken symlink with an article's name is yielded too, so that it is reported, not skipped.
-    A path that does not exist goes to ``errors``.
+    A path that does not exist, a symlink that leaves the articles folder (unless
+    ``follow_symlinks``), or a file whose key the store cannot hold goes to ``errors``.
     """
-    anchor = articles_dir.resolve()
-    wanted = frozenset(suffixes)
+    walk = _Walk(articles_dir.resolve(), frozenset(suffixes), errors, follow_symlinks)
     for path in paths:
-        if path.is_dir():
-            yield from _walk(path, path.resolve(), anchor, wanted)
-        elif path.exists() or path.is_symlink():
-            yield Source(path, article_key(path, anchor))
-        else:
-            errors.append(IngestError(str(path), "no such file or folder"))
+        yield from walk.named(path)
 
 
 def article_key(path: Path, anchor: Path) -> str:
@@ -53,34 +73,138 @@ def article_key(path: Path, anchor: Path) -> str:
     return relative.with_suffix("").as_posix()
 
 
-def _relative(resolved: Path, anchor: Path) -> PurePosixPath | None:
+def _relative(resolved: str, anchor: Path) -> PurePosixPath | None:
     try:
-        return PurePosixPath(resolved.relative_to(anchor).as_posix())
+        return PurePosixPath(Path(resolved).relative_to(anchor).as_posix())
     except ValueError:
         return None
 
 
-def _walk(folder: Path, resolved: Path, anchor: Path, wanted: frozenset[str]) -> Iterator[Source]:
-    """``resolved``: ``folder`` with symlinks resolved."""
-    under = _relative(resolved, anchor)  # None: outside the articles folder
+def _utf8(text: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (decoded by Python as lone surrogates)."""
+    if text.isascii():
+        return True
     try:
-        with os.scandir(folder) as found:
-            entries = sorted(found, key=lambda entry: entry.name)
-    except PermissionError:  # as rglob does
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(folder / entry.name, resolved / entry.name, anchor, wanted)
-            continue
-        stem, suffix = os.path.splitext(entry.name)
-        if suffix.lower() not in wanted:
-            continue
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _under(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or inside it (both resolved)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class _Walk:
+    def __init__(self, anchor: Path, wanted: frozenset[str], errors: list[IngestError], follow: bool) -> None:
+        self.anchor = anchor
+        self.root = str(anchor)
+        self.wanted = wanted
+        self.errors = errors
+        self.follow = follow
+
+    def refuse(self, path: Path, reason: str) -> None:
+        self.errors.append(IngestError(str(path), reason))
+
+    def named(self, path: Path) -> Iterator[Source]:
+        """A file or folder given by name (``[articles] dir`` itself, for ``publisher run``)."""
+        if not _utf8(str(path)):
+            self.refuse(path, NOT_UTF8)
+            return
+        real = os.path.realpath(path)
+        leaves = path.is_symlink() and os.path.exists(real) and not _under(real, self.root)  # dangling: reported
+        if leaves and not self.follow:
+            self.refuse(path, LEAVES)
+            return
+        # A followed link is keyed by where it is, not by where it leads.
+        lexical = _relative(os.path.abspath(path), self.anchor) if leaves else None
+        if path.is_dir():
+            prefix = lexical if leaves else _relative(real, self.anchor)
+            yield from self.folder(path, real, prefix, ())
+        elif path.exists() or path.is_symlink():
+            key = lexical.with_suffix("").as_posix() if lexical is not None else article_key(path, self.anchor)
+            if source := self.file(path, key):
+                yield source
+        else:
+            self.refuse(path, "no such file or folder")
+
+    def file(self, path: Path, key: str) -> Source | None:
+        """The file, or None if the store cannot hold its key (then refused by name)."""
+        if len(key) > KEY_CHARS:
+            self.refuse(
+                path,
+                f"path too long: {len(key)} characters under the articles folder without the suffix, "
+                f"at most {KEY_CHARS}; shorten the folder or file names",
+            )
+            return None
+        if not _utf8(key):
+            self.refuse(path, NOT_UTF8)
+            return None
+        return Source(path, key)
+
+    def folder(
+        self, folder: Path, resolved: str, prefix: PurePosixPath | None, followed: tuple[str, ...]
+    ) -> Iterator[Source]:
+        """``resolved``: ``folder`` with symlinks resolved; ``prefix``: its key (None: keys are
+        file stems); ``followed``: where the walk was when it followed each symlinked folder."""
+        try:
+            with os.scandir(folder) as found:
+                entries = sorted(found, key=lambda entry: entry.name)
+        except PermissionError:  # as rglob does
+            return
+        wanted = self.wanted
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.is_symlink():
+                yield from self.link(entry, folder, resolved, prefix, followed)
+            elif entry.is_dir(follow_symlinks=False):
+                if not _utf8(name):
+                    self.refuse(folder / name, NOT_UTF8)
+                    continue
+                inner = resolved + os.sep + name
+                sub = prefix / name if prefix is not None else _relative(inner, self.anchor)  # None: outside
+                yield from self.folder(folder / name, inner, sub, followed)
+            else:
+                stem, suffix = os.path.splitext(name)
+                if suffix.lower() in wanted and entry.is_file(follow_symlinks=False):
+                    key = (prefix / stem).as_posix() if prefix is not None else stem
+                    if len(key) <= KEY_CHARS and key.isascii():  # the usual case, checked inline
+                        yield Source(folder / name, key)
+                    elif source := self.file(folder / name, key):
+                        yield source
+
+    def link(
+        self,
+        entry: os.DirEntry[str],
+        folder: Path,
+        resolved: str,
+        prefix: PurePosixPath | None,
+        followed: tuple[str, ...],
+    ) -> Iterator[Source]:
         path = folder / entry.name
-        if entry.is_symlink():
-            if entry.is_file() or not os.path.exists(entry.path):  # a file, or dangling: reported
-                yield Source(path, article_key(path, anchor))
-        elif entry.is_file(follow_symlinks=False):
-            key = (under / stem).as_posix() if under is not None else stem
-            yield Source(path, key)
+        is_dir = entry.is_dir()  # False for a dangling link: reported as a file if it has an article's name
+        stem, suffix = os.path.splitext(entry.name)
+        if not is_dir and suffix.lower() not in self.wanted:
+            return
+        real = os.path.realpath(entry.path)
+        # A dangling link is no way out: it is read, and reported as broken.
+        outside = not _under(real, self.root) and (is_dir or os.path.exists(real))
+        if outside and not self.follow:
+            self.refuse(path, LEAVES)
+        elif not is_dir:
+            if not outside:
+                key = article_key(path, self.anchor)
+            else:  # followed: keyed by the link's own path
+                key = (prefix / stem).as_posix() if prefix is not None else stem
+            if source := self.file(path, key):
+                yield source
+        elif not outside:
+            return  # a folder within: its files are walked where they are
+        elif any(_under(place, real) for place in (*followed, resolved)):
+            self.refuse(path, "symlink loop: it leads back to a folder being walked; skipped")
+        else:
+            sub = prefix / entry.name if prefix is not None else None
+            yield from self.folder(path, real, sub, (*followed, resolved))

@@ -1,0 +1,232 @@
+"""What ``publisher status`` shows, and what needs the operator.
+
+A *problem* is something that will not mend itself: a digest that is ``incomplete`` (batches
+failed for good, or in doubt) waits for the operator's ``publisher digest resume`` or
+``publisher digest close``, so ``publisher run`` repeats it on every run and exits 1, and
+``publisher status --check`` exits 1. Passing trouble (a digest waiting for the next run's
+retry, a WebSub hub that is down) is shown but is not a problem: the next runs deal with it.
+
+:func:`status` gathers everything once; the CLI prints it as lines or, with ``--json``, as
+:meth:`Status.as_json` (documented in the README, ``"format": 1``; new keys may be added,
+none is renamed or removed without a new format number).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+
+from publisher import journal, subscribers, websub
+from publisher.config import LIST_OWNERS, Config
+from publisher.errors import StoreError
+from publisher.store import Article, Digest, Store, safe_url
+
+FORMAT = 1  # of the --json object
+RECENT_DIGESTS = 5  # shown with their batches, besides every incomplete one
+STATES = (journal.ACCEPTED, journal.FAILED, journal.IN_DOUBT, journal.PENDING, journal.SENDING)
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # no_store, digest_incomplete
+    message: str  # one line: what is wrong and what to do
+    digest_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DigestStatus:
+    digest: Digest
+    batches: dict[str, int]  # every state in STATES, 0 when none
+    recipients: int  # planned; 0 when the provider keeps the list
+    reached: int
+    refused: int  # in accepted batches, refused one by one by the provider
+    unfinished: list[journal.Batch]  # the failed and in-doubt batches
+
+    @property
+    def total(self) -> int:
+        return sum(self.batches.values())
+
+
+@dataclass(frozen=True)
+class Status:
+    store: str  # the URL without its password
+    schema_version: int | None  # None: no store yet
+    articles: int = 0
+    newest: Article | None = None
+    subscribers: dict[str, int] | None = None  # active, unsubscribed (a local list only)
+    digests: list[DigestStatus] = field(default_factory=list)  # newest first
+    next_digest: datetime | None = None
+    hubs: list[websub.HubState] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exists(self) -> bool:
+        return self.schema_version is not None
+
+    def as_json(self, config: Config) -> dict[str, Any]:
+        newest = self.newest and {"published": self.newest.published.isoformat(), "title": self.newest.title}
+        return {
+            "format": FORMAT,
+            "ok": not self.problems,
+            "store": {"url": self.store, "exists": self.exists, "schema_version": self.schema_version},
+            "articles": {
+                "count": self.articles,
+                "newest": newest,
+            },
+            "subscribers": self.subscribers,
+            "digests": [_digest_json(d, config) for d in self.digests],
+            "next_digest": {
+                "at": self.next_digest.isoformat() if self.next_digest else None,
+                "schedule": config.digest.schedule,
+                "timezone": config.digest.timezone.key,
+            },
+            "hubs": [
+                {
+                    "hub": h.hub,
+                    "waiting": len(h.topics),
+                    "failures": h.failures,
+                    "retry_at": h.retry_at.isoformat() if h.retry_at else None,
+                    "error": h.error,
+                }
+                for h in self.hubs
+            ],
+            "problems": [{"kind": p.kind, "digest_id": p.digest_id, "message": p.message} for p in self.problems],
+        }
+
+
+def _digest_json(d: DigestStatus, config: Config) -> dict[str, Any]:
+    digest = d.digest
+    return {
+        "id": digest.id,
+        "state": digest.state,
+        "articles": digest.article_count,
+        "created_at": digest.created_at.isoformat(),
+        "sent_at": digest.sent_at.isoformat() if digest.sent_at and digest.state == "sent" else None,
+        "attempts": digest.attempts,
+        "last_error": digest.last_error,
+        "batches": {"total": d.total, **d.batches},
+        "recipients": {
+            "planned": d.recipients,
+            "reached": d.reached,
+            "refused": d.refused,
+            "providers_list": not d.recipients and config.mailer.provider in LIST_OWNERS,
+        },
+        "unfinished_batches": [
+            {"number": b.number, "key": b.key, "state": b.state, "reason": b.last_error} for b in d.unfinished
+        ],
+    }
+
+
+def open_existing(url: str) -> Store | None:
+    """The store at ``url`` if there is one, else None, creating nothing (no file, no table)."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy's ArgumentError and the like: a URL it cannot read
+        raise StoreError(f"store: cannot use {safe_url(url)}: {exc} ([store] url)") from exc
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or not Path(database).is_file():
+            return None  # connecting would create the file
+    store = Store(url)
+    with store.transaction() as conn:
+        found = inspect(conn).has_table("schema_version")
+    if not found:
+        store.close()
+        return None
+    store.migrate()  # an older schema is brought up to date, as every command does
+    return store
+
+
+def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> Status:
+    """Everything ``publisher status`` shows, from the store if there is one."""
+    from publisher.scheduler import next_digest_time  # apscheduler: only when status is asked
+
+    upcoming = next_digest_time(config, when)
+    shown = safe_url(config.store_url)
+    store = open_existing(config.store_url)
+    if store is None:
+        line = f"no store yet at {shown}: `publisher run` creates it ([store] url)"
+        return Status(store=shown, schema_version=None, next_digest=upcoming, problems=[Problem("no_store", line)])
+    try:
+        newest = store.newest_articles(1)
+        digests = store.recent_digests(recent)
+        seen = {d.id for d in digests}
+        for digest_id in journal.incomplete_digests(store):  # however old: they still need the operator
+            old = store.digest(digest_id)
+            if digest_id not in seen and old is not None:
+                digests.append(old)
+        states = [digest_status(store, d) for d in digests]
+        return Status(
+            store=shown,
+            schema_version=store.schema_version(),
+            articles=store.article_count(),
+            newest=newest[0] if newest else None,
+            subscribers=dict(subscribers.counts(store)) if config.digest.recipients == "subscribers" else None,
+            digests=states,
+            next_digest=upcoming,
+            hubs=websub.Backlog.load(store).hubs(),
+            problems=[_problem(config, d) for d in states if d.digest.state == journal.INCOMPLETE],
+        )
+    finally:
+        store.close()
+
+
+def problems(config: Config, store: Store) -> list[Problem]:
+    """The digests that need the operator, one line each: what `publisher run` repeats."""
+    found = []
+    for digest_id in journal.incomplete_digests(store):
+        digest = store.digest(digest_id)
+        if digest is not None:
+            found.append(_problem(config, digest_status(store, digest)))
+    return found
+
+
+def digest_status(store: Store, digest: Digest) -> DigestStatus:
+    planned = journal.batches_of(store, digest.id)
+    done = journal.summary(store, digest.id)
+    return DigestStatus(
+        digest=digest,
+        batches={state: done.batches[state] for state in STATES},
+        recipients=sum(done.recipients.values()),
+        reached=done.reached,
+        refused=done.rejected,
+        unfinished=[b for b in planned if b.state in (journal.FAILED, journal.IN_DOUBT)],
+    )
+
+
+def _problem(config: Config, d: DigestStatus) -> Problem:
+    """One line: how much of the digest did not go out, and the commands that settle it."""
+    digest_id = d.digest.id
+    failed = [b for b in d.unfinished if b.state == journal.FAILED]
+    in_doubt = [b for b in d.unfinished if b.state == journal.IN_DOUBT]
+    parts = []
+    if failed:
+        reason = _one_line(failed[0].last_error or "no reason recorded")
+        parts.append(
+            f"{_of(len(failed), d.total)} failed ({reason}): fix the cause, then "
+            "`publisher digest resume --retry-failed`"
+        )
+    if in_doubt:
+        keys = ", ".join(b.key for b in in_doubt[:3]) + (", ..." if len(in_doubt) > 3 else "")
+        parts.append(
+            f"{_of(len(in_doubt), d.total)} in doubt ({keys}): if {config.mailer.provider}'s log does not have "
+            "them, `publisher digest resume --resend-in-doubt`"
+        )
+    if not parts:  # incomplete without such a batch: only a hand edit of the store does that
+        parts.append("not every batch was accepted")
+    line = f"digest {digest_id} not sent to everyone: {'; '.join(parts)}; or `publisher digest close {digest_id}`"
+    return Problem("digest_incomplete", line, digest_id)
+
+
+def _of(n: int, total: int) -> str:
+    return f"{n} of {total} {'batch' if total == 1 else 'batches'}"
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
