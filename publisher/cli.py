@@ -189,6 +189,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
             tz=config.site.timezone,
             now=clock.now(),
             follow_symlinks=config.follow_symlinks,
+            max_bytes=config.max_bytes,
         )
     _report_ingest_errors(result.errors)
     click.echo(result.summary())

@@ -54,6 +54,9 @@ class SiteConfig:
 
 
 FEED_FORMATS = ("atom", "rss", "json")
+ARTICLE_MAX_BYTES = 20_000_000  # [articles] max_bytes: far above any written article, 10 MB ones included
+# The article is held in memory, parsed, and stored whole (SQLite and bytea cap a value at 1 GB).
+ARTICLE_MAX_BYTES_LIMIT = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class Config:
     mailer: MailerConfig
     # [articles] follow_symlinks: follow symlinks that leave the articles folder (see ingest.walk)
     follow_symlinks: bool = False
+    # [articles] max_bytes: a bigger article file is refused, after reading at most this + 1 bytes
+    max_bytes: int = ARTICLE_MAX_BYTES
 
 
 class _Table:
@@ -261,7 +266,7 @@ def load(path: Path) -> Config:
     st = table("store", {"url"})
     store_url = _store_url(st, base)
 
-    a = table("articles", {"dir", "follow_symlinks"})
+    a = table("articles", {"dir", "follow_symlinks", "max_bytes"})
     dm = table("daemon", {"refresh_minutes"})
     sv = table("server", {"host", "port", "cache_seconds"})
 
@@ -285,6 +290,7 @@ def load(path: Path) -> Config:
         digest=digest,
         mailer=_mailer(table, base, digest),
         follow_symlinks=a.flag("follow_symlinks", False),
+        max_bytes=a.integer("max_bytes", ARTICLE_MAX_BYTES, minimum=1_000, maximum=ARTICLE_MAX_BYTES_LIMIT),
     )
 
 

@@ -64,6 +64,7 @@ def ingest_articles(config: Config, store: Store, when: datetime) -> IngestResul
         tz=config.site.timezone,
         now=when,
         follow_symlinks=config.follow_symlinks,
+        max_bytes=config.max_bytes,
     )
 
 

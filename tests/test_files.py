@@ -227,6 +227,7 @@ def test_temp_files_left_by_a_killed_writer_go_with_the_next_rebuild(tmp_path: P
         _age(feeds / in_flight, 3600)  # however old: its writer still holds it
         fd, fresh = tempfile.mkstemp(dir=feeds, prefix=".rss.xml.", suffix=".tmp")  # created this instant
         os.close(fd)
+        _age(Path(fresh), 0)  # "this instant" by the clock the cleanup reads (a faked one too)
         fd, orphan = tempfile.mkstemp(dir=tags, prefix=".economy.xml.", suffix=".tmp")
         os.close(fd)
         _age(Path(orphan), 3600)

@@ -80,7 +80,11 @@ def batches(found: list[dict[str, Any]], digest_id: str) -> list[tuple[str, str]
 
 def outcome(found: list[dict[str, Any]], digest_id: str) -> dict[str, Any]:
     """The record of the send's outcome: the last one with the digest id, not about a batch."""
-    [last] = [r for r in found if r.get("digest_id") == digest_id and "batch_key" not in r]
+    # A daemon also reminds the operator of an incomplete digest on each later cycle: not the outcome.
+    reminder = "not sent to everyone"
+    [last] = [
+        r for r in found if r.get("digest_id") == digest_id and "batch_key" not in r and reminder not in r["message"]
+    ]
     return last
 
 

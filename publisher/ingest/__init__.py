@@ -16,6 +16,7 @@ updated, and picks free slugs, from what the runs before it committed (``store._
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -29,9 +30,10 @@ from zoneinfo import ZoneInfo
 from slugify import slugify
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from publisher.config import ARTICLE_MAX_BYTES
 from publisher.errors import IngestError, StoreError
 from publisher.ingest.formats import SUFFIXES, Draft, read
-from publisher.ingest.walk import source_files
+from publisher.ingest.walk import Source, source_files
 from publisher.store import NewArticle, SourceState, Store
 
 SUMMARY_CHARS = 280
@@ -64,10 +66,12 @@ def ingest(
     now: datetime,
     batch: int = BATCH,
     follow_symlinks: bool = False,
+    max_bytes: int = ARTICLE_MAX_BYTES,
 ) -> IngestResult:
     """Store every article file under ``paths``; ``articles_dir`` anchors the article keys.
 
-    ``follow_symlinks``: ``[articles] follow_symlinks`` (see :mod:`publisher.ingest.walk`).
+    ``follow_symlinks``: ``[articles] follow_symlinks`` (see :mod:`publisher.ingest.walk`);
+    ``max_bytes``: ``[articles] max_bytes``, a bigger file is refused by name.
     """
     result = IngestResult()
     known = store.source_states()
@@ -75,13 +79,14 @@ def ingest(
     seen: dict[str, Path] = {}
     pending: list[NewArticle] = []
     touched: list[SourceState] = []
-    for path, key in source_files(paths, articles_dir, SUFFIXES, result.errors, follow_symlinks=follow_symlinks):
+    for source in source_files(paths, articles_dir, SUFFIXES, result.errors, follow_symlinks=follow_symlinks):
+        path, key = source.path, source.key
         if key in seen:
             result.errors.append(IngestError(str(path), f"same article name as {seen[key]}; rename one of them"))
             continue
         seen[key] = path
         try:
-            article = _changed_article(path, key, known.get(key), tz, trusted_before, touched)
+            article = _changed_article(source, known.get(key), tz, trusted_before, touched, max_bytes)
         except IngestError as exc:
             result.errors.append(exc)
             continue
@@ -131,23 +136,31 @@ def _refused(exc: Exception) -> bool:
 
 
 def _changed_article(
-    path: Path, key: str, known: SourceState | None, tz: ZoneInfo, trusted_before: int, touched: list[SourceState]
+    source: Source,
+    known: SourceState | None,
+    tz: ZoneInfo,
+    trusted_before: int,
+    touched: list[SourceState],
+    max_bytes: int,
 ) -> NewArticle | None:
-    """The article in ``path`` if the file is new or changed; None when it is unchanged.
+    """The article in ``source`` if the file is new or changed; None when it is unchanged.
 
     An unchanged file whose stat differs from the recorded one goes to ``touched``.
     """
+    path, key = source.path, source.key
     try:
         stat: os.stat_result | None = os.stat(path)
     except OSError:
         stat = None  # reading reports it
+    if stat is not None and stat.st_size > max_bytes:  # even if unchanged: max_bytes may have been lowered
+        raise IngestError(str(path), _too_big(stat.st_size, max_bytes))
     trusted = stat is not None and stat.st_mtime_ns < trusted_before
     size, mtime_ns = (stat.st_size, stat.st_mtime_ns) if stat is not None and trusted else (None, None)
     found = (str(path), size, mtime_ns)
     recorded = (known.source_path, known.size, known.mtime_ns) if known is not None else None
     if size is not None and found == recorded:
         return None
-    raw = _read(path)
+    raw = read_source(source, max_bytes)
     content_hash = hashlib.sha256(raw).hexdigest()
     if known is not None and known.content_hash == content_hash:
         if found != recorded:
@@ -181,19 +194,46 @@ def _changed_article(
     )
 
 
-def _read(path: Path) -> bytes:
-    """The file's bytes; a FIFO, device or socket is refused, never waited on."""
+def read_source(source: Source, max_bytes: int) -> bytes:
+    """The file's bytes, at most ``max_bytes`` of them (a bigger file is refused, having read
+    ``max_bytes + 1``); a FIFO, device or socket is refused, never waited on; and so is a file
+    that became a symlink after the walk found it (the walk has vetted every symlink it yields).
+    """
+    path = source.path
     try:
         # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(source.target or path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         with open(fd, "rb") as handle:
-            if not S_ISREG(os.fstat(fd).st_mode):
+            stat = os.fstat(fd)
+            if not S_ISREG(stat.st_mode):
                 raise IngestError(str(path), "not a regular file (a FIFO, device or socket); only files are read")
-            return handle.read()
+            raw = handle.read(max_bytes + 1)
     except OSError as exc:
         if path.is_symlink() and not path.exists():
             raise IngestError(str(path), f"cannot read the file (broken symlink to {path.readlink()})") from exc
+        if exc.errno == errno.ELOOP:
+            reason = "the file was replaced by a symlink while being ingested; not followed, run again"
+            raise IngestError(str(path), reason) from exc
         raise IngestError(str(path), f"cannot read the file ({exc.strerror or exc})") from exc
+    if len(raw) > max_bytes:  # it grew since the stat: the stat's size may be below the truth
+        raise IngestError(str(path), _too_big(max(stat.st_size, len(raw)), max_bytes))
+    return raw
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    shown, limit = _bytes(size), _bytes(max_bytes)
+    if shown == limit:  # 5,000,001 bytes is "5 MB" too
+        shown, limit = f"{size:,} bytes", f"{max_bytes:,} bytes"
+    return f"{shown}, over [articles] max_bytes ({limit}); raise it or split the article"
+
+
+def _bytes(size: int) -> str:
+    """Bytes as an operator reads them: 1.07 GB, 212 MB, 5 MB, 1.5 MB, 800 kB."""
+    for unit, scale in (("GB", 1_000_000_000), ("MB", 1_000_000), ("kB", 1_000)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.0f} {unit}" if value >= 100 else f"{value:.3g} {unit}"
+    return f"{size} bytes"
 
 
 def _summary(draft: Draft) -> str:

@@ -40,6 +40,10 @@ NOT_UTF8 = "name is not valid UTF-8, which the store cannot hold; rename it"
 class Source(NamedTuple):
     path: Path
     key: str
+    # For a symlink: its target as the walk resolved it. The reader opens the target (or, for
+    # any other file, the path) without following a symlink, so that a file swapped for a
+    # symlink after the walk (``-> /etc/passwd``) is refused, not read.
+    target: Path | None = None
 
 
 def source_files(
@@ -124,12 +128,12 @@ class _Walk:
             yield from self.folder(path, real, prefix, ())
         elif path.exists() or path.is_symlink():
             key = lexical.with_suffix("").as_posix() if lexical is not None else article_key(path, self.anchor)
-            if source := self.file(path, key):
+            if source := self.file(path, key, Path(real) if path.is_symlink() else None):
                 yield source
         else:
             self.refuse(path, "no such file or folder")
 
-    def file(self, path: Path, key: str) -> Source | None:
+    def file(self, path: Path, key: str, target: Path | None = None) -> Source | None:
         """The file, or None if the store cannot hold its key (then refused by name)."""
         if len(key) > KEY_CHARS:
             self.refuse(
@@ -141,7 +145,7 @@ class _Walk:
         if not _utf8(key):
             self.refuse(path, NOT_UTF8)
             return None
-        return Source(path, key)
+        return Source(path, key, target)
 
     def folder(
         self, folder: Path, resolved: str, prefix: PurePosixPath | None, followed: tuple[str, ...]
@@ -199,7 +203,7 @@ class _Walk:
                 key = article_key(path, self.anchor)
             else:  # followed: keyed by the link's own path
                 key = (prefix / stem).as_posix() if prefix is not None else stem
-            if source := self.file(path, key):
+            if source := self.file(path, key, Path(real)):
                 yield source
         elif not outside:
             return  # a folder within: its files are walked where they are
