@@ -347,13 +347,13 @@ class Store:
 
     def article(self, key: str) -> Article | None:
         with self._tx() as conn:
-            row = conn.execute(select(*_ARTICLE_COLUMNS).where(articles.c.key == key)).mappings().first()
+            row = conn.execute(select(*ARTICLE_COLUMNS).where(articles.c.key == key)).mappings().first()
             return Article(**row) if row else None
 
     def newest_articles(self, limit: int | None = None) -> list[Article]:
         """Live (not removed) articles, newest first; ties broken by id, so every run agrees."""
         query = (
-            select(*_ARTICLE_COLUMNS)
+            select(*ARTICLE_COLUMNS)
             .where(_LIVE)
             .order_by(articles.c.published.desc(), articles.c.id.desc())
             .limit(limit)
@@ -379,7 +379,7 @@ class Store:
         embargoed = and_(articles.c.published > until, articles.c.published > articles.c.first_seen)
         dated = and_(articles.c.published >= since, not_(embargoed))
         query = (
-            select(*_ARTICLE_COLUMNS)
+            select(*ARTICLE_COLUMNS)
             .where(_LIVE, articles.c.draft.is_(false()), dated, articles.c.id.not_in(in_digest))
             .order_by(articles.c.published.desc(), articles.c.id.desc())
         )
@@ -440,7 +440,7 @@ class Store:
 
     def digest_articles(self, digest_id: str) -> list[Article]:
         query = (
-            select(*_ARTICLE_COLUMNS)
+            select(*ARTICLE_COLUMNS)
             .join(digest_articles, digest_articles.c.article_id == articles.c.id)
             .where(digest_articles.c.digest_id == digest_id)
             .order_by(digest_articles.c.position)
@@ -481,7 +481,7 @@ class Store:
 
 
 _LIVE = articles.c.removed_at.is_(None)
-_ARTICLE_COLUMNS = [
+ARTICLE_COLUMNS = [  # an Article row; publisher.feed.index reads the same, less the plain text
     articles.c.id,
     articles.c.key,
     articles.c.slug,

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher import clock
 from publisher.schema import AdvisoryLock, article_changes, article_tags, articles, feed_builds, feed_content, settings
-from publisher.store import Article, Store
+from publisher.store import ARTICLE_COLUMNS, Article, Store
 
 TAGS_REV = "article_tags_rev"  # the newest change applied to article_tags
 _CHUNK = 2000  # rows per read of a long scan, and ids per IN (...)
@@ -40,21 +40,7 @@ def _shown(now: datetime | None) -> Any:
 
 _NEWEST_FIRST = (articles.c.published.desc(), articles.c.id.desc())
 # What a feed entry needs: every column but the plain text, which no feed shows.
-_COLUMNS = [
-    articles.c.id,
-    articles.c.key,
-    articles.c.slug,
-    articles.c.title,
-    articles.c.summary,
-    articles.c.body_html,
-    literal("").label("body_text"),
-    articles.c.author,
-    articles.c.tags,
-    articles.c.format,
-    articles.c.published,
-    articles.c.updated,
-    articles.c.first_seen,
-]
+_COLUMNS = [literal("").label("body_text") if column is articles.c.body_text else column for column in ARTICLE_COLUMNS]
 
 
 @dataclass(frozen=True)
