@@ -102,6 +102,9 @@ articles = Table(
     # `draft: true` in front matter: stored, but out of the feeds and digests until the flag
     # goes (migration _draft).
     Column("draft", Boolean, nullable=False, server_default=false()),
+    # Metadata beyond the columns above, as publisher.store.ArticleMeta (language, direction,
+    # lead image, audio, canonical URL...): front matter or the page's own (migration _meta).
+    Column("meta", JSON, nullable=False, server_default=text("'{}'")),
 )
 
 # Every distinct version of every source file, byte for byte, so cleaning can be re-run.
@@ -267,7 +270,9 @@ feed_content = Table(
 )
 
 # Only the columns a feed shows: ingest recording a file's new mtime is no change to the feeds.
-_FEED_COLUMNS = "key, slug, title, summary, body_html, author, tags, published, updated, first_seen, removed_at, draft"
+_FEED_COLUMNS = (
+    "key, slug, title, summary, body_html, author, tags, published, updated, first_seen, removed_at, draft, meta"
+)
 _SQLITE_TRIGGERS = [
     "CREATE TRIGGER article_changes_insert AFTER INSERT ON articles BEGIN "
     "INSERT INTO article_changes (article_id) VALUES (NEW.id); END",

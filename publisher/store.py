@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import (
     Connection,
@@ -87,6 +87,14 @@ def _draft(conn: Connection) -> None:
     recreate_triggers(conn)
 
 
+def _meta(conn: Connection) -> None:
+    """Articles' metadata (ArticleMeta); the change-log triggers then watch it too."""
+    if "meta" not in {column["name"] for column in inspect(conn).get_columns("articles")}:
+        column = CreateColumn(articles.c.meta).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE articles ADD COLUMN {column}"))
+    recreate_triggers(conn)
+
+
 # Schema changes after the first release, as steps (version 2, 3, ...): each a function of a
 # Connection that ALTERs an existing store. A new store is created from schema.py at once and
 # stamped with the newest version, so these only ever run on older stores.
@@ -96,9 +104,34 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v4_source_stats,
     _feed_index,
     _draft,
+    _meta,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 BUSY_SECONDS = 30  # how long a write waits for another run's (SQLite); then one line, exit 1
+
+
+class AudioMeta(TypedDict, total=False):
+    url: str  # http(s) or a path on the site
+    type: str  # media type, audio/mpeg
+    length: int  # bytes
+    duration: str  # HH:MM:SS or seconds, as iTunes wants it
+
+
+class ArticleMeta(TypedDict, total=False):
+    """What is known of an article beyond its columns: from front matter, or the page itself.
+
+    Every key is optional; readers fall back (direction from the language or the script,
+    the lead image from the body's first image). URLs are http(s) or paths on the site.
+    """
+
+    language: str  # BCP 47: en, ar, pt-BR
+    direction: str  # "ltr" | "rtl"
+    image: str  # lead image
+    image_alt: str
+    audio: AudioMeta  # a podcast episode's enclosure
+    canonical: str  # the page's own URL
+    modified: str  # ISO 8601, the page's last modification
+    description: str
 
 
 @dataclass(frozen=True)
@@ -116,6 +149,7 @@ class Article:
     published: datetime
     updated: datetime
     first_seen: datetime
+    meta: ArticleMeta = field(default_factory=lambda: ArticleMeta())
 
 
 @dataclass(frozen=True)
@@ -155,6 +189,7 @@ class NewArticle:
     source_size: int | None = None  # the file's stat when read; None: not to be trusted
     source_mtime_ns: int | None = None
     draft: bool = False  # front matter `draft: true`: stored, out of the feeds and digests
+    meta: ArticleMeta = field(default_factory=lambda: ArticleMeta())
 
 
 @dataclass(frozen=True)
@@ -495,6 +530,7 @@ ARTICLE_COLUMNS = [  # an Article row; publisher.feed.index reads the same, less
     articles.c.published,
     articles.c.updated,
     articles.c.first_seen,
+    articles.c.meta,
 ]
 
 
@@ -613,6 +649,7 @@ def _article_values(new: NewArticle, now: datetime) -> dict[str, Any]:
         "updated": now,
         "removed_at": None,  # a changed file brings a removed article back
         "draft": new.draft,
+        "meta": dict(new.meta),
     }
 
 

@@ -191,6 +191,7 @@ def _changed_article(
         source_size=size,
         source_mtime_ns=mtime_ns,
         draft=draft.draft,
+        meta=draft.meta,
     )
 
 

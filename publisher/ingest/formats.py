@@ -30,6 +30,7 @@ from markdown_it import MarkdownIt
 from publisher.ingest.clean import Body, clean_body, is_chrome
 from publisher.ingest.decode import decode, strip_illegal
 from publisher.ingest.extract import extract
+from publisher.store import ArticleMeta, AudioMeta
 
 SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL | re.MULTILINE)
@@ -93,6 +94,7 @@ class Draft:
     slug: str | None = None
     tags: list[str] = field(default_factory=list)
     draft: bool = False  # front matter `draft: true`: kept out of the feeds and digests
+    meta: ArticleMeta = field(default_factory=lambda: ArticleMeta())
 
 
 def read(path: Path, data: bytes, tz: ZoneInfo) -> Draft:
@@ -154,6 +156,7 @@ def _read_md(text: str, tz: ZoneInfo) -> Draft:
         slug=_meta_str(meta, "slug"),
         tags=_meta_tags(meta),
         draft=_meta_flag(meta, "draft"),
+        meta=_article_meta(meta),
     )
 
 
@@ -257,6 +260,83 @@ def _meta_str(meta: dict[str, Any], key: str) -> str | None:
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise ValueError(f"front matter: {key} must be text, got {type(value).__name__}")
     return _plain(str(value)) or None
+
+
+def _article_meta(meta: dict[str, Any]) -> ArticleMeta:
+    """Front matter's lang, dir, image (a URL, or url + alt), audio (a URL, or url, type,
+    length, duration) and canonical, checked: a URL must be http(s) or a path on the site."""
+    found = ArticleMeta()
+    language = _meta_str(meta, "lang") or _meta_str(meta, "language")
+    if language:
+        if not _LANGUAGE.fullmatch(language):
+            raise ValueError(f"front matter: lang must be a language tag such as en or pt-BR, got {language!r}")
+        found["language"] = language
+    direction = _meta_str(meta, "dir")
+    if direction:
+        if direction.lower() not in ("ltr", "rtl"):
+            raise ValueError(f"front matter: dir must be ltr or rtl, got {direction!r}")
+        found["direction"] = direction.lower()
+    image = meta.get("image")
+    if isinstance(image, dict):
+        found["image"] = _meta_url(image, "url", "image") or _meta_url(image, "src", "image") or ""
+        alt = _meta_str(image, "alt")
+        if alt:
+            found["image_alt"] = alt
+    elif image is not None:
+        found["image"] = _meta_url(meta, "image", "image") or ""
+    if _meta_str(meta, "image_alt"):
+        found["image_alt"] = _meta_str(meta, "image_alt") or ""
+    if not found.get("image"):
+        found.pop("image", None)
+    for key in ("audio", "enclosure"):
+        audio = meta.get(key)
+        if audio is None:
+            continue
+        fields = audio if isinstance(audio, dict) else {"url": audio}
+        url = _meta_url(fields, "url", key)
+        if not url:
+            raise ValueError(f"front matter: {key} needs a url")
+        entry = AudioMeta(url=url, type=_meta_str(fields, "type") or _audio_type(url))
+        length = fields.get("length")
+        if length is not None:
+            if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+                raise ValueError(f"front matter: {key} length must be a number of bytes")
+            entry["length"] = length
+        duration = _meta_str(fields, "duration")
+        if duration:
+            entry["duration"] = duration
+        found["audio"] = entry
+        break
+    canonical = _meta_url(meta, "canonical", "canonical") or _meta_url(meta, "canonical_url", "canonical_url")
+    if canonical:
+        found["canonical"] = canonical
+    return found
+
+
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+_AUDIO_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".wav": "audio/wav",
+}
+
+
+def _audio_type(url: str) -> str:
+    suffix = Path(url.split("?", 1)[0]).suffix.lower()
+    return _AUDIO_TYPES.get(suffix, "audio/mpeg")
+
+
+def _meta_url(meta: dict[str, Any], key: str, name: str) -> str | None:
+    """An http(s) URL or a path on the site (``/media/a.jpg``, ``a.jpg``); anything else refused."""
+    value = _meta_str(meta, key)
+    if value is None:
+        return None
+    scheme = value.split(":", 1)[0].lower() if ":" in value.split("/", 1)[0] else ""
+    if scheme not in ("", "http", "https") or value.startswith("//"):
+        raise ValueError(f"front matter: {name} must be an http(s) URL or a path on the site, got {value[:80]!r}")
+    return value
 
 
 def _meta_flag(meta: dict[str, Any], key: str) -> bool:
