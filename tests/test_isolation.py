@@ -3,14 +3,20 @@ and an article too big for lxml's default limits neither stops the feeds nor the
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import os
 import random
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from lxml import etree
 
-from tests.conftest import Project
+from tests.conftest import Project, missing
+from tests.feedcheck import read_back
 
 
 def test_feeds_that_cannot_be_written_are_one_line_and_the_digest_still_goes(project: Project) -> None:
@@ -58,3 +64,46 @@ def test_a_fifo_named_as_an_article_is_refused_not_waited_on(project: Project) -
     [line] = result.stderr.splitlines()
     assert "pipe.txt" in line and "not a regular file" in line, line
     assert "1 new" in result.stdout  # the sample article still went in
+
+
+@pytest.fixture
+def small_disk(project: Project) -> Iterator[Path]:
+    """A 4 MiB tmpfs mounted where the feeds go: a real disk that fills up (needs root)."""
+    folder = project.root / "feeds"
+    folder.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(folder)], capture_output=True
+    )
+    if not mounted or mounted.returncode != 0:
+        missing("a small tmpfs", under_ci=".ci/run runs as root, which may mount one", elsewhere="run as root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_full_disk_under_the_feeds_is_one_line_the_digest_goes_and_no_temp_file_stays(
+    project: Project, small_disk: Path
+) -> None:
+    for n in range(40):  # enough text that the feeds need more room than is left
+        project.add_article(f"a{n:02d}.md", f"---\ntitle: Story {n}\n---\n" + f"Paragraph {n} of news. " * 400 + "\n")
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):  # the disk full to the last block
+        while os.write(fd, b"\0" * 4096):
+            pass
+    os.close(fd)
+
+    result = project.cli("run")
+
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert "feeds" in line and "No space left on device" in line, line
+    assert "Traceback" not in result.output
+    assert len(project.outbox_files()) == 1  # the digest went out all the same
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no temp file, no half a feed
+
+    filler.unlink()  # room again: the next run writes the feeds
+    again = project.cli("run")
+    assert again.exit_code == 0, again.output
+    assert len(read_back(project.feed.read_bytes()).entries) > 0
