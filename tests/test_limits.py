@@ -180,6 +180,24 @@ def test_a_file_swapped_for_a_symlink_after_the_walk_is_not_read(project: Projec
     )
 
 
+def test_a_folder_swapped_for_a_symlink_after_the_walk_is_not_read(project: Project, tmp_path: Path) -> None:
+    article = project.add_article("desk/notes.txt", "Notes\n\nThe desk's notes.\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("Secret\n\nNot an article.\n", encoding="utf-8")
+    [source] = [s for s in _sources(project.articles, root=project.articles) if s.path == article]
+    assert b"desk's notes" in read_source(source, 1_000_000)
+
+    (project.articles / "desk").rename(project.articles / "desk-old")
+    (project.articles / "desk").symlink_to(elsewhere)  # the folder on the way, now leading out
+
+    with pytest.raises(IngestError) as refused:
+        read_source(source, 1_000_000)
+    assert str(refused.value) == (
+        f"{article}: its folder 'desk' was replaced by a symlink while being ingested; not followed, run again"
+    )
+
+
 def test_a_symlink_within_the_folder_is_read_at_its_resolved_target(project: Project, outside: Path) -> None:
     target = project.add_article("sub/real.md", markdown_article("Real", "2026-11-23"))
     alias = project.articles / "alias.md"

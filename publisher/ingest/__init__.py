@@ -202,8 +202,7 @@ def read_source(source: Source, max_bytes: int) -> bytes:
     """
     path = source.path
     try:
-        # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
-        fd = os.open(source.target or path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        fd = _open_source(source)
         with open(fd, "rb") as handle:
             stat = os.fstat(fd)
             if not S_ISREG(stat.st_mode):
@@ -219,6 +218,29 @@ def read_source(source: Source, max_bytes: int) -> bytes:
     if len(raw) > max_bytes:  # it grew since the stat: the stat's size may be below the truth
         raise IngestError(str(path), _too_big(max(stat.st_size, len(raw)), max_bytes))
     return raw
+
+
+def _open_source(source: Source) -> int:
+    """A read-only descriptor of the source file, opened without following a symlink: the file
+    itself, and every folder from the articles folder down to it when the walk went that way."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW  # O_NONBLOCK: a FIFO with no writer never opens
+    if source.anchor is None or not source.beneath:
+        return os.open(source.target or source.path, flags)
+    folder = os.open(source.anchor, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in source.beneath[:-1]:
+            try:
+                inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                reason = f"its folder {name!r} was replaced by a symlink while being ingested; not followed, run again"
+                raise IngestError(str(source.path), reason) from exc
+            os.close(folder)
+            folder = inner
+        return os.open(source.beneath[-1], flags, dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
 def _too_big(size: int, max_bytes: int) -> str:

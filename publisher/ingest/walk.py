@@ -44,6 +44,11 @@ class Source(NamedTuple):
     # any other file, the path) without following a symlink, so that a file swapped for a
     # symlink after the walk (``-> /etc/passwd``) is refused, not read.
     target: Path | None = None
+    # For a file the walk reached through real folders only: the articles folder and the names
+    # from it to the file. The reader opens them one by one without following a symlink, so
+    # that a folder on the way swapped for a symlink after the walk is refused too.
+    anchor: Path | None = None
+    beneath: tuple[str, ...] = ()
 
 
 def source_files(
@@ -133,7 +138,7 @@ class _Walk:
         else:
             self.refuse(path, "no such file or folder")
 
-    def file(self, path: Path, key: str, target: Path | None = None) -> Source | None:
+    def file(self, path: Path, key: str, target: Path | None = None, beneath: tuple[str, ...] = ()) -> Source | None:
         """The file, or None if the store cannot hold its key (then refused by name)."""
         if len(key) > KEY_CHARS:
             self.refuse(
@@ -145,7 +150,7 @@ class _Walk:
         if not _utf8(key):
             self.refuse(path, NOT_UTF8)
             return None
-        return Source(path, key, target)
+        return Source(path, key, target, self.anchor if beneath else None, beneath)
 
     def folder(
         self, folder: Path, resolved: str, prefix: PurePosixPath | None, followed: tuple[str, ...]
@@ -158,6 +163,10 @@ class _Walk:
         except PermissionError:  # as rglob does
             return
         wanted = self.wanted
+        # Reached from the articles folder through real folders only (no symlink on the way).
+        beneath = prefix.parts if prefix is not None and not followed else None
+        if beneath is not None and resolved != os.path.join(self.root, *beneath):
+            beneath = None
         for entry in entries:
             name = entry.name
             if name.startswith("."):
@@ -176,8 +185,11 @@ class _Walk:
                 if suffix.lower() in wanted and entry.is_file(follow_symlinks=False):
                     key = (prefix / stem).as_posix() if prefix is not None else stem
                     if len(key) <= KEY_CHARS and key.isascii():  # the usual case, checked inline
-                        yield Source(folder / name, key)
-                    elif source := self.file(folder / name, key):
+                        if beneath is not None:
+                            yield Source(folder / name, key, None, self.anchor, (*beneath, name))
+                        else:
+                            yield Source(folder / name, key)
+                    elif source := self.file(folder / name, key, None, (*beneath, name) if beneath is not None else ()):
                         yield source
 
     def link(
