@@ -235,7 +235,9 @@ def load(path: Path) -> Config:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(name, "not found (pass --config, or run from the folder that holds it)") from None
+        raise ConfigError(
+            name, "not found (`publisher init` writes one; or pass --config, set PUBLISHER_CONFIG, or cd to its folder)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(name, f"cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
-from publisher import journal, subscribers, websub
+from publisher import hold, journal, subscribers, websub
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
 from publisher.store import Article, Digest, Store, safe_url
@@ -63,6 +63,7 @@ class Status:
     next_digest: datetime | None = None
     hubs: list[websub.HubState] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    held_since: datetime | None = None  # `publisher digest hold`: no new digest until released
 
     @property
     def exists(self) -> bool:
@@ -84,6 +85,7 @@ class Status:
                 "at": self.next_digest.isoformat() if self.next_digest else None,
                 "schedule": config.digest.schedule,
                 "timezone": config.digest.timezone.key,
+                "held_since": self.held_since.isoformat() if self.held_since else None,
             },
             "hubs": [
                 {
@@ -142,6 +144,11 @@ def open_existing(url: str) -> Store | None:
     return store
 
 
+def no_store(url: str) -> str:
+    """The line for a command that reads the store and finds none (it creates none)."""
+    return f"no store yet at {safe_url(url)}: `publisher run` creates it ([store] url)"
+
+
 def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> Status:
     """Everything ``publisher status`` shows, from the store if there is one."""
     from publisher.scheduler import next_digest_time  # apscheduler: only when status is asked
@@ -150,7 +157,7 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
     shown = safe_url(config.store_url)
     store = open_existing(config.store_url)
     if store is None:
-        line = f"no store yet at {shown}: `publisher run` creates it ([store] url)"
+        line = no_store(config.store_url)
         return Status(store=shown, schema_version=None, next_digest=upcoming, problems=[Problem("no_store", line)])
     try:
         newest = store.newest_articles(1)
@@ -170,6 +177,7 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             digests=states,
             next_digest=upcoming,
             hubs=websub.Backlog.load(store).hubs(),
+            held_since=hold.held_since(store),
             problems=[_problem(config, d) for d in states if d.digest.state == journal.INCOMPLETE],
         )
     finally:

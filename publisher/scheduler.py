@@ -72,6 +72,7 @@ def refresh_job(config_path: str) -> str:
 
 def _cycle(config_path: str, job: str) -> jobs.CycleResult:
     """One cycle with the config as it is now on disk, logged line by line."""
+    log.info("%s job: started", job, extra={"job": job})
     config = config_module.load(Path(config_path))
     store = Store.open(config.store_url)
     try:
@@ -187,7 +188,7 @@ def _schedule(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone=config.digest.timezone,
     )
-    scheduler.add_listener(lambda event: _job_done(event, on_job), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    scheduler.add_listener(lambda event: _job_done(scheduler, event, on_job), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     scheduler.start(paused=True)
     try:
         saved = scheduler.get_job(DIGEST_JOB, jobstore="default")
@@ -220,12 +221,21 @@ def _schedule(
         scheduler.shutdown(wait=True)
 
 
-def _job_done(event: JobExecutionEvent, on_job: Callable[[JobExecutionEvent], None] | None) -> None:
+def _job_done(
+    scheduler: BackgroundScheduler, event: JobExecutionEvent, on_job: Callable[[JobExecutionEvent], None] | None
+) -> None:
+    """The daemon's own line for a job's end: its failure if it failed, and when it runs next.
+
+    APScheduler's records say the same in its own words; they are shown with ``-v`` only
+    (publisher.logs)."""
+    fields = {"job": event.job_id}
     if event.exception is not None:
-        fields = {"job": event.job_id}
         if isinstance(event.exception, PublisherError):
             log.error("%s job: %s", event.job_id, event.exception, extra=fields)
         else:
             log.error("%s job crashed: %r", event.job_id, event.exception, extra=fields)
+    job = scheduler.get_job(event.job_id)
+    upcoming = job.next_run_time.isoformat() if job is not None and job.next_run_time else "never"
+    log.info("%s job: done; next run %s", event.job_id, upcoming, extra=fields)
     if on_job is not None:
         on_job(event)
