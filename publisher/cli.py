@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from publisher import health
     from publisher.config import Config
     from publisher.delivery import Mailer
+    from publisher.digest import Outgoing
     from publisher.dispatch import SendResult
     from publisher.errors import IngestError
     from publisher.jobs import PublishResult
@@ -70,7 +71,7 @@ class _Command(click.Command):
 
 class _Group(click.Group):
     command_class = _Command
-    group_class = type  # a subgroup is a _Group too
+    group_class: type[click.Group] | type[type] | None = type  # a subgroup is a _Group too
 
 
 def _examples(*lines: str) -> str:
@@ -459,12 +460,12 @@ def preview(ctx: click.Context, out: Path | None, open_it: bool, digest_id: str 
     if digest_id is not None and last:
         raise click.UsageError("--id and --last: give one of them")
     config = _config(ctx)
-    newest = None
     with _existing_store(ctx, config) as store:
         if digest_id is not None or last:
-            shown = previews.stored(config, store, digest_id)
-        elif (shown := digest.preview(config, store, clock.now())) is None:
-            newest = store.last_digest()
+            shown: Outgoing | None = previews.stored(config, store, digest_id)
+        else:
+            shown = digest.preview(config, store, clock.now())
+        newest = store.last_digest() if shown is None else None
     if shown is None:
         offer = f"; `publisher digest preview --last` shows the last one, {newest.id}" if newest else ""
         click.echo(f"digest: nothing new since the last digest, nothing to preview{offer}")

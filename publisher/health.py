@@ -85,8 +85,8 @@ class Status:
                 "at": self.next_digest.isoformat() if self.next_digest else None,
                 "schedule": config.digest.schedule,
                 "timezone": config.digest.timezone.key,
-                "held_since": self.held_since.isoformat() if self.held_since else None,
             },
+            "hold": {"held": self.held_since is not None, "since": _iso(self.held_since)},
             "hubs": [
                 {
                     "hub": h.hub,
@@ -99,6 +99,10 @@ class Status:
             ],
             "problems": [{"kind": p.kind, "digest_id": p.digest_id, "message": p.message} for p in self.problems],
         }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
 
 
 def _digest_json(d: DigestStatus, config: Config) -> dict[str, Any]:
