@@ -217,7 +217,7 @@ def _report_published(published: PublishResult) -> None:
     short_help="Start a project: a commented publisher.toml, an article.",
     epilog=_examples("publisher init news          # creates news/", "publisher init               # in this folder"),
 )
-@click.argument("folder", metavar="[DIR]", default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("folder", metavar="[DIR]", default=".", type=click.Path(path_type=Path))
 @click.pass_context
 def init(ctx: click.Context, folder: Path) -> None:
     """Write DIR/publisher.toml (every setting, with its default and what it is for) and an example
