@@ -92,7 +92,8 @@ def test_config_check_of_a_good_project(project: Project) -> None:
     assert publisher("run", cwd=project.root).returncode == 0
     again = publisher("config", "check", cwd=project.root)
     assert again.returncode == 0
-    assert any(line.startswith("ok: store: sqlite:///") and "reached, schema v" in line for line in again.stdout.splitlines())
+    reached = [line for line in again.stdout.splitlines() if line.startswith("ok: store: sqlite:///")]
+    assert len(reached) == 1 and "reached, schema v" in reached[0], again.stdout
 
 
 def test_config_check_reports_each_error_on_one_line(project: Project, tmp_path: Path) -> None:
@@ -101,7 +102,11 @@ def test_config_check_reports_each_error_on_one_line(project: Project, tmp_path:
     (templates / "digest.html.j2").write_text("{% for a in articles %}", encoding="utf-8")
     (templates / "digest.txt.j2").write_text("text", encoding="utf-8")
     project.settings["digest"]["templates_dir"] = str(templates)
-    project.settings["mailer"] |= {"provider": "mailgun", "domain": "mg.example.org", "url": "https://api.mailgun.invalid"}
+    project.settings["mailer"] |= {
+        "provider": "mailgun",
+        "domain": "mg.example.org",
+        "url": "https://api.mailgun.invalid",
+    }
     project.settings["articles"]["dir"] = "no-such-folder"
     project.config_path.write_text(tomli_w.dumps(project.settings), encoding="utf-8")
 

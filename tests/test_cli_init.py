@@ -44,7 +44,7 @@ def test_init_writes_a_project_that_loads_and_prints_the_next_commands(tmp_path:
 
     assert done.returncode == 0, done.stderr
     root = tmp_path / "news"
-    assert done.stdout.splitlines()[:2] == [f"wrote news/publisher.toml", f"wrote news/articles/hello.md"]
+    assert done.stdout.splitlines()[:2] == ["wrote news/publisher.toml", "wrote news/articles/hello.md"]
     assert next_commands(done.stdout) == ["cd news", "publisher config check", "publisher run"]
     config = config_module.load(root / "publisher.toml")
     assert config.mailer.provider == "outbox"

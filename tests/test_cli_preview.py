@@ -115,5 +115,6 @@ def test_read_only_commands_create_no_store(project: Project, command: tuple[str
     if command[0] not in ("status", "config"):
         assert done.stdout == ""
         assert done.stderr == (
-            f"publisher: no store yet at sqlite:///{project.root}/publisher.db: `publisher run` creates it ([store] url)\n"
+            f"publisher: no store yet at sqlite:///{project.root}/publisher.db: "
+            "`publisher run` creates it ([store] url)\n"
         )
