@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import threading
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from publisher import health
     from publisher.config import Config
     from publisher.delivery import Mailer
+    from publisher.digest import Outgoing
     from publisher.dispatch import SendResult
     from publisher.errors import IngestError
     from publisher.jobs import PublishResult
@@ -40,7 +42,46 @@ if TYPE_CHECKING:
 log = logging.getLogger("publisher.cli")
 
 
-class _Cli(click.Group):
+CONFIG_ENV = "PUBLISHER_CONFIG"
+_CONFIG_KEY = "publisher.config"  # in ctx.meta: a --config given after the command
+
+
+def _remember_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta[_CONFIG_KEY] = value
+
+
+class _Command(click.Command):
+    """A command that also takes --config after its name (`publisher run --config X`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(
+            click.Option(
+                ["--config", "config_path"],
+                type=click.Path(path_type=Path),
+                default=None,
+                expose_value=False,
+                is_eager=True,
+                callback=_remember_config,
+                help=f"The publisher.toml to use (also before the command, or ${CONFIG_ENV}).",
+            )
+        )
+
+
+class _Group(click.Group):
+    command_class = _Command
+    group_class: type[click.Group] | type[type] | None = type  # a subgroup is a _Group too
+
+
+def _examples(*lines: str) -> str:
+    """An epilog of example command lines, kept as they are written (click's \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+class _Cli(_Group):
+    group_class = _Group
+
     def invoke(self, ctx: click.Context) -> Any:
         # Here rather than in main(): a usage error in a subcommand is raised before main() runs.
         logs.setup(ctx.params["log_format"], logging.DEBUG if ctx.params["verbose"] else logging.INFO)
@@ -56,14 +97,24 @@ class _Cli(click.Group):
             ctx.exit(exc.exit_code)
 
 
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Cli,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=_examples(
+        "publisher init news && cd news     # a new project folder",
+        "publisher run                      # ingest, feeds, digest: once, for cron",
+        "publisher status --config /srv/news/publisher.toml",
+    ),
+)
 @click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
     default=Path("publisher.toml"),
     show_default=True,
-    help="The publisher.toml to use; relative paths in it are relative to its folder.",
+    envvar=CONFIG_ENV,
+    help=f"The publisher.toml to use (also after the command, or ${CONFIG_ENV}); relative paths in it "
+    "are relative to its folder.",
 )
 @click.option(
     "--log-format",
@@ -74,21 +125,29 @@ class _Cli(click.Group):
     help="stderr as `publisher: ...` lines, or one JSON object a line, with digest and batch ids "
     "(also PUBLISHER_LOG_FORMAT). stdout is the same either way.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Also log publisher's debug records.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also log publisher's debug records, APScheduler's, and whole tracebacks."
+)
 @click.version_option(__version__, prog_name="publisher")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path, log_format: str, verbose: bool) -> None:
     """Turn a folder of articles into an Atom feed and an email digest, on a schedule.
 
-    Quick start, in a folder with publisher.toml: `publisher run`.
+    Quick start: `publisher init DIR` writes a project; in it, `publisher run`.
     """
     ctx.obj = config_path
+
+
+def _config_path(ctx: click.Context) -> Path:
+    """--config after the command, else before it (or $PUBLISHER_CONFIG), else ./publisher.toml."""
+    given: Path | None = ctx.meta.get(_CONFIG_KEY)
+    return given if given is not None else ctx.find_root().params["config_path"]
 
 
 def _config(ctx: click.Context) -> Config:
     from publisher import config as config_module
 
-    config = config_module.load(ctx.obj)
+    config = config_module.load(_config_path(ctx))
     logs.protect(config)
     return config
 
@@ -122,6 +181,22 @@ def _store(config: Config) -> Iterator[Store]:
         store.close()
 
 
+@contextmanager
+def _existing_store(ctx: click.Context, config: Config) -> Iterator[Store]:
+    """The store, for a command that only reads it: where there is none, one line and exit 0
+    (nothing to show), and no store is created."""
+    from publisher import health
+
+    store = health.open_existing(config.store_url)
+    if store is None:
+        _stderr(health.no_store(config.store_url), prefix="publisher: ", level=logging.WARNING)
+        ctx.exit(0)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _report_ingest_errors(errors: list[IngestError]) -> None:
     for error in errors:
         _stderr(str(error), path=error.path)
@@ -138,7 +213,62 @@ def _report_published(published: PublishResult) -> None:
             _stderr(ping.message, prefix="", level=logging.WARNING)  # a hub's trouble never fails the run
 
 
-@main.command()
+@main.command(
+    short_help="Start a project: a commented publisher.toml, an article.",
+    epilog=_examples("publisher init news          # creates news/", "publisher init               # in this folder"),
+)
+@click.argument("folder", metavar="[DIR]", default=".", type=click.Path(path_type=Path))
+@click.pass_context
+def init(ctx: click.Context, folder: Path) -> None:
+    """Write DIR/publisher.toml (every setting, with its default and what it is for) and an example
+    article in DIR/articles/, then print the next commands. Never overwrites a file: where
+    publisher.toml exists, nothing is written and the exit status is 1.
+    """
+    from publisher import clock, scaffold
+
+    made = scaffold.init(folder, clock.now())
+    for path in made.written:
+        click.echo(f"wrote {path}")
+    for path in made.kept:
+        _stderr(f"{path} exists already, left as it is", prefix="publisher: ", level=logging.WARNING, path=path)
+    if not made.written:
+        _stderr("nothing written: the project is there already (`publisher config check` checks it)")
+        ctx.exit(1)
+    click.echo("next:")
+    if folder.resolve() != Path.cwd().resolve():
+        click.echo(f"  cd {shlex.quote(str(folder))}")
+    click.echo("  publisher config check    # settings, folders, templates, store: nothing is sent")
+    click.echo("  publisher run             # articles/ -> feeds/, and the digest into outbox/")
+
+
+@main.group(name="config", epilog=_examples("publisher config check"))
+def config_group() -> None:
+    """Check publisher.toml and what it points at."""
+
+
+@config_group.command(
+    name="check",
+    short_help="Check the settings and all they name; send nothing.",
+    epilog=_examples("publisher config check", "publisher config check --config /srv/news/publisher.toml"),
+)
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Load publisher.toml and check everything that can be checked without sending: the
+    settings, the folders, the digest's templates, the secrets, the store (read, never created),
+    the provider's host name. One line per finding; exit 2 on any error.
+    """
+    from publisher import clock, preflight
+
+    findings = preflight.check(_config_path(ctx), clock.now())
+    for finding in findings:
+        click.echo(logs.redact(finding.line()))
+    ctx.exit(2 if preflight.failed(findings) else 0)
+
+
+@main.command(
+    short_help="Ingest new files, rebuild the feeds, send the digest (cron).",
+    epilog=_examples("publisher run", "*/15 * * * *  publisher --config /srv/news/publisher.toml run   # crontab"),
+)
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """One cycle, for cron: ingest new files, rebuild the feed, send the digest if anything is new.
@@ -172,7 +302,10 @@ def run(ctx: click.Context) -> None:
     ctx.exit(0 if result.ok and not waiting else 1)
 
 
-@main.command()
+@main.command(
+    short_help="Store the articles in these files or folders.",
+    epilog=_examples("publisher ingest articles/2026-11-24-hello.md", "publisher ingest ~/drafts/ready/"),
+)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
@@ -196,7 +329,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     ctx.exit(1 if result.errors else 0)
 
 
-@main.command()
+@main.command(short_help="Write the feeds from the store.", epilog=_examples("publisher feed"))
 @click.pass_context
 def feed(ctx: click.Context) -> None:
     """Write the feeds (atom.xml, rss.xml, feed.json, tags/, archive/) from the store."""
@@ -209,12 +342,20 @@ def feed(ctx: click.Context) -> None:
     ctx.exit(0 if published.ok else 1)
 
 
-@main.group(name="articles")
+@main.group(
+    name="articles",
+    short_help="List the stored articles, or remove some.",
+    epilog=_examples("publisher articles list", "publisher articles remove hello-world"),
+)
 def articles_group() -> None:
     """List the stored articles, or remove some from the feeds and digests."""
 
 
-@articles_group.command(name="list")
+@articles_group.command(
+    name="list",
+    short_help="One line per live article: id, date, title.",
+    epilog=_examples("publisher articles list | head", "publisher articles list | cut -f1"),
+)
 @click.pass_context
 def list_articles(ctx: click.Context) -> None:
     """One line per live article: id, published date, title (newest first), tab-separated.
@@ -223,7 +364,7 @@ def list_articles(ctx: click.Context) -> None:
     bash's $'...' turns an id shown so back into the id.
     """
     config = _config(ctx)
-    with _store(config) as store:
+    with _existing_store(ctx, config) as store:
         for article in store.newest_articles():
             click.echo(f"{_escaped(article.key)}\t{article.published:%Y-%m-%d}\t{_escaped(article.title)}")
 
@@ -244,7 +385,11 @@ def _octal(char: str) -> str:
     return "".join(f"\\{byte:03o}" for byte in char.encode("utf-8", "surrogateescape"))
 
 
-@articles_group.command(name="remove")
+@articles_group.command(
+    name="remove",
+    short_help="Take articles out of the feeds and future digests.",
+    epilog=_examples("publisher articles remove hello-world", "publisher articles remove $'two\\nlines'"),
+)
 @click.argument("ids", nargs=-1, required=True)
 @click.pass_context
 def remove_articles(ctx: click.Context, ids: tuple[str, ...]) -> None:
@@ -271,12 +416,28 @@ def remove_articles(ctx: click.Context, ids: tuple[str, ...]) -> None:
     ctx.exit(1 if missing or not published.ok else 0)
 
 
-@main.group(name="digest")
+@main.group(
+    name="digest",
+    short_help="Preview, test, send, hold or resume the email digest.",
+    epilog=_examples(
+        "publisher digest preview --open",
+        "publisher digest preview --last",
+        "publisher digest test --to me@example.org",
+        "publisher digest hold",
+    ),
+)
 def digest_group() -> None:
     """Preview or send the email digest of articles not yet mailed; send a test, or resume an unfinished send."""
 
 
-@digest_group.command()
+@digest_group.command(
+    short_help="Write the next (or a stored) digest as files.",
+    epilog=_examples(
+        "publisher digest preview --open",
+        "publisher digest preview --last --out /tmp/last",
+        "publisher digest preview --id 20261124-070000-3fa2c1d0",
+    ),
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -284,33 +445,101 @@ def digest_group() -> None:
     help="Folder for the preview files [default: preview/ beside publisher.toml].",
 )
 @click.option("--open", "open_it", is_flag=True, help="Open the .html file in the web browser ($BROWSER) afterwards.")
+@click.option("--id", "digest_id", metavar="DIGEST_ID", default=None, help="A stored digest (see `digest list`).")
+@click.option("--last", is_flag=True, help="The newest stored digest: the one sent last, or being sent.")
 @click.pass_context
-def preview(ctx: click.Context, out: Path | None, open_it: bool) -> None:
-    """Write the next digest as .html, .txt and .eml files; sends and marks nothing."""
+def preview(ctx: click.Context, out: Path | None, open_it: bool, digest_id: str | None, last: bool) -> None:
+    """Write the next digest as .html, .txt and .eml files; sends and marks nothing.
+
+    With --id or --last, a stored digest instead, as it was sent. Creates no store where there is none.
+    """
     import webbrowser
 
-    from publisher import clock, digest
-    from publisher.files import write_atomic
+    from publisher import clock, digest, previews
 
+    if digest_id is not None and last:
+        raise click.UsageError("--id and --last: give one of them")
     config = _config(ctx)
-    out = out or config.path.parent / "preview"
-    with _store(config) as store:
-        shown = digest.preview(config, store, clock.now())
+    with _existing_store(ctx, config) as store:
+        if digest_id is not None or last:
+            shown: Outgoing | None = previews.stored(config, store, digest_id)
+        else:
+            shown = digest.preview(config, store, clock.now())
+        newest = store.last_digest() if shown is None else None
     if shown is None:
-        click.echo("digest: nothing new since the last digest, nothing to preview")
+        offer = f"; `publisher digest preview --last` shows the last one, {newest.id}" if newest else ""
+        click.echo(f"digest: nothing new since the last digest, nothing to preview{offer}")
         return
-    for suffix, data in ((".html", shown.html.encode()), (".txt", shown.text.encode()), (".eml", shown.message)):
-        path = out / f"digest-{shown.id}{suffix}"
-        write_atomic(path, data)
+    paths = previews.write(shown, out or config.path.parent / "preview")
+    for path in paths:
         click.echo(str(path))
-    html = out / f"digest-{shown.id}.html"
     # webbrowser, not click.launch: it honours $BROWSER, where click.launch runs xdg-open on Linux.
-    if open_it and not webbrowser.open(html.resolve().as_uri()):
-        _stderr(f"no web browser to open {html} (set BROWSER)", path=html)
+    if open_it and not webbrowser.open(paths[0].resolve().as_uri()):
+        _stderr(f"no web browser to open {paths[0]} (set BROWSER)", path=paths[0])
         ctx.exit(1)
 
 
-@digest_group.command(name="test")
+@digest_group.command(
+    name="list",
+    short_help="The stored digests, newest first.",
+    epilog=_examples(
+        "publisher digest list", 'publisher digest preview --id "$(publisher digest list | head -1 | cut -f1)"'
+    ),
+)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many to show.")
+@click.pass_context
+def list_digests(ctx: click.Context, limit: int) -> None:
+    """One line per stored digest, newest first: id, state, created, articles, subject; tab-separated.
+
+    Creates no store where there is none.
+    """
+    config = _config(ctx)
+    with _existing_store(ctx, config) as store:
+        for d in store.recent_digests(limit):
+            click.echo(f"{d.id}\t{d.state}\t{d.created_at.isoformat()}\t{d.article_count}\t{_escaped(d.subject)}")
+
+
+@digest_group.command(
+    short_help="Keep the next digest from going out until released.",
+    epilog=_examples("publisher digest hold", "publisher digest release"),
+)
+@click.pass_context
+def hold(ctx: click.Context) -> None:
+    """Hold the next digest: `run`, `digest send` and the daemon send none until `publisher digest release`.
+
+    The articles stay in the feeds, and go out in the first digest after the release. A digest
+    whose sending had begun is not held: `publisher digest resume` finishes it.
+    """
+    from publisher import clock
+    from publisher import hold as holds
+
+    with _store(_config(ctx)) as store:
+        since = holds.hold(store, clock.now())
+    click.echo(f"digest: held since {since.isoformat()}; `publisher digest release` lets the next one go out")
+
+
+@digest_group.command(
+    short_help="Let the next digest go out again (after `hold`).",
+    epilog=_examples("publisher digest release"),
+)
+@click.pass_context
+def release(ctx: click.Context) -> None:
+    """Undo `publisher digest hold`: the next run, or the daemon's next slot, sends the digest."""
+    from publisher import hold as holds
+
+    config = _config(ctx)
+    with _existing_store(ctx, config) as store:
+        since = holds.release(store)
+    click.echo(f"digest: released (held since {since.isoformat()})" if since else "digest: was not held")
+
+
+@digest_group.command(
+    name="test",
+    short_help="Send the next digest to these addresses only.",
+    epilog=_examples(
+        "publisher digest test --to me@example.org", "publisher digest test --to me@example.org --to editor@example.org"
+    ),
+)
 @click.option(
     "--to",
     "addresses",
@@ -341,7 +570,7 @@ def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     ctx.exit(0 if result.ok else 1)
 
 
-@digest_group.command()
+@digest_group.command(short_help="Send the digest now if anything is new.", epilog=_examples("publisher digest send"))
 @click.option(
     "--resend-in-doubt",
     is_flag=True,
@@ -362,7 +591,10 @@ def send(ctx: click.Context, resend_in_doubt: bool) -> None:
     ctx.exit(0 if result.ok else 1)
 
 
-@digest_group.command()
+@digest_group.command(
+    short_help="Finish an unsent digest: the batches not yet accepted.",
+    epilog=_examples("publisher digest resume", "publisher digest resume --retry-failed"),
+)
 @click.option(
     "--resend-in-doubt",
     is_flag=True,
@@ -396,7 +628,11 @@ def resume(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> Non
     ctx.exit(1)
 
 
-@digest_group.command(name="close")
+@digest_group.command(
+    name="close",
+    short_help="Leave an incomplete digest as it is.",
+    epilog=_examples("publisher digest close 20261124-070000-3fa2c1d0"),
+)
 @click.argument("digest_ids", metavar="DIGEST_ID...", nargs=-1, required=True)
 @click.pass_context
 def close_digest(ctx: click.Context, digest_ids: tuple[str, ...]) -> None:
@@ -487,12 +723,20 @@ def _addresses(given: tuple[str, ...]) -> tuple[list[str], list[str]]:
 # -- subscribers --------------------------------------------------------------------------------
 
 
-@main.group(name="subscribers")
+@main.group(
+    name="subscribers",
+    short_help="Manage the local subscriber list.",
+    epilog=_examples("publisher subscribers import readers.csv", "publisher subscribers list --all"),
+)
 def subscribers_group() -> None:
     """Manage the local subscriber list (used when [digest] recipients = "subscribers")."""
 
 
-@subscribers_group.command(name="import")
+@subscribers_group.command(
+    name="import",
+    short_help="Add the addresses in a CSV file.",
+    epilog=_examples("publisher subscribers import readers.csv"),
+)
 @click.argument("csv_file", metavar="FILE.csv", type=click.Path(path_type=Path))
 @click.pass_context
 def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
@@ -518,7 +762,11 @@ def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
     ctx.exit(1 if result.errors else 0)
 
 
-@subscribers_group.command(name="add")
+@subscribers_group.command(
+    name="add",
+    short_help="Subscribe addresses.",
+    epilog=_examples("publisher subscribers add ada@example.org 'Grace <grace@example.org>'"),
+)
 @click.argument("addresses", metavar="ADDRESS...", nargs=-1, required=True)
 @click.pass_context
 def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
@@ -542,7 +790,9 @@ def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     ctx.exit(1 if bad else 0)
 
 
-@subscribers_group.command(name="remove")
+@subscribers_group.command(
+    name="remove", short_help="Unsubscribe addresses.", epilog=_examples("publisher subscribers remove ada@example.org")
+)
 @click.argument("addresses", metavar="ADDRESS...", nargs=-1, required=True)
 @click.pass_context
 def remove_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
@@ -566,7 +816,11 @@ def remove_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     ctx.exit(1 if unknown else 0)
 
 
-@subscribers_group.command(name="list")
+@subscribers_group.command(
+    name="list",
+    short_help="Print the subscribed addresses.",
+    epilog=_examples("publisher subscribers list", "publisher subscribers list --all"),
+)
 @click.option("--all", "everyone", is_flag=True, help="Include unsubscribed addresses, each followed by its state.")
 @click.pass_context
 def list_subscribers(ctx: click.Context, everyone: bool) -> None:
@@ -574,7 +828,7 @@ def list_subscribers(ctx: click.Context, everyone: bool) -> None:
     from publisher import subscribers
 
     config = _config(ctx)
-    with _store(config) as store:
+    with _existing_store(ctx, config) as store:
         people = subscribers.listing(store, include_unsubscribed=everyone)
     for person in people:
         click.echo(f"{person.email}\t{person.state}" if everyone else person.email)
@@ -593,7 +847,14 @@ def _note_unused_list(config: Config) -> None:
         )
 
 
-@main.command()
+@main.command(
+    short_help="Run the digest on its schedule, refresh the feeds often.",
+    epilog=_examples(
+        "publisher daemon",
+        "publisher -v daemon                 # with APScheduler's own log",
+        "PUBLISHER_CONFIG=/srv/news/publisher.toml publisher daemon",
+    ),
+)
 @click.pass_context
 def daemon(ctx: click.Context) -> None:
     """Run the digest on [digest] schedule and refresh feeds every few minutes; stop with SIGTERM or Ctrl-C."""
@@ -646,7 +907,14 @@ def _no_op_handler(signum: int, frame: Any) -> None:
     """Replaces the default action (exit, or KeyboardInterrupt); the wakeup fd does the work."""
 
 
-@main.command()
+@main.command(
+    short_help="Articles, recent digests, the next digest, problems.",
+    epilog=_examples(
+        "publisher status",
+        "publisher status --check || echo 'publisher needs you'",
+        "publisher status --json | jq .next_digest",
+    ),
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (documented in the README), for monitoring.")
 @click.option(
     "--check", is_flag=True, help="Exit 1 with one line per problem when something needs you; `ok` and 0 otherwise."
@@ -728,6 +996,11 @@ def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
         yield f"websub: {hub.hub}: {down}{_count(len(hub.topics), 'feed')} to announce{when}"
     schedule = f"'{config.digest.schedule}', {config.digest.timezone.key}"
     yield f"next digest: {shown.next_digest.isoformat() if shown.next_digest else 'never'} ({schedule})"
+    if shown.held_since is not None:
+        yield (
+            f"digest hold: held since {shown.held_since.isoformat()}: no digest goes out until "
+            "`publisher digest release`"
+        )
 
 
 def _journal_lines(config: Config, shown: health.DigestStatus) -> list[str]:
@@ -768,7 +1041,10 @@ def _journal_lines(config: Config, shown: health.DigestStatus) -> list[str]:
     return lines
 
 
-@main.command()
+@main.command(
+    short_help="Serve the feeds and the unsubscribe links over HTTP.",
+    epilog=_examples("publisher serve", "publisher serve --host 0.0.0.0 --port 8000"),
+)
 @click.option("--host", default=None, help="Address to listen on [default: [server] host, 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [default: [server] port, 8080].")
 @click.pass_context

@@ -142,7 +142,7 @@ class Config:
 class _Table:
     """One ``[section]`` of the file: typed getters that name the key on error."""
 
-    def __init__(self, file: str, name: str, data: dict[str, Any], known: set[str]) -> None:
+    def __init__(self, file: str, name: str, data: dict[str, Any], known: frozenset[str]) -> None:
         self.file, self.name, self.data = file, name, data
         unknown = sorted(set(data) - known)
         if unknown:
@@ -229,30 +229,78 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"duration too long: {text!r}") from None
 
 
+# Every key each section accepts (another is refused as a typo); `publisher init`'s
+# publisher.toml documents each of them (tests/test_cli_init.py checks it).
+KEYS: dict[str, frozenset[str]] = {
+    "site": frozenset({"title", "url", "author", "language", "timezone", "article_path"}),
+    "store": frozenset({"url"}),
+    "articles": frozenset({"dir", "follow_symlinks", "max_bytes"}),
+    "feed": frozenset({"dir", "max_entries", "url", "formats", "tag_feeds", "archives", "hubs", "stylesheet"}),
+    "digest": frozenset(
+        {
+            "schedule",
+            "timezone",
+            "subject",
+            "from",
+            "to",
+            "unsubscribe_url",
+            "recipients",
+            "secret_env",
+            "backlog",
+            "templates_dir",
+            "max_html_bytes",
+        }
+    ),
+    "mailer": frozenset(
+        {
+            "provider",
+            "outbox_dir",
+            "url",
+            "api_key_env",
+            "domain",
+            "timeout",
+            "retries",
+            "max_retry_seconds",
+            "max_attempts",
+            "rate",
+            "concurrency",
+            "batch_size",
+            "message_stream",
+            "region",
+            "lists",
+            "username",
+        }
+    ),
+    "daemon": frozenset({"refresh_minutes"}),
+    "server": frozenset({"host", "port", "cache_seconds"}),
+}
+
+
 def load(path: Path) -> Config:
     """Read ``path`` and return a checked :class:`Config`, or raise ConfigError."""
     name = str(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(name, "not found (pass --config, or run from the folder that holds it)") from None
+        raise ConfigError(
+            name, "not found (`publisher init` writes one; or pass --config, set PUBLISHER_CONFIG, or cd to its folder)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(name, f"cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(name, f"not valid TOML: {exc}") from None
     base = path.resolve().parent
 
-    sections = {"site", "store", "articles", "feed", "digest", "mailer", "daemon", "server"}
     for key, value in raw.items():
-        if key not in sections:
+        if key not in KEYS:
             raise ConfigError(f"{name}: [{key}]", "unknown section")
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: [{key}]", f"expected a table ([{key}] with keys under it), got a value")
 
-    def table(section: str, known: set[str]) -> _Table:
-        return _Table(name, section, raw.get(section, {}), known)
+    def table(section: str) -> _Table:
+        return _Table(name, section, raw.get(section, {}), KEYS[section])
 
-    s = table("site", {"title", "url", "author", "language", "timezone", "article_path"})
+    s = table("site")
     site_url = s.url("url")
     site = SiteConfig(
         title=_non_empty(s, "title"),
@@ -263,12 +311,12 @@ def load(path: Path) -> Config:
         article_path=_article_path(s),
     )
 
-    st = table("store", {"url"})
+    st = table("store")
     store_url = _store_url(st, base)
 
-    a = table("articles", {"dir", "follow_symlinks", "max_bytes"})
-    dm = table("daemon", {"refresh_minutes"})
-    sv = table("server", {"host", "port", "cache_seconds"})
+    a = table("articles")
+    dm = table("daemon")
+    sv = table("server")
 
     digest = _digest(table, base)
     return Config(
@@ -277,7 +325,7 @@ def load(path: Path) -> Config:
         store_url=store_url,
         articles_dir=a.path("dir", "articles", base),
         feed=_feed(
-            table("feed", {"dir", "max_entries", "url", "formats", "tag_feeds", "archives", "hubs", "stylesheet"}),
+            table("feed"),
             site,
             base,
         ),
@@ -370,22 +418,7 @@ def _store_url(t: _Table, base: Path) -> str:
 
 
 def _digest(table: Any, base: Path) -> DigestConfig:
-    d = table(
-        "digest",
-        {
-            "schedule",
-            "timezone",
-            "subject",
-            "from",
-            "to",
-            "unsubscribe_url",
-            "recipients",
-            "secret_env",
-            "backlog",
-            "templates_dir",
-            "max_html_bytes",
-        },
-    )
+    d = table("digest")
     tz = d.timezone("timezone", "UTC")
     schedule = d.text("schedule", "0 7 * * *")
     try:
@@ -446,27 +479,7 @@ def _env_name(t: _Table, key: str, default: str) -> str:
 
 
 def _mailer(table: Any, base: Path, digest: DigestConfig) -> MailerConfig:
-    m = table(
-        "mailer",
-        {
-            "provider",
-            "outbox_dir",
-            "url",
-            "api_key_env",
-            "domain",
-            "timeout",
-            "retries",
-            "max_retry_seconds",
-            "max_attempts",
-            "rate",
-            "concurrency",
-            "batch_size",
-            "message_stream",
-            "region",
-            "lists",
-            "username",
-        },
-    )
+    m = table("mailer")
     provider = m.text("provider", "outbox")
     if provider not in PROVIDERS:
         raise ConfigError(m.where("provider"), f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from publisher import clock, journal, owner, subscribers
+from publisher import clock, hold, journal, owner, subscribers
 from publisher.config import Config
 from publisher.delivery import Envelope, Mailer, Recipient
 from publisher.digest import Outgoing, create_next, outgoing, preview
@@ -46,7 +46,7 @@ log = logging.getLogger("publisher.delivery")
 
 @dataclass(frozen=True)
 class SendResult:
-    """What became of the digest: nothing, sent, incomplete, pending (retry later) or busy."""
+    """What became of the digest: nothing, held, sent, incomplete, pending (retry later) or busy."""
 
     state: str
     message: str
@@ -54,7 +54,7 @@ class SendResult:
 
     @property
     def ok(self) -> bool:
-        return self.state in ("nothing", "sent", "busy")
+        return self.state in ("nothing", "sent", "busy", "held")
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,9 @@ def send_digest(
     if digest is None and not create:
         return SendResult("nothing", "digest: nothing to resume")
     if digest is None:
+        since = hold.held_since(store)
+        if since is not None:  # the operator held the next digest: the articles wait for the release
+            return SendResult("held", hold.message(since))
         if config.digest.recipients == "subscribers" and not subscribers.any_active(store):
             # Creating a digest would use up the articles on nobody: they wait for readers.
             return SendResult("nothing", "digest: the local list has no active subscribers, no email sent")
@@ -122,16 +125,20 @@ def send_test(config: Config, store: Store, mailer: Mailer, addresses: list[str]
         return SendResult("nothing", "digest: nothing new since the last digest, no test sent")
     link = config.digest.unsubscribe_url
     size = mailer.batch_size or len(addresses)
+    details = []  # where each request went: the outbox's file, the provider's message id
     try:
         for start in range(0, len(addresses), size):
             chunk = tuple(Recipient(email=a, unsubscribe_url=link) for a in addresses[start : start + size])
             key = f"{shown.id}-{start // size + 1:04d}"
-            mailer.send(Envelope(digest=shown, key=key, recipients=chunk, test=True))
+            details.append(mailer.send(Envelope(digest=shown, key=key, recipients=chunk, test=True)).detail)
     except DeliveryError as exc:
         return SendResult("failed", f"test digest: not sent: {exc}")
     finally:
         mailer.close()
-    return SendResult("sent", f"test digest sent to {', '.join(addresses)} ({mailer.name}); nothing marked as sent")
+    went = f": {'; '.join(dict.fromkeys(d for d in details if d))}" if any(details) else ""
+    return SendResult(
+        "sent", f"test digest sent to {', '.join(addresses)} ({mailer.name}){went}; nothing marked as sent"
+    )
 
 
 BUSY = "busy"  # an outcome only: another process claimed the batch first

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
-from publisher import journal, subscribers, websub
+from publisher import hold, journal, subscribers, websub
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
 from publisher.store import Article, Digest, Store, safe_url
@@ -63,6 +63,7 @@ class Status:
     next_digest: datetime | None = None
     hubs: list[websub.HubState] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    held_since: datetime | None = None  # `publisher digest hold`: no new digest until released
 
     @property
     def exists(self) -> bool:
@@ -85,6 +86,7 @@ class Status:
                 "schedule": config.digest.schedule,
                 "timezone": config.digest.timezone.key,
             },
+            "hold": {"held": self.held_since is not None, "since": _iso(self.held_since)},
             "hubs": [
                 {
                     "hub": h.hub,
@@ -97,6 +99,10 @@ class Status:
             ],
             "problems": [{"kind": p.kind, "digest_id": p.digest_id, "message": p.message} for p in self.problems],
         }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
 
 
 def _digest_json(d: DigestStatus, config: Config) -> dict[str, Any]:
@@ -142,6 +148,11 @@ def open_existing(url: str) -> Store | None:
     return store
 
 
+def no_store(url: str) -> str:
+    """The line for a command that reads the store and finds none (it creates none)."""
+    return f"no store yet at {safe_url(url)}: `publisher run` creates it ([store] url)"
+
+
 def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> Status:
     """Everything ``publisher status`` shows, from the store if there is one."""
     from publisher.scheduler import next_digest_time  # apscheduler: only when status is asked
@@ -150,7 +161,7 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
     shown = safe_url(config.store_url)
     store = open_existing(config.store_url)
     if store is None:
-        line = f"no store yet at {shown}: `publisher run` creates it ([store] url)"
+        line = no_store(config.store_url)
         return Status(store=shown, schema_version=None, next_digest=upcoming, problems=[Problem("no_store", line)])
     try:
         newest = store.newest_articles(1)
@@ -170,6 +181,7 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             digests=states,
             next_digest=upcoming,
             hubs=websub.Backlog.load(store).hubs(),
+            held_since=hold.held_since(store),
             problems=[_problem(config, d) for d in states if d.digest.state == journal.INCOMPLETE],
         )
     finally:

@@ -45,6 +45,7 @@ MIN_SECRET_CHARS = 16
 @dataclass
 class _State:
     format: Format = "text"
+    verbose: bool = False  # -v: publisher's debug records, APScheduler's records, whole tracebacks
     secrets: list[str] = field(default_factory=list)
     handler: logging.Handler | None = None
     displays: int = 0  # progress displays showing each batch right now
@@ -56,10 +57,15 @@ _state = _State()
 def setup(format: Format = "text", level: int = logging.INFO) -> None:
     """Log to stderr in ``format``, publisher's records from ``level`` and the libraries' from INFO.
 
+    APScheduler's records (jobs added, run, executed: the scheduler's internals, which the
+    daemon's own lines say in plain words) only at DEBUG, that is with ``-v``; otherwise
+    only its errors, on one line; a job's failure is the daemon's own line.
+
     Calling it again replaces what the last call set up (the CLI runs once per command, but
     tests run it many times in one process).
     """
     _state.format = format
+    _state.verbose = level <= logging.DEBUG
     # Weak values are not redacted: protect() refuses them, in a line they must not garble.
     names = "\n".join(_SECRET_ENV)
     _state.secrets = [value for value in _values(_SECRET_ENV) if _weakness(value, names) is None]
@@ -73,6 +79,8 @@ def setup(format: Format = "text", level: int = logging.INFO) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.getLogger("publisher").setLevel(level)
+    logging.getLogger("apscheduler").setLevel(logging.INFO if _state.verbose else logging.ERROR)
+    logging.getLogger("apscheduler.executors").setLevel(logging.INFO if _state.verbose else logging.CRITICAL)
     _state.handler = handler
     if format == "json":
         sys.excepthook = _log_crash  # a traceback on stderr would be the one line that is not JSON
@@ -168,7 +176,12 @@ class _Stderr(logging.Handler):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        """One line, an exception included (the whole traceback with ``-v``)."""
+        error = record.exc_info[1] if record.exc_info else None
+        if _state.verbose or error is None:
+            return redact(super().format(record))
+        record.message = record.getMessage()
+        return redact(f"{self.formatMessage(record)} ({one_line(error)})")
 
 
 class JsonFormatter(logging.Formatter):

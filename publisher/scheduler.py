@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -72,6 +73,7 @@ def refresh_job(config_path: str) -> str:
 
 def _cycle(config_path: str, job: str) -> jobs.CycleResult:
     """One cycle with the config as it is now on disk, logged line by line."""
+    log.info("%s job: started", job, extra={"job": job})
     config = config_module.load(Path(config_path))
     store = Store.open(config.store_url)
     try:
@@ -187,7 +189,9 @@ def _schedule(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone=config.digest.timezone,
     )
-    scheduler.add_listener(lambda event: _job_done(event, on_job), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    refresh = IntervalTrigger(minutes=config.refresh_minutes, timezone=config.digest.timezone)
+    triggers = {DIGEST_JOB: trigger, REFRESH_JOB: refresh}
+    scheduler.add_listener(lambda event: _job_done(triggers, event, on_job), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     scheduler.start(paused=True)
     try:
         saved = scheduler.get_job(DIGEST_JOB, jobstore="default")
@@ -201,7 +205,7 @@ def _schedule(
             scheduler.modify_job(DIGEST_JOB, jobstore="default", args=args, trigger=trigger)
         scheduler.add_job(
             refresh_job,
-            IntervalTrigger(minutes=config.refresh_minutes, timezone=config.digest.timezone),
+            refresh,
             args=[str(config.path)],
             id=REFRESH_JOB,
             jobstore="memory",
@@ -220,12 +224,26 @@ def _schedule(
         scheduler.shutdown(wait=True)
 
 
-def _job_done(event: JobExecutionEvent, on_job: Callable[[JobExecutionEvent], None] | None) -> None:
+def _job_done(
+    triggers: dict[str, Any], event: JobExecutionEvent, on_job: Callable[[JobExecutionEvent], None] | None
+) -> None:
+    """The daemon's own line for a job's end: its failure if it failed, and when it runs next.
+
+    APScheduler's records say the same in its own words; they are shown with ``-v`` only
+    (publisher.logs). The next run comes from the trigger, not from ``scheduler.get_job``:
+    that takes the job stores lock, which shutdown holds while it waits for this very job.
+    """
+    fields = {"job": event.job_id}
     if event.exception is not None:
-        fields = {"job": event.job_id}
         if isinstance(event.exception, PublisherError):
             log.error("%s job: %s", event.job_id, event.exception, extra=fields)
         else:
             log.error("%s job crashed: %r", event.job_id, event.exception, extra=fields)
+    trigger = triggers.get(event.job_id)
+    # An interval runs again one interval after this run; a crontab at its next slot from now.
+    previous = event.scheduled_run_time if isinstance(trigger, IntervalTrigger) else None
+    fire = trigger.get_next_fire_time(previous, clock.now()) if trigger is not None else None
+    upcoming = fire.isoformat() if fire is not None else "never"
+    log.info("%s job: done; next run %s", event.job_id, upcoming, extra=fields)
     if on_job is not None:
         on_job(event)

@@ -67,7 +67,8 @@ def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(missing), "status"])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"publisher: error: {missing}: not found (pass --config, or run from the folder that holds it)"
+        f"publisher: error: {missing}: not found (`publisher init` writes one; or pass --config, "
+        "set PUBLISHER_CONFIG, or cd to its folder)"
     ]
 
 
@@ -212,7 +213,9 @@ def test_digest_preview_with_nothing_new_says_so(project: Project, tmp_path: Pat
     result = project.cli("digest", "preview", "--out", str(out))
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "digest: nothing new since the last digest, nothing to preview\n"
+    [line] = result.stdout.splitlines()
+    assert line.startswith("digest: nothing new since the last digest, nothing to preview; ")
+    assert "`publisher digest preview --last` shows the last one" in line
     assert not out.exists()
     assert len(project.outbox_files()) == 1
 

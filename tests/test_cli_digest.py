@@ -107,8 +107,12 @@ def test_digest_test_mails_only_the_given_addresses_and_marks_nothing(project: P
     )
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "test digest sent to Me@example.org, ed@example.org (outbox); nothing marked as sent\n"
     [folder] = project.outbox.iterdir()
+    # The line says where the messages went.
+    assert result.stdout == (
+        f"test digest sent to Me@example.org, ed@example.org (outbox): 2 messages written to {folder}; "
+        "nothing marked as sent\n"
+    )
     assert folder.name.startswith("test-")
     tests = received(folder)
     assert sorted(tests) == ["Me@example.org", "ed@example.org"]

@@ -173,6 +173,12 @@ def test_remove_keeps_the_address_as_unsubscribed_and_add_brings_it_back(local_l
 
 
 def test_list_prints_only_addresses_on_stdout_and_the_count_on_stderr(local_list: Project) -> None:
+    none = local_list.cli("subscribers", "list")  # no store yet: one line, and none is created
+    assert (none.exit_code, none.stdout) == (0, "")
+    assert none.stderr.startswith("publisher: no store yet at sqlite:///") and none.stderr.count("\n") == 1
+    assert not (local_list.root / "publisher.db").exists()
+    assert local_list.cli("subscribers", "add", "dee@example.org").exit_code == 0
+    assert local_list.cli("subscribers", "remove", "dee@example.org").exit_code == 0
     empty = local_list.cli("subscribers", "list")
     assert (empty.exit_code, empty.stdout, empty.stderr) == (0, "", "subscribers: 0 active\n")
 
@@ -186,5 +192,7 @@ def test_list_prints_only_addresses_on_stdout_and_the_count_on_stderr(local_list
 
     everyone = local_list.cli("subscribers", "list", "--all")
     assert everyone.exit_code == 0
-    assert everyone.stdout == "Ann@example.org\tactive\nbob@example.org\tunsubscribed\ncy@example.org\tactive\n"
-    assert everyone.stderr == "subscribers: 2 active, 1 unsubscribed\n"
+    assert everyone.stdout == (
+        "Ann@example.org\tactive\nbob@example.org\tunsubscribed\ncy@example.org\tactive\ndee@example.org\tunsubscribed\n"
+    )
+    assert everyone.stderr == "subscribers: 2 active, 2 unsubscribed\n"

@@ -1,0 +1,35 @@
+"""``publisher digest preview`` and ``digest list``: the next digest, or a stored one, as files.
+
+A stored digest is shown as it was frozen when it was created (the very message that went,
+or goes, out), not rendered again from the articles, which may have changed since.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from publisher.config import Config
+from publisher.digest import Outgoing, outgoing
+from publisher.errors import PublisherError
+from publisher.files import write_atomic
+from publisher.store import Store
+
+
+def stored(config: Config, store: Store, digest_id: str | None) -> Outgoing:
+    """The stored digest ``digest_id``, or the newest one when it is None."""
+    found = store.digest(digest_id) if digest_id is not None else store.last_digest()
+    if found is None:
+        if digest_id is None:
+            raise PublisherError("digest: no digest yet, nothing to preview (`publisher run` creates the first)")
+        raise PublisherError(f"digest {digest_id}: no such digest (see `publisher digest list`)")
+    return outgoing(config, store, found)
+
+
+def write(shown: Outgoing, out: Path) -> list[Path]:
+    """The digest as ``digest-ID.html``, ``.txt`` and ``.eml`` in ``out``; their paths, the HTML first."""
+    paths = []
+    for suffix, data in ((".html", shown.html.encode()), (".txt", shown.text.encode()), (".eml", shown.message)):
+        path = out / f"digest-{shown.id}{suffix}"
+        write_atomic(path, data)
+        paths.append(path)
+    return paths
