@@ -409,7 +409,7 @@ def _article_context(config: Config, articles: list[Article], level: _Level) -> 
                 # direction from its first letter guesses right (an Arabic line starting "2026").
                 "mark": mark,
                 "minutes": minutes,
-                "byline": _byline(article.author or config.site.author, published, minutes),
+                "byline": _byline(article.author or config.site.author, published, minutes, isolate=bool(mark)),
                 "image": image,
             }
         )
@@ -419,11 +419,11 @@ def _article_context(config: Config, articles: list[Article], level: _Level) -> 
 UNWRAPPED = 1_000_000  # the text part is not hard-wrapped: each client wraps it to its window
 
 
-def _byline(author: str, published: datetime, minutes: int | None) -> str:
-    """The text part's byline, each part isolated (FSI ... PDI): a Latin name beside an Arabic
-    date, or the reverse, keeps its place."""
+def _byline(author: str, published: datetime, minutes: int | None, *, isolate: bool) -> str:
+    """The text part's byline; where right-to-left text is about, each part isolated (FSI ...
+    PDI), so that a Latin name beside an Arabic date, or the reverse, keeps its place."""
     parts = [author, published.strftime("%d %b %Y")] + ([f"{minutes} min read"] if minutes else [])
-    return " · ".join(f"\u2068{part}\u2069" for part in parts)
+    return " · ".join(f"\u2068{part}\u2069" if isolate else part for part in parts)
 
 
 def _marked(text: str, mark: str) -> str:
@@ -508,7 +508,7 @@ def _for_email(html: str, direction: str) -> str:
             image.set("width", str(min(width, CONTENT_WIDTH)))
             if height is not None:
                 image.set("height", str(round(height * min(width, CONTENT_WIDTH) / max(width, 1))))
-        else:
+        elif image.get("width") is None:
             image.set("width", str(CONTENT_WIDTH))
             image.attrib.pop("height", None)
             image.set("style", "width:auto")
