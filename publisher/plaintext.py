@@ -1,9 +1,10 @@
 """Sanitized article HTML -> the plain text of an email's text part.
 
 Links become numbered references ("the plan [1]") whose URLs are listed apart, so the text
-reads like the HTML and loses no link; struck-out text stays, between ~~ and ~~. Headings are underlined, list items start with "- "
-or "1. ", quotations with "> ", code keeps its lines (indented four spaces), and paragraphs
-are wrapped at 72 columns without ever breaking a word or a URL.
+reads like the HTML and loses no link. Headings are underlined, list items start with "- "
+or "1. ", quotations with "> ", code keeps its lines (indented four spaces), struck-out text
+stays between ~~ and ~~, and paragraphs are wrapped at ``width`` columns (the digest asks for
+none: mail clients wrap to their window) without ever breaking a word or a URL.
 """
 
 from __future__ import annotations
