@@ -11,6 +11,7 @@ import email.policy
 import sys
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import feedparser
@@ -19,8 +20,8 @@ import lxml.etree
 import lxml.html
 import pytest
 
-from publisher import archive
-from tests.conftest import SAMPLE_TITLE, Project, child_process, markdown_article, readline_within
+from publisher import archive, clock
+from tests.conftest import NOW, SAMPLE_TITLE, Project, child_process, markdown_article, readline_within
 from tests.delivery_helpers import UNSUBSCRIBE_SECRET, last_digest, subscribe, tokens
 from tests.endpoint import Endpoint
 
@@ -121,7 +122,9 @@ def test_a_failed_send_publishes_no_page_and_the_retry_that_succeeds_does(projec
     assert f"issues/{sent.id}.html" in _files(project)
 
 
-def test_a_rerun_rewrites_nothing_and_a_new_issue_leaves_the_old_page_alone(project: Project) -> None:
+def test_a_rerun_rewrites_nothing_and_a_new_issue_leaves_the_old_page_alone(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _run(project)
     first = last_digest(project)
     root = project.root / "feeds"
@@ -134,6 +137,7 @@ def test_a_rerun_rewrites_nothing_and_a_new_issue_leaves_the_old_page_alone(proj
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
 
     project.add_article("second.md", markdown_article("A second story", "2026-11-24 06:00"))
+    monkeypatch.setenv(clock.ENV, (NOW + timedelta(days=1)).isoformat())  # the next day's digest
     _run(project)
 
     second = last_digest(project)
