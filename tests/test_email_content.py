@@ -239,3 +239,46 @@ def test_the_footer_has_the_postal_address_the_mailto_and_the_web_copy(project: 
     assert "mailto:u@example.org?subject=unsubscribe" in html and "u@example.org" in text
     view = f"https://news.example.org/feeds/issues/{created.id}.html"
     assert f'href="{view}"' in html and f"View in your browser: {view}" in text
+
+
+# -- reading time and lead image -------------------------------------------------------------------
+
+LEAD = """---
+title: The new park
+date: 2026-11-24 06:00
+image:
+  url: /images/park.jpg
+  alt: The park at dawn
+---
+{body}
+"""
+
+
+def _lead_cell(project: Project) -> tuple[lxml.html.HtmlElement, str]:
+    project.add_article("park.md", LEAD.format(body="word " * 700))
+    _, html, text = _parts(make(project, "default"))
+    cells = lxml.html.document_fromstring(html).find_class("article")
+    return next(c for c in cells if c.findtext(".//h2/a") == "The new park"), text
+
+
+def test_an_article_shows_its_reading_time_and_its_lead_image(project: Project) -> None:
+    cell, text = _lead_cell(project)
+
+    assert "4 min read" in cell.find_class("meta")[0].text_content()  # 700 words at 230 a minute
+    [lead] = cell.find_class("lead")
+    image = lead.find(".//img")
+    assert (image.get("src"), image.get("alt"), image.get("width")) == (
+        "https://news.example.org/images/park.jpg",
+        "The park at dawn",
+        str(digest.CONTENT_WIDTH),
+    )
+    assert "The new park\n" in text and "4 min read" in text
+
+
+def test_reading_time_and_lead_images_can_be_switched_off(project: Project) -> None:
+    project.configure(digest={"reading_time": False, "lead_images": False})
+
+    cell, text = _lead_cell(project)
+
+    assert "min read" not in cell.text_content() and "min read" not in text
+    assert not cell.find_class("lead") and not list(cell.iter("img"))
