@@ -129,7 +129,7 @@ def _archived(config: Config, store: Store, result: SendResult) -> SendResult:
     except PublisherError as exc:
         log.warning("%s", exc, extra={"digest_id": result.digest_id})
         return SendResult(result.state, f"{result.message}; {exc}", result.digest_id)
-    log.info("%s", written.summary(), extra={"digest_id": result.digest_id})
+    log.debug("%s", written.summary(), extra={"digest_id": result.digest_id})  # a line of its own would be noise
     return result
 
 
