@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -250,5 +251,13 @@ def _content(page: str) -> str:
 def _sub(parent: lxml.etree._Element, tag: str, text: str | None = None, **attributes: str) -> lxml.etree._Element:
     element = lxml.etree.SubElement(parent, f"{{{ATOM}}}{tag}", attributes)
     if text is not None:
-        element.text = text
+        element.text = xml_text(text)
     return element
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold (a title may carry any)."""
+    return _NOT_XML.sub("", text)
