@@ -96,6 +96,14 @@ class DigestConfig:
     backlog: timedelta
     templates_dir: Path | None
     max_html_bytes: int
+    # The sender's postal address, in every footer (CAN-SPAM wants one in commercial mail).
+    postal_address: str = ""
+    # An address that unsubscribes whoever writes to it, offered beside the link ("" = none).
+    unsubscribe_mailto: str = ""
+    # Each sent digest as a web page (feeds/issues/), linked from the email as "view in browser".
+    archive: bool = True
+    reading_time: bool = True  # "4 min read" beside each article's date
+    lead_images: bool = True  # each article's lead image (ArticleMeta image) above its text
 
 
 @dataclass(frozen=True)
@@ -249,6 +257,11 @@ KEYS: dict[str, frozenset[str]] = {
             "backlog",
             "templates_dir",
             "max_html_bytes",
+            "postal_address",
+            "unsubscribe_mailto",
+            "archive",
+            "reading_time",
+            "lead_images",
         }
     ),
     "mailer": frozenset(
@@ -417,6 +430,13 @@ def _store_url(t: _Table, base: Path) -> str:
     return url.render_as_string(hide_password=False)
 
 
+# What is inside: the lead article's title, and how many more.
+DEFAULT_SUBJECT = (
+    "{{ articles[0].title }}{% if articles|length > 1 %} (+{{ articles|length - 1 }} more){% endif %}"
+    " · {{ site.title }}"
+)
+
+
 def _digest(table: Any, base: Path) -> DigestConfig:
     d = table("digest")
     tz = d.timezone("timezone", "UTC")
@@ -437,13 +457,20 @@ def _digest(table: Any, base: Path) -> DigestConfig:
     to = d.str_list("to")
     for address in to:
         _check_address(d, "to", address)
+    mailto = d.text("unsubscribe_mailto", "")
+    if mailto:
+        _check_address(d, "unsubscribe_mailto", mailto)
+        if parseaddr(mailto)[1] != mailto.strip():
+            raise ConfigError(
+                d.where("unsubscribe_mailto"), f"expected a bare address (name@example.org), got {mailto!r}"
+            )
     templates = d.path("templates_dir", "", base) if "templates_dir" in d.data else None
     if templates is not None and not templates.is_dir():
         raise ConfigError(d.where("templates_dir"), f"folder not found: {templates}")
     return DigestConfig(
         schedule=schedule,
         timezone=tz,
-        subject=d.text("subject", "{{ site.title }}: {{ articles|length }} new"),
+        subject=d.text("subject", DEFAULT_SUBJECT),
         sender=sender,
         to=to,
         unsubscribe_url=d.url("unsubscribe_url", https_only=True),
@@ -452,6 +479,11 @@ def _digest(table: Any, base: Path) -> DigestConfig:
         backlog=backlog,
         templates_dir=templates,
         max_html_bytes=d.integer("max_html_bytes", 100_000, minimum=10_000),
+        postal_address=" ".join(d.text("postal_address", "").split()),
+        unsubscribe_mailto=mailto.strip(),
+        archive=d.flag("archive", True),
+        reading_time=d.flag("reading_time", True),
+        lead_images=d.flag("lead_images", True),
     )
 
 

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from publisher import clock, hold, journal, owner, subscribers
+from publisher import archive, clock, hold, journal, owner, subscribers
 from publisher.config import Config
 from publisher.delivery import Envelope, Mailer, Recipient
 from publisher.digest import Outgoing, create_next, outgoing, preview
-from publisher.errors import DeliveryError
+from publisher.errors import DeliveryError, PublisherError
 from publisher.journal import ACCEPTED, FAILED, IN_DOUBT, PENDING, SENDING
 from publisher.pacing import Pace
 from publisher.store import Digest, Store
@@ -109,13 +109,29 @@ def send_digest(
     if not store.claim_digest(digest, when, owner.me()):
         return _busy(digest.id)
     try:
-        return _send_batches(config, store, mailer, digest, resend_in_doubt, on_batch)
+        result = _send_batches(config, store, mailer, digest, resend_in_doubt, on_batch)
     finally:
         # Whatever happened (even an error that is not a DeliveryError), the digest leaves
         # `sending`: its batches say what was done.
         current = store.digest(digest.id)
         if current is not None and current.state == SENDING:
             store.finish_digest(digest.id, PENDING, clock.now(), current.last_error)
+    return _archived(config, store, result)
+
+
+def _archived(config: Config, store: Store, result: SendResult) -> SendResult:
+    """Once a digest was accepted (sent), its web copy goes up (publisher.archive); never before.
+
+    A page that cannot be written is reported and does not undo the send: the next sent digest
+    writes what is missing.
+    """
+    if result.state != "sent" or not config.digest.archive:
+        return result
+    try:
+        archive.publish(config, store)
+    except PublisherError as exc:  # said in the send's own line: a run's output stays one line per outcome
+        return SendResult(result.state, f"{result.message}; {exc}", result.digest_id)
+    return result
 
 
 def send_test(config: Config, store: Store, mailer: Mailer, addresses: list[str], when: datetime) -> SendResult:

@@ -2,8 +2,9 @@
 
 Links become numbered references ("the plan [1]") whose URLs are listed apart, so the text
 reads like the HTML and loses no link. Headings are underlined, list items start with "- "
-or "1. ", quotations with "> ", code keeps its lines (indented four spaces), and paragraphs
-are wrapped at 72 columns without ever breaking a word or a URL.
+or "1. ", quotations with "> ", code keeps its lines (indented four spaces), struck-out text
+stays between ~~ and ~~, and paragraphs are wrapped at ``width`` columns (the digest asks for
+none: mail clients wrap to their window) without ever breaking a word or a URL.
 """
 
 from __future__ import annotations
@@ -179,6 +180,8 @@ class _Converter:
             text += (self.inline(child) if isinstance(child.tag, str) else "") + _collapse(child.tail)
         if tag == "q":
             return f"“{text}”"
+        if tag in ("s", "del", "strike") and text.strip():
+            return f"~~{text}~~"  # struck out, as Markdown writes it: not to be read as current
         if tag == "a":
             return self.link(text, (element.get("href") or "").strip())
         if tag in _BLOCKS:  # a block inside an inline element or a table cell: keep words apart

@@ -298,13 +298,24 @@ def _check_authors(obj: dict[str, Any], where: str) -> None:
 # -- a whole feeds folder --------------------------------------------------------------------
 
 
+def is_issue_archive(name: str) -> bool:
+    """Whether ``name`` (relative to the feeds folder) is the issue archive's (publisher.archive)."""
+    return name == "issues.xml" or name.startswith("issues/")
+
+
 def check_feed_folder(root: Path) -> dict[str, bytes]:
     """Every feed document the writer owns in ``root``, checked and read back; by relative path.
 
     atom.xml, tags/*.xml and archive/*.xml are Atom, rss.xml is RSS, feed.json is JSON Feed;
-    other files (feed.xsl, anything else in the folder) are returned unchecked.
+    other files (feed.xsl, anything else in the folder) are returned unchecked. The issue archive
+    (issues.xml, issues/: publisher.archive, written when a digest is sent) is not the feed
+    writer's and is left out.
     """
-    docs = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    docs = {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not is_issue_archive(p.relative_to(root).as_posix())
+    }
     for name, data in docs.items():
         try:
             if name == "feed.json":

@@ -216,8 +216,8 @@ def test_an_article_dated_in_the_future_is_published_and_mailed_when_its_date_ar
     finally:
         store.close()
     assert {p.name: p.read_bytes() for p in from_scratch.rglob("*.xml")} == {
-        p.name: p.read_bytes() for p in project.feed.parent.rglob("*.xml")
-    }
+        p.name: p.read_bytes() for p in project.feed.parent.rglob("*.xml") if p.name != "issues.xml"
+    }  # issues.xml is the archive of sent digests (publisher.archive), which write_feeds does not make
 
 
 def test_the_next_embargo_is_the_earliest_of_several(project: Project) -> None:

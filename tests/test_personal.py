@@ -22,7 +22,7 @@ def _envelope(project: Project) -> Envelope:
     store = project.open_store()
     try:
         ingest(store, [config.articles_dir], articles_dir=config.articles_dir, tz=config.site.timezone, now=NOW)
-        shown = digest.preview(config, store, NOW)
+        shown = digest.preview(config, store, NOW, sample_link=False)
     finally:
         store.close()
     assert shown is not None

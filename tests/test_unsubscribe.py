@@ -8,8 +8,11 @@ subscriber list back from the store: a GET, a bad link or a failure must change 
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import hashlib
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -97,8 +100,12 @@ def assert_private_page(response: httpx.Response) -> None:
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "no-referrer"
+    # The page's own stylesheet, by its hash, and nothing else.
+    style = re.search(r"<style>(.*?)</style>", response.text, flags=re.DOTALL)
+    assert style is not None
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
     assert response.headers["content-security-policy"] == (
-        "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        f"default-src 'none'; style-src 'sha256-{digest}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
     assert response.headers["x-content-type-options"] == "nosniff"
 

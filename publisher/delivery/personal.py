@@ -29,7 +29,7 @@ def message(envelope: Envelope, recipient: Recipient) -> bytes:
             copy[name] = value
     copy["To"] = recipient.email
     copy["Message-ID"] = message_id(digest.headers["Message-ID"], recipient.email)
-    copy["List-Unsubscribe"] = f"<{recipient.unsubscribe_url}>"
+    copy["List-Unsubscribe"] = digest.unsubscribe_headers(recipient.unsubscribe_url)["List-Unsubscribe"]
     copy.set_content(text(digest, recipient.unsubscribe_url), subtype="plain", charset="utf-8", cte="quoted-printable")
     copy.add_alternative(
         html(digest, recipient.unsubscribe_url), subtype="html", charset="utf-8", cte="quoted-printable"

@@ -40,8 +40,10 @@ class PostmarkMailer(HttpMailer):
                 "TextBody": personal.text(digest, r.unsubscribe_url),
                 "MessageStream": self.config.message_stream,
                 "Headers": [
-                    {"Name": "List-Unsubscribe", "Value": f"<{r.unsubscribe_url}>"},
-                    {"Name": "List-Unsubscribe-Post", "Value": digest.headers["List-Unsubscribe-Post"]},
+                    *(
+                        {"Name": name, "Value": value}
+                        for name, value in digest.unsubscribe_headers(r.unsubscribe_url).items()
+                    ),
                     {"Name": "List-Id", "Value": digest.headers["List-Id"]},
                 ],
                 "Metadata": {"digest_id": digest.id, "batch_key": envelope.key},

@@ -37,11 +37,7 @@ class ResendMailer(HttpMailer):
                 "subject": digest.subject,
                 "html": personal.html(digest, r.unsubscribe_url),
                 "text": personal.text(digest, r.unsubscribe_url),
-                "headers": {
-                    "List-Unsubscribe": f"<{r.unsubscribe_url}>",
-                    "List-Unsubscribe-Post": digest.headers["List-Unsubscribe-Post"],
-                    "List-Id": digest.headers["List-Id"],
-                },
+                "headers": {**digest.unsubscribe_headers(r.unsubscribe_url), "List-Id": digest.headers["List-Id"]},
             }
             for r in envelope.recipients
         ]

@@ -44,7 +44,7 @@ class SendGridMailer(HttpMailer):
                         UNSUBSCRIBE_TAG: r.unsubscribe_url,
                         UNSUBSCRIBE_HTML_TAG: str(escape(r.unsubscribe_url)),
                     },
-                    "headers": {"List-Unsubscribe": f"<{r.unsubscribe_url}>"},
+                    "headers": {"List-Unsubscribe": digest.unsubscribe_headers(r.unsubscribe_url)["List-Unsubscribe"]},
                 }
                 for r in envelope.recipients
             ],
@@ -55,7 +55,7 @@ class SendGridMailer(HttpMailer):
                 {"type": "text/plain", "value": digest.personal(digest.text, UNSUBSCRIBE_TAG)},
                 {"type": "text/html", "value": digest.personal(digest.html, UNSUBSCRIBE_HTML_TAG)},
             ],
-            "headers": {h: digest.headers[h] for h in ("List-Unsubscribe-Post", "List-Id")},
+            "headers": {h: digest.headers[h] for h in ("List-Unsubscribe-Post", "List-Id") if h in digest.headers},
             "custom_args": {"digest_id": digest.id, "batch_key": envelope.key},
         }
         url = f"{self.config.url}/v3/mail/send"

@@ -87,6 +87,11 @@ _DROPPED_WITH_CONTENT = {
     "noembed",
     "noframes",
 }
+# Table cells keep their column's alignment (Markdown writes style="text-align:right"): a
+# style attribute there, holding text-align and nothing else.
+_ATTRIBUTES = {
+    tag: set(names) | ({"style"} if tag in ("td", "th") else set()) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()
+}
 _URL_ATTRIBUTES = {"href", "src", "cite", "action", "formaction", "poster", "longdesc", "background"}
 # Browsers ignore tabs and newlines inside a URL ("jav\tascript:"), and lxml writes them out
 # percent-escaped ("jav%09ascript:"), which nh3 then takes for a harmless relative URL.
@@ -110,6 +115,8 @@ def sanitize(html: str) -> str:
         strip_illegal(html),
         url_schemes=_ALLOWED_URL_SCHEMES,
         clean_content_tags=_DROPPED_WITH_CONTENT,
+        attributes=_ATTRIBUTES,
+        filter_style_properties={"text-align"},
         link_rel="noopener noreferrer",
         attribute_filter=_drop_hidden_schemes,
     )
