@@ -68,7 +68,7 @@ def test_the_printed_commands_give_a_feed_and_a_digest(tmp_path: Path, at_now: d
     assert [entry.title for entry in feed.entries] == ["Hello, world"]
     [sent] = (root / "outbox").glob("*.eml")
     message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
-    assert str(message["Subject"]) == "My Site: 1 new"
+    assert str(message["Subject"]) == "Hello, world · My Site"
 
 
 def test_init_overwrites_nothing(tmp_path: Path) -> None:
