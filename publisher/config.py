@@ -19,7 +19,7 @@ from email.headerregistry import Address
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
@@ -69,6 +69,15 @@ class FeedConfig:
     archives: bool
     hubs: tuple[str, ...]
     stylesheet: bool
+    content: str = "full"  # "full": each entry's whole body; "summary": the summary and a link
+    icon: str = ""  # absolute URLs ("" = none): a small square icon (favicon), a larger logo
+    logo: str = ""
+    subtitle: str = ""
+    rights: str = ""  # e.g. "© 2026 Example News, CC BY 4.0"
+    generator_uri: str = ""  # the generator's home page, if the site wants it named
+    podcast: bool = False  # iTunes tags for the articles with audio (feedgen's podcast extension)
+    podcast_category: str = ""  # an Apple Podcasts category, e.g. "News"
+    podcast_explicit: bool = False
 
     @property
     def base_url(self) -> str:
@@ -277,7 +286,7 @@ def load(path: Path) -> Config:
         store_url=store_url,
         articles_dir=a.path("dir", "articles", base),
         feed=_feed(
-            table("feed", {"dir", "max_entries", "url", "formats", "tag_feeds", "archives", "hubs", "stylesheet"}),
+            table("feed", FEED_KEYS),
             site,
             base,
         ),
@@ -314,6 +323,28 @@ def check_ready(config: Config, *, articles: bool) -> None:
         subscribers.secret(config)
 
 
+FEED_KEYS = {
+    "dir",
+    "max_entries",
+    "url",
+    "formats",
+    "tag_feeds",
+    "archives",
+    "hubs",
+    "stylesheet",
+    "content",
+    "icon",
+    "logo",
+    "subtitle",
+    "rights",
+    "generator_uri",
+    "podcast",
+    "podcast_category",
+    "podcast_explicit",
+}
+FEED_CONTENT = ("full", "summary")
+
+
 def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
     url = f.url("url", site.url + "feeds/atom.xml")
     formats = f.str_list("formats") if "formats" in f.data else FEED_FORMATS
@@ -333,7 +364,35 @@ def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
         archives=f.flag("archives", True),
         hubs=hubs,
         stylesheet=f.flag("stylesheet", True),
+        content=_choice(f, "content", FEED_CONTENT),
+        icon=_site_url(f, "icon", site),
+        logo=_site_url(f, "logo", site),
+        subtitle=" ".join(f.text("subtitle", "").split()),
+        rights=" ".join(f.text("rights", "").split()),
+        generator_uri=f.url("generator_uri") if "generator_uri" in f.data else "",
+        podcast=f.flag("podcast", False),
+        podcast_category=f.text("podcast_category", "").strip(),
+        podcast_explicit=f.flag("podcast_explicit", False),
     )
+
+
+def _choice(t: _Table, key: str, choices: tuple[str, ...]) -> str:
+    value = t.text(key, choices[0])
+    if value not in choices:
+        raise ConfigError(t.where(key), f"expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _site_url(t: _Table, key: str, site: SiteConfig) -> str:
+    """An http(s) URL, or a path on the site made absolute against [site] url; "" if unset."""
+    value = t.text(key, "").strip()
+    if not value:
+        return ""
+    url = urljoin(site.url, value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in '"<> '):
+        raise ConfigError(t.where(key), f"expected an http(s) URL or a path on the site, got {value!r}")
+    return url
 
 
 def _article_path(t: _Table) -> str:

@@ -22,6 +22,8 @@ import feedparser
 import pytest
 from lxml import etree
 
+from publisher.feed import ids
+from publisher.feed.model import own_date
 from publisher.links import absolute_html, article_url
 from publisher.store import Article, NewArticle
 from tests import feedcheck
@@ -293,7 +295,7 @@ def _stylesheet(data: bytes) -> str | None:
 def _check_every_document(root: Path) -> dict[str, bytes]:
     docs = check_feed_folder(root)
     for name in docs:
-        assert re.fullmatch(r"atom\.xml|rss\.xml|feed\.json|feed\.xsl|(?:tags|archive)/[^/]+\.xml", name), name
+        assert re.fullmatch(r"atom\.xml|rss\.xml|feed\.json|feed\.xsl|index\.html|(?:tags|archive)/[^/]+\.xml|tags/[^/]+\.html", name), name
     return docs
 
 
@@ -311,7 +313,7 @@ def _expected(project: Project) -> dict[str, tuple[Article, str, str]]:
     expected = {}
     for article in project.open_store().newest_articles():
         url = article_url(site, article)
-        expected[f"tag:news.example.org,{article.first_seen:%Y-%m-%d}:{article.key}"] = (
+        expected[ids.new_id(site, article.key)] = (
             article,
             url,
             absolute_html(article.body_html, url),
@@ -346,8 +348,10 @@ def test_all_three_formats_say_the_same_about_every_article(project: Project) ->
     ]
     assert jf["feed_url"] == FEEDS + "feed.json" and jf["home_page_url"] == SITE
     assert "hubs" not in jf
-    newest_update = max(a.updated for a, _, _ in expected.values())
+    # the newest entry's, from the articles' own dates (ties set a second apart: publisher.feed)
+    newest_update = max(_dt(e.updated) for e in atom.entries)
     assert _dt(atom.feed.updated) == _rfc822(rss.feed.updated) == newest_update
+    assert newest_update >= max(own_date(a) for a, _, _ in expected.values())
 
     # every article, in each format, newest first
     order = list(expected)
@@ -412,7 +416,7 @@ def test_hubs_are_announced_in_every_format(project: Project, endpoint: Any) -> 
     assert [link.get("href") for link in rss.iterfind(f"channel/{A}link[@rel='hub']")] == hubs
     assert json.loads(docs["feed.json"])["hubs"] == [{"type": "WebSub", "url": hub} for hub in hubs]
     for name, data in docs.items():
-        if name.startswith("tags/"):
+        if name.startswith("tags/") and name.endswith(".xml"):
             assert [link.get("href") for link in etree.fromstring(data).iterfind(f"{A}link[@rel='hub']")] == hubs
 
 
@@ -452,15 +456,15 @@ def test_formats_setting_writes_only_those_and_removes_the_others(project: Proje
     _run(project)
 
     docs = _check_every_document(root)
-    assert {p.name for p in root.iterdir() if p.is_file()} == {"atom.xml", "feed.xsl"}
-    assert all(re.fullmatch(r"(?:tags|archive)/[^/]+\.xml|atom\.xml|feed\.xsl", name) for name in docs)
+    assert {p.name for p in root.iterdir() if p.is_file()} == {"atom.xml", "feed.xsl", "index.html"}
+    assert all(re.fullmatch(r"(?:tags|archive)/[^/]+\.xml|tags/[^/]+\.html|atom\.xml|feed\.xsl|index\.html", name) for name in docs)
     assert len(read_back(docs["atom.xml"]).entries) == 6
 
     project.configure(feed={"formats": ["json", "rss"]})
     _run(project)
 
     docs = _check_every_document(root)
-    assert set(docs) == {"feed.json", "rss.xml", "feed.xsl"}  # tag feeds and archives are Atom only
+    assert set(docs) == {"feed.json", "rss.xml", "feed.xsl", "index.html"}  # tag feeds and archives are Atom only
     rss = etree.fromstring(docs["rss.xml"])
     assert len(rss.findall("channel/item")) == len(json.loads(docs["feed.json"])["items"]) == 6
     assert any(e.tag == f"{{{CONTENT_NS}}}encoded" for e in rss.iter())
