@@ -371,9 +371,27 @@ def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
         rights=" ".join(f.text("rights", "").split()),
         generator_uri=f.url("generator_uri") if "generator_uri" in f.data else "",
         podcast=f.flag("podcast", False),
-        podcast_category=f.text("podcast_category", "").strip(),
+        podcast_category=_podcast_category(f),
         podcast_explicit=f.flag("podcast_explicit", False),
     )
+
+
+def _podcast_category(t: _Table) -> str:
+    """An Apple Podcasts category (https://podcasters.apple.com/support/1691-apple-podcasts-categories)."""
+    value = " ".join(t.text("podcast_category", "").split())
+    if value and value not in PODCAST_CATEGORIES:
+        raise ConfigError(
+            t.where("podcast_category"),
+            f"not an Apple Podcasts category: {value!r}; use one of {', '.join(PODCAST_CATEGORIES)}",
+        )
+    return value
+
+
+PODCAST_CATEGORIES = (
+    "Arts", "Business", "Comedy", "Education", "Fiction", "Government", "Health & Fitness", "History",
+    "Kids & Family", "Leisure", "Music", "News", "Religion & Spirituality", "Science", "Society & Culture",
+    "Sports", "Technology", "True Crime", "TV & Film",
+)  # fmt: skip
 
 
 def _choice(t: _Table, key: str, choices: tuple[str, ...]) -> str:

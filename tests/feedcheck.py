@@ -342,3 +342,70 @@ def as_feedparser_reads(text: str) -> str:
         return text.encode("iso-8859-1").decode("utf-8")
     except UnicodeError:
         return text
+
+
+# -- the W3C Feed Validator's rules that matter here ----------------------------------------
+#
+# The W3C validator (w3c/feedvalidator) is not on PyPI; these are the rules of it that the
+# fixture site could break, checked directly across a whole feeds folder.
+
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+_PLAIN_RSS = re.compile(rb"<(title|category|dc:creator|generator|copyright)(?: [^>]*)?>([^<]*)</\1>")
+
+
+def check_w3c_rules(docs: dict[str, bytes]) -> None:
+    """Across every document of a feeds folder (as check_feed_folder returns them):
+
+    - every Atom document has its own atom:id (RFC 4287 4.2.6: one id per feed);
+    - no two entries of one document share atom:updated ("Two entries with the same value
+      for atom:updated");
+    - RSS plain text writes & and < as character references, never &amp; or &lt;
+      ("should use character references");
+    - media:content, media:thumbnail and enclosures name an absolute URL, enclosures a type
+      and a length in bytes.
+    """
+    feed_ids: dict[str, str] = {}
+    for name, data in sorted(docs.items()):
+        if name.endswith(".xml") and name != "rss.xml":
+            root = _parse_xml(data, name)
+            feed_id = root.findtext(f"{A}id") or ""
+            assert feed_id not in feed_ids, f"{name}: atom:id {feed_id!r} is also {feed_ids[feed_id]}'s"
+            feed_ids[feed_id] = name
+            updated: dict[str, str] = {}
+            for entry in root.iterfind(f"{A}entry"):
+                value = entry.findtext(f"{A}updated") or ""
+                assert value not in updated, f"{name}: entries {updated[value]} and {_entry_id(entry)} share {value}"
+                updated[value] = _entry_id(entry)
+                for link in entry.iterfind(f"{A}link[@rel='enclosure']"):
+                    assert is_absolute_url(link.get("href")) and link.get("type"), f"{name}: enclosure {link.attrib}"
+            _check_media(root, name)
+        elif name == "rss.xml":
+            for match in _PLAIN_RSS.finditer(data):
+                text = match.group(2)
+                assert b"&amp;" not in text and b"&lt;" not in text, f"rss.xml: {match.group(0)[:80]!r}"
+            root = _parse_xml(data, name)
+            for enclosure in root.iter("enclosure"):
+                assert is_absolute_url(enclosure.get("url")), f"rss.xml: enclosure {enclosure.attrib}"
+                assert (enclosure.get("length") or "").isdigit() and enclosure.get("type"), enclosure.attrib
+            for item in root.iter("item"):
+                assert len(item.findall("enclosure")) <= 1, "rss.xml: an item with two enclosures"
+            _check_media(root, name)
+
+
+def _check_media(root: etree._Element, name: str) -> None:
+    for element in root.iter(f"{{{MEDIA_NS}}}content", f"{{{MEDIA_NS}}}thumbnail"):
+        assert is_absolute_url(element.get("url")), f"{name}: {element.tag} url {element.get('url')!r}"
+
+
+def check_page(data: bytes, feeds: list[str]) -> etree._Element:
+    """An HTML page of the feeds: a language, no script, one autodiscovery link per feed."""
+    import lxml.html
+
+    root = lxml.html.document_fromstring(data)
+    assert root.get("lang"), "page: no lang"
+    assert not root.xpath("//script | //*[@onload] | //*[@onclick]"), "page: scripts"
+    found = [link.get("href") for link in root.xpath("//head/link[@rel='alternate']")]
+    assert found == feeds, f"page: autodiscovery links {found}, expected {feeds}"
+    for link in root.xpath("//head/link[@rel='alternate']"):
+        assert link.get("type") in ("application/atom+xml", "application/rss+xml", "application/feed+json")
+    return root
