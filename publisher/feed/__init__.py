@@ -329,6 +329,11 @@ class _Rebuild:
                     return tag
         return slug
 
+    def source_path(self, key: str) -> str:
+        """The file an article was read from, as a warning names it."""
+        found = self.conn.execute(select(articles.c.source_path).where(articles.c.key == key)).scalar_one_or_none()
+        return str(found or key)
+
     def main_page(self, tag_slugs: list[str]) -> bytes:
         """feeds/index.html: the newest entries, every feed to subscribe to."""
         doc = self.main_document("atom", [])
@@ -352,7 +357,7 @@ class _Rebuild:
                 RENDER[kind](self.config, replace(doc, entries=(item,)))
             except _RENDER_ERRORS as exc:
                 why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-                line = f"{doc.path}: {item.source}: {why}"
+                line = f"{doc.path}: {self.source_path(item.source)}: {why}"
                 logger.warning("feeds: left an entry out of %s", line)
                 self.left_out.append(line)
                 continue
