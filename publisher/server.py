@@ -140,7 +140,9 @@ def media_type(path: PurePosixPath) -> str:
 Headers = list[tuple[bytes, bytes]]
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 # The feeds' static pages: their own inline style and images from anywhere, nothing else.
-_PAGE_POLICY = b"default-src 'none'; style-src 'unsafe-inline'; img-src http: https:; base-uri 'none'; form-action 'none'"
+_PAGE_POLICY = (
+    b"default-src 'none'; style-src 'unsafe-inline'; img-src http: https:; base-uri 'none'; form-action 'none'"
+)
 PAGE = "index.html"
 _GZIP_FROM = 500  # bytes: smaller files are not worth a gzip header (what Starlette's GZipMiddleware uses)
 _CACHED_FILES = 4096  # at most this many files in memory; a feeds folder holds far fewer
@@ -214,7 +216,12 @@ def _read(path: str, relative: PurePosixPath, cache_control: bytes, links: Heade
                 *links,
                 *encoding,
             ]
-            not_modified[browser, zipped] = [(b"etag", etags[browser, zipped]), (b"last-modified", last_modified), *common, *links]
+            not_modified[browser, zipped] = [
+                (b"etag", etags[browser, zipped]),
+                (b"last-modified", last_modified),
+                *common,
+                *links,
+            ]
     return _File(
         key=(found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns),
         path=path,

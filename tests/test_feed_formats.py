@@ -295,7 +295,9 @@ def _stylesheet(data: bytes) -> str | None:
 def _check_every_document(root: Path) -> dict[str, bytes]:
     docs = check_feed_folder(root)
     for name in docs:
-        assert re.fullmatch(r"atom\.xml|rss\.xml|feed\.json|feed\.xsl|index\.html|(?:tags|archive)/[^/]+\.xml|tags/[^/]+\.html", name), name
+        assert re.fullmatch(
+            r"atom\.xml|rss\.xml|feed\.json|feed\.xsl|index\.html|(?:tags|archive)/[^/]+\.xml|tags/[^/]+\.html", name
+        ), name
     return docs
 
 
@@ -462,7 +464,10 @@ def test_formats_setting_writes_only_those_and_removes_the_others(project: Proje
 
     docs = _check_every_document(root)
     assert {p.name for p in root.iterdir() if p.is_file()} == {"atom.xml", "feed.xsl", "index.html"}
-    assert all(re.fullmatch(r"(?:tags|archive)/[^/]+\.xml|tags/[^/]+\.html|atom\.xml|feed\.xsl|index\.html", name) for name in docs)
+    assert all(
+        re.fullmatch(r"(?:tags|archive)/[^/]+\.xml|tags/[^/]+\.html|atom\.xml|feed\.xsl|index\.html", name)
+        for name in docs
+    )
     assert len(read_back(docs["atom.xml"]).entries) == 6
 
     project.configure(feed={"formats": ["json", "rss"]})

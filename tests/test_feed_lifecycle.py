@@ -307,7 +307,11 @@ def _pinged(endpoint: Endpoint, start: int = 0) -> list[str]:
 
 def _documents(feeds: Path) -> set[str]:
     """The public URL of every feed document on disk (feed.xsl is not a feed)."""
-    return {FEEDS + p.relative_to(feeds).as_posix() for p in feeds.rglob("*") if p.is_file() and p.suffix != ".html" and p.name != "feed.xsl"}
+    return {
+        FEEDS + p.relative_to(feeds).as_posix()
+        for p in feeds.rglob("*")
+        if p.is_file() and p.suffix != ".html" and p.name != "feed.xsl"
+    }
 
 
 def test_hubs_hear_of_each_changed_feed_and_a_failed_ping_is_sent_again(

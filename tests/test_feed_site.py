@@ -24,7 +24,7 @@ from publisher import clock
 from publisher.feed import FeedResult, write_feeds
 from publisher.store import Store
 from tests.conftest import NOW, Project, ingest_folder
-from tests.feedcheck import A, MEDIA_NS, check_feed_folder, check_json_feed, check_page, check_w3c_rules
+from tests.feedcheck import MEDIA_NS, A, check_feed_folder, check_json_feed, check_page, check_w3c_rules
 
 # Tags as articles write them, and the feeds they must end in: tags equal but for case are
 # one tag; any other two are two.

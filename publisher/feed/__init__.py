@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
-from itertools import islice
 from importlib.resources import files
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,8 @@ from publisher.config import Config, FeedConfig
 from publisher.errors import FeedError
 from publisher.feed import atom, ids, index, jsonfeed, pages, rss, tags
 from publisher.feed.model import Document, Entry, clean_tags, entry, prepare
-from publisher.schema import articles
 from publisher.files import remove_orphans, write_atomic
+from publisher.schema import articles
 from publisher.store import Article, Store
 
 MAIN = {"atom": "atom.xml", "rss": "rss.xml", "json": "feed.json"}
@@ -570,7 +570,9 @@ def _on_disk(root: Path) -> dict[str, tuple[int, int]]:
             with os.scandir(root / folder) as listing:
                 for item in listing:
                     suffixes = (".xml", ".html") if folder == "tags" else (".xml",)
-                    mine = item.name in owned if owned else item.name.endswith(suffixes) and not item.name.startswith(".")
+                    mine = (
+                        item.name in owned if owned else item.name.endswith(suffixes) and not item.name.startswith(".")
+                    )
                     if mine and item.is_file():
                         stat = item.stat()
                         found[f"{folder}/{item.name}" if folder else item.name] = (stat.st_size, stat.st_mtime_ns)
@@ -589,7 +591,17 @@ def _code() -> str:
     """A digest of the code that renders the documents: another version may write other bytes."""
     digest = hashlib.sha256(__version__.encode())
     package = files("publisher.feed")
-    for name in ("__init__.py", "atom.py", "rss.py", "jsonfeed.py", "model.py", "pages.py", "ids.py", "tags.py", STYLESHEET):
+    for name in (
+        "__init__.py",
+        "atom.py",
+        "rss.py",
+        "jsonfeed.py",
+        "model.py",
+        "pages.py",
+        "ids.py",
+        "tags.py",
+        STYLESHEET,
+    ):
         digest.update(package.joinpath(name).read_bytes())
     digest.update(files("publisher").joinpath("links.py").read_bytes())
     digest.update(files("publisher.ingest").joinpath("decode.py").read_bytes())  # strip_illegal

@@ -15,6 +15,8 @@ as ever, a tag feed's or an archive month's is its own URL.
 
 from __future__ import annotations
 
+from typing import Any
+
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -73,7 +75,7 @@ def _finish(document: bytes, doc: Document, *, stylesheet: bool) -> bytes:
     media = any(item.image is not None for item in doc.entries)
     if media or doc.archive:
         nsmap = {**({"fh": HISTORY_NS} if doc.archive else {}), **({"media": MEDIA_NS} if media else {})}
-        root = _with_namespaces(root, nsmap)
+        root = with_namespaces(root, nsmap)
     for element, item in zip(root.iterfind(f"{{{ATOM_NS}}}entry"), doc.entries, strict=True):
         _entry_extras(element, item)
     if doc.archive:
@@ -90,10 +92,11 @@ def _finish(document: bytes, doc: Document, *, stylesheet: bool) -> bytes:
     return data
 
 
-def _with_namespaces(root: etree._Element, extra: dict[str, str]) -> etree._Element:
+def with_namespaces(root: etree._Element, extra: dict[str, str]) -> etree._Element:
     """``root`` again, declaring ``extra`` prefixes at the top (lxml cannot add them in place)."""
-    nsmap = {**root.nsmap, **extra}
-    new = etree.Element(root.tag, nsmap=nsmap, attrib=dict(root.attrib))
+    nsmap: Any = {**root.nsmap, **extra}  # the default namespace's key is None, which the stubs refuse
+    attributes = {str(name): str(value) for name, value in root.attrib.items()}
+    new = etree.Element(root.tag, attributes, nsmap=nsmap)
     new.text = root.text
     for child in root:
         new.append(child)

@@ -171,10 +171,10 @@ def sync_tags(store: Store, slugs_of: SlugsOf, *, full_after: int) -> None:
         names = tags.Names(conn)
         if done is None or done > upto or upto - done > full_after:
             conn.execute(delete(article_tags))
-            for chunk in _live_heads(conn):  # every tag named first, in one order
-                names.assign(conn, _uses(chunk))
-            for chunk in _live_heads(conn):
-                _insert_tags(conn, chunk, names, slugs_of)
+            # every new tag named first, all at once: one order, however many chunks
+            names.assign(conn, (use for rows in _live_heads(conn) for use in _uses(rows)))
+            for rows in _live_heads(conn):
+                _insert_tags(conn, rows, names, slugs_of)
         else:
             ids = {change.article_id for change in changes(conn, done, upto)}
             for chunk in _chunks(sorted(ids)):

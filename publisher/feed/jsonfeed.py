@@ -68,7 +68,7 @@ def _item(item: Entry, *, full: bool) -> dict[str, Any]:
 
 
 def _seconds(duration: str) -> int:
-    """"1:02:03", "62:03" or "3723" -> seconds; 0 if it is none of those."""
+    """ "1:02:03", "62:03" or "3723" -> seconds; 0 if it is none of those."""
     parts = duration.split(":")
     if not duration or len(parts) > 3 or not all(part.isdigit() for part in parts):
         return 0

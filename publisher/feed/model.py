@@ -108,7 +108,9 @@ def entry(
         image=image,
         image_alt=_line(str(meta.get("image_alt") or "")),
         audio=sound,
-        language=language if isinstance(language, str) and re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", language) else "",
+        language=language
+        if isinstance(language, str) and re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", language)
+        else "",
     )
 
 
@@ -134,7 +136,7 @@ def _media(value: object, base: str) -> Media | None:
         return None
     url = urljoin(base, value.strip())
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in "\"<> \n"):
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in '"<> \n'):
         return None
     guessed, _ = mimetypes.guess_type(parts.path)
     return Media(url, guessed or "")

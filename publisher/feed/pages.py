@@ -56,7 +56,8 @@ def render(config: Config, doc: Document, *, tag_feeds: list[tuple[str, str]] | 
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)} (web feed)</title>",
         *(
-            f'<link rel="alternate" type="{_TYPES[name]}" title="{escape(title)} ({_NAMES[name]})" href="{escape(url)}">'
+            f'<link rel="alternate" type="{_TYPES[name]}" title="{escape(title)} ({_NAMES[name]})" '
+            f'href="{escape(url)}">'
             for name, url in feeds
         ),
         *([f'<link rel="icon" href="{escape(feed.icon)}">'] if feed.icon else []),

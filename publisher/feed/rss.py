@@ -23,6 +23,7 @@ from lxml import etree
 
 from publisher import __version__
 from publisher.config import Config
+from publisher.feed.atom import with_namespaces
 from publisher.feed.model import Document, Entry
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -86,7 +87,7 @@ def _finish(document: bytes, doc: Document, *, stylesheet: bool) -> bytes:
     # huge_tree: an article's text over 10 MB is still one text node that must parse.
     root = etree.fromstring(document, etree.XMLParser(huge_tree=True))
     if any(item.image is not None for item in doc.entries):
-        root = _with_namespaces(root, {"media": MEDIA_NS})
+        root = with_namespaces(root, {"media": MEDIA_NS})
     channel = root.find("channel")
     assert channel is not None
     for link in channel.iterfind(f"{{{ATOM_NS}}}link"):
@@ -110,14 +111,6 @@ def _finish(document: bytes, doc: Document, *, stylesheet: bool) -> bytes:
 def _references(match: re.Match[bytes]) -> bytes:
     text = match.group(3).replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
     return match.group(1) + text + match.group(4)
-
-
-def _with_namespaces(root: etree._Element, extra: dict[str, str]) -> etree._Element:
-    new = etree.Element(root.tag, nsmap={**root.nsmap, **extra}, attrib=dict(root.attrib))
-    new.text = root.text
-    for child in root:
-        new.append(child)
-    return new
 
 
 def _images(element: etree._Element, item: Entry) -> None:

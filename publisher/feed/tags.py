@@ -55,7 +55,9 @@ class Names:
                 continue
             if key not in first or when < first[key][1]:
                 first[key] = (tag, when)
-        order = sorted(first.items(), key=lambda item: (plain_slug(item[1][0]) != item[1][0].casefold(), item[1][1], item[1][0]))
+        order = sorted(
+            first.items(), key=lambda item: (plain_slug(item[1][0]) != item[1][0].casefold(), item[1][1], item[1][0])
+        )
         rows = []
         for key, (tag, _) in order:
             slug = self._free(tag, key)
