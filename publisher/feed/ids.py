@@ -27,10 +27,11 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from publisher.config import SiteConfig
-from publisher.schema import articles, feed_ids, settings
+from publisher.schema import article_changes, articles, feed_ids, settings
 from publisher.store import FEED_IDS_LEGACY_BEFORE, Store
 
 _CHUNK = 2000
+IDS_REV = "feed_ids_rev"  # the newest article change by which every article had its id
 _ATOM_ID = "{http://www.w3.org/2005/Atom}id"
 _ATOM_ENTRY = "{http://www.w3.org/2005/Atom}entry"
 
@@ -56,10 +57,13 @@ def remember(store: Store, site: SiteConfig, feeds_dir: Path) -> int:
     second insert of a key loses (the first id stays).
     """
     with store.transaction() as conn:
-        missing = _missing(conn)
-        if not missing:
-            return 0
-        known = conn.execute(select(func.count()).select_from(feed_ids)).scalar_one()
+        upto = conn.execute(select(func.coalesce(func.max(article_changes.c.rev), 0))).scalar_one()
+        done = conn.execute(select(settings.c.value).where(settings.c.name == IDS_REV)).scalar_one_or_none()
+        if done is not None and int(done) == upto:
+            return 0  # no article written since every one had its id: a rebuild costs what changed
+        since = int(done) if done is not None and int(done) < upto else None
+        missing = _missing(conn, since, upto)
+        known = conn.execute(select(feed_ids.c.key).limit(1)).first() is not None
         legacy = conn.execute(
             select(settings.c.value).where(settings.c.name == FEED_IDS_LEGACY_BEFORE)
         ).scalar_one_or_none()
@@ -74,6 +78,9 @@ def remember(store: Store, site: SiteConfig, feeds_dir: Path) -> int:
         else:
             entry_id = new_id(site, key)
         rows.append({"key": key, "entry_id": entry_id})
+    if not rows:
+        _done(store, upto)
+        return 0
     for start in range(0, len(rows), _CHUNK):
         try:
             with store.transaction() as conn:
@@ -85,17 +92,29 @@ def remember(store: Store, site: SiteConfig, feeds_dir: Path) -> int:
                         conn.execute(insert(feed_ids), row)
                 except IntegrityError:
                     continue
+    _done(store, upto)
     return len(rows)
 
 
-def _missing(conn: Connection) -> list[tuple[str, datetime]]:
+def _missing(conn: Connection, since: int | None, upto: int) -> list[tuple[str, datetime]]:
+    """The articles without an id: among those written after change ``since``, or all."""
     query = (
         select(articles.c.key, articles.c.first_seen)
         .outerjoin(feed_ids, feed_ids.c.key == articles.c.key)
         .where(feed_ids.c.key.is_(None))
         .order_by(articles.c.id)
     )
+    if since is not None:
+        changed = select(article_changes.c.article_id).where(
+            article_changes.c.rev > since, article_changes.c.rev <= upto
+        )
+        query = query.where(articles.c.id.in_(changed))
     return [(row[0], row[1]) for row in conn.execute(query)]
+
+
+def _done(store: Store, upto: int) -> None:
+    """Every article written up to change ``upto`` has its id."""
+    store.put_setting(IDS_REV, str(upto))
 
 
 def lookup(conn: Connection, keys: Iterable[str]) -> dict[str, str]:
