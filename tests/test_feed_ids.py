@@ -20,6 +20,7 @@ from publisher.schema import schema_version, settings
 from publisher.store import FEED_IDS_LEGACY_BEFORE, MIGRATIONS, SCHEMA_VERSION, Store, _feed_ids
 from tests.conftest import NOW, SAMPLE, Project, ingest_folder, markdown_article
 from tests.feedcheck import check_feed_folder, check_w3c_rules
+from tests.test_feed_incremental import _assert_as_from_scratch
 from tests.test_server import Running
 
 FEEDS = "https://news.example.org/feeds/"
@@ -182,3 +183,26 @@ def test_each_representation_has_its_own_etag_and_one_vary(project: Project) -> 
         assert page.content == (project.feed.parent / "index.html").read_bytes()
         assert "script-src" not in page.headers["content-security-policy"]
         assert server.get("/feeds/").content == page.content
+
+
+def test_entries_of_one_date_are_a_second_apart_and_stay_right_when_one_goes(project: Project, tmp_path: Path) -> None:
+    for name in ("first", "second", "third"):
+        project.add_article(f"{name}.md", markdown_article(name.title(), "2026-11-10", [name]))  # a tag feed each
+    store = project.open_store()
+    ingest_folder(project, store)
+    with clock.frozen(NOW):
+        write_feeds(project.config(), store)
+    updated = {e.title: e.updated for e in feedparser.parse(project.feed.read_bytes()).entries}
+    assert [updated[t] for t in ("First", "Second", "Third")] == [
+        "2026-11-10T00:00:00+00:00",
+        "2026-11-10T00:00:01+00:00",
+        "2026-11-10T00:00:02+00:00",
+    ]
+    check_w3c_rules(check_feed_folder(project.feed.parent))
+
+    assert store.remove_article("first", NOW)
+    with clock.frozen(NOW):
+        write_feeds(project.config(), store)  # incremental: the other two move up a second
+    _assert_as_from_scratch(project, store, tmp_path)
+    updated = {e.title: e.updated for e in feedparser.parse(project.feed.read_bytes()).entries}
+    assert (updated["Second"], updated["Third"]) == ("2026-11-10T00:00:00+00:00", "2026-11-10T00:00:01+00:00")

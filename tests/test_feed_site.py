@@ -199,3 +199,23 @@ def test_summary_only_feeds_carry_no_bodies(site: Project) -> None:
     assert b"<content" not in docs["atom.xml"] and b"content:encoded" not in docs["rss.xml"]
     items = json.loads(docs["feed.json"])["items"]
     assert all("content_html" not in item and item["content_text"] == item["summary"] for item in items)
+
+
+def test_a_move_to_postgresql_keeps_every_id_and_byte(site: Project, pg_url: str, tmp_path: Path) -> None:
+    """The same site from SQLite, then from PostgreSQL on another day, into the same feeds
+    folder: not a file changes (the ids, tag feed names and dates do not depend on the store)."""
+    first = site.open_store()
+    _build(site, first, NOW)
+    before = check_feed_folder(site.feed.parent)
+    first.close()
+
+    site.configure(store={"url": pg_url})
+    moved = site.open_store()
+    try:
+        with clock.frozen(NOW + timedelta(days=3)):
+            ingest_folder(site, moved, NOW + timedelta(days=3))
+            result = write_feeds(site.config(), moved)
+        assert result.written == () and result.removed == () and result.pages_written == ()
+        assert check_feed_folder(site.feed.parent) == before
+    finally:
+        moved.close()

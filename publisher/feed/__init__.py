@@ -423,6 +423,7 @@ class _Rebuild:
         dirty_months: set[str] = set()
         dirty_tags: set[str] = set()
         touched: set[int] = set()
+        changed: list[index.Change] = []
         if self.upto > before["rev"]:
             changed = index.changes(self.conn, before["rev"], self.upto)
             touched = {change.article_id for change in changed}
@@ -434,6 +435,10 @@ class _Rebuild:
         if due is not None and datetime.fromisoformat(due) <= self.now:
             touched |= index.arrived(self.conn, datetime.fromisoformat(due), self.now)  # embargoes that ended
         if touched:
+            # articles dated the same instant as a changed one: their updated may move a second
+            instants = {head.published for head in index.heads(self.conn, touched)}
+            instants |= {change.old_published for change in changed if change.old_published is not None}
+            touched |= index.dated(self.conn, instants)
             for head in index.heads(self.conn, touched):
                 dirty_months.add(self.month_of(head.published))
                 dirty_tags.update(_slugs_of(self.names, head.tags))

@@ -83,6 +83,16 @@ def heads(conn: Connection, ids: Iterable[int]) -> list[Head]:
     return found
 
 
+def dated(conn: Connection, instants: Iterable[datetime]) -> set[int]:
+    """The live articles published at one of ``instants``."""
+    found: set[int] = set()
+    wanted = sorted(set(instants))
+    for start in range(0, len(wanted), _CHUNK):
+        query = select(articles.c.id).where(_LIVE, articles.c.published.in_(wanted[start : start + _CHUNK]))
+        found.update(conn.execute(query).scalars())
+    return found
+
+
 def newest(conn: Connection, limit: int, now: datetime | None = None) -> list[Article]:
     """The newest ``limit`` live articles dated up to ``now`` (default: the clock's), newest
     first (ties: the higher id first)."""

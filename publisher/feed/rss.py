@@ -44,6 +44,7 @@ def render(config: Config, doc: Document) -> bytes:
         fg.load_extension("podcast", atom=False, rss=True)
         fg.podcast.itunes_author(site.author)
         fg.podcast.itunes_explicit("yes" if feed.podcast_explicit else "no")
+        fg.podcast.itunes_summary(feed.subtitle or f"The newest articles from {site.title}")
         if feed.podcast_category:
             fg.podcast.itunes_category({"cat": feed.podcast_category})
         if feed.logo:
