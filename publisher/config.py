@@ -78,6 +78,7 @@ class FeedConfig:
     podcast: bool = False  # iTunes tags for the articles with audio (feedgen's podcast extension)
     podcast_category: str = ""  # an Apple Podcasts category, e.g. "News"
     podcast_explicit: bool = False
+    podcast_email: str = ""  # itunes:owner: where Apple writes about the podcast (not shown)
 
     @property
     def base_url(self) -> str:
@@ -341,6 +342,7 @@ FEED_KEYS = {
     "podcast",
     "podcast_category",
     "podcast_explicit",
+    "podcast_email",
 }
 FEED_CONTENT = ("full", "summary")
 
@@ -355,6 +357,7 @@ def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
     for hub in hubs:
         if urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).netloc:
             raise ConfigError(f.where("hubs"), f"expected http(s) URLs of WebSub hubs, got {hub!r}")
+    podcast = f.flag("podcast", False)
     return FeedConfig(
         dir=f.path("dir", "feeds", base),
         url=url,
@@ -370,20 +373,32 @@ def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
         subtitle=" ".join(f.text("subtitle", "").split()),
         rights=" ".join(f.text("rights", "").split()),
         generator_uri=f.url("generator_uri") if "generator_uri" in f.data else "",
-        podcast=f.flag("podcast", False),
-        podcast_category=_podcast_category(f),
+        podcast=podcast,
+        podcast_category=_podcast_category(f, podcast),
         podcast_explicit=f.flag("podcast_explicit", False),
+        podcast_email=_podcast_email(f, podcast),
     )
 
 
-def _podcast_category(t: _Table) -> str:
+def _podcast_category(t: _Table, podcast: bool) -> str:
     """An Apple Podcasts category (https://podcasters.apple.com/support/1691-apple-podcasts-categories)."""
     value = " ".join(t.text("podcast_category", "").split())
+    if podcast and not value:
+        raise ConfigError(t.where("podcast_category"), "missing: podcast = true needs a category (e.g. News)")
     if value and value not in PODCAST_CATEGORIES:
         raise ConfigError(
             t.where("podcast_category"),
             f"not an Apple Podcasts category: {value!r}; use one of {', '.join(PODCAST_CATEGORIES)}",
         )
+    return value
+
+
+def _podcast_email(t: _Table, podcast: bool) -> str:
+    value = t.text("podcast_email", "").strip()
+    if podcast and not value:
+        raise ConfigError(t.where("podcast_email"), "missing: podcast = true needs the owner's email (itunes:owner)")
+    if value and not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+", value):
+        raise ConfigError(t.where("podcast_email"), f"not an email address: {value!r}")
     return value
 
 

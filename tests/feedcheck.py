@@ -390,6 +390,30 @@ def check_w3c_rules(docs: dict[str, bytes]) -> None:
             for item in root.iter("item"):
                 assert len(item.findall("enclosure")) <= 1, "rss.xml: an item with two enclosures"
             _check_media(root, name)
+            _check_itunes(root)
+
+
+ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
+_ITUNES_FORMATS = ("m4a", "mp3", "mov", "mp4", "m4v", "pdf", "epub")
+
+
+def _check_itunes(root: etree._Element) -> None:
+    """The validator's iTunes rules: a podcast channel names a category, says explicit as
+    true/false and has an owner's email; an episode's enclosure is a format Apple plays."""
+    channel = root.find("channel")
+    assert channel is not None
+    if not any(element.tag.startswith(ITUNES) for element in root.iter() if isinstance(element.tag, str)):
+        return
+    assert channel.find(f"{ITUNES}category") is not None, "rss.xml: itunes channel without itunes:category"
+    assert channel.findtext(f"{ITUNES}explicit") in ("true", "false"), "rss.xml: itunes:explicit not true/false"
+    assert channel.findtext(f"{ITUNES}owner/{ITUNES}email"), "rss.xml: no itunes:owner/itunes:email"
+    for item in channel.iter("item"):
+        if any(isinstance(c.tag, str) and c.tag.startswith(ITUNES) for c in item):
+            for enclosure in item.iter("enclosure"):
+                extension = (enclosure.get("url") or "").rsplit(".", 1)[-1]
+                assert extension in _ITUNES_FORMATS, f"rss.xml: episode enclosure .{extension}"
+            duration = item.findtext(f"{ITUNES}duration")
+            assert duration is None or re.fullmatch(r"\d+(:[0-5]\d(:[0-5]\d)?)?", duration), duration
 
 
 def _check_media(root: etree._Element, name: str) -> None:

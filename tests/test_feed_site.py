@@ -70,6 +70,7 @@ def _site(project: Project, **feed: object) -> None:
             "rights": "© 2026 Example News",
             "podcast": True,
             "podcast_category": "News",
+            "podcast_email": "podcast@example.org",
             **feed,
         }
     )

@@ -28,6 +28,7 @@ from publisher.feed.model import Document, Entry
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
+ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 MEDIA_TYPE = "application/rss+xml"
 # Elements whose text is plain: their & and < are written as character references.
 _PLAIN = re.compile(
@@ -43,7 +44,8 @@ def render(config: Config, doc: Document) -> bytes:
     if podcast:
         fg.load_extension("podcast", atom=False, rss=True)
         fg.podcast.itunes_author(site.author)
-        fg.podcast.itunes_explicit("yes" if feed.podcast_explicit else "no")
+        fg.podcast.itunes_explicit("yes" if feed.podcast_explicit else "no")  # true/false below: Apple's today
+        fg.podcast.itunes_owner(name=site.author, email=feed.podcast_email)
         fg.podcast.itunes_summary(feed.subtitle or f"The newest articles from {site.title}")
         if feed.podcast_category:
             fg.podcast.itunes_category({"cat": feed.podcast_category})
@@ -102,6 +104,8 @@ def _finish(document: bytes, doc: Document, *, stylesheet: bool) -> bytes:
             channel.append(element)
     for element, item in zip(channel.iterfind("item"), doc.entries, strict=True):
         _images(element, item)
+    for explicit in channel.iterfind(f"{{{ITUNES_NS}}}explicit"):  # feedgen knows only yes/no/clean
+        explicit.text = "true" if explicit.text == "yes" else "false"
     if stylesheet:
         root.addprevious(etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{doc.stylesheet_href}"'))
     etree.indent(root, space="  ")
