@@ -45,7 +45,9 @@ def _article(i: int) -> str:
     title = f"Story {i}" + (" — R&D <lab> results" if i % 11 == 0 else "")
     front = [f"title: {json.dumps(title)}", f"date: {date}", f"tags: {json.dumps(tags, ensure_ascii=False)}"]
     body = f"The text of story {i}, with *some* markup."
-    if i % 5 == 0:
+    if i % 10 == 0:
+        front += ["image:", f"  url: /img/café-{i}.jpg", '  alt: "A <b>bold</b> & bright photo"']
+    elif i % 5 == 0:
         front.append(f"image: /img/lead-{i}.jpg")
     elif i % 5 == 1:
         body += f"\n\n![A photo](img/body-{i}.png)"

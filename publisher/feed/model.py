@@ -7,7 +7,7 @@ import mimetypes
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from publisher.config import Config
 from publisher.ingest.decode import strip_illegal
@@ -134,7 +134,8 @@ def _media(value: object, base: str) -> Media | None:
     """A URL from metadata (absolute, or a path on the site), if it is an http(s) one."""
     if not isinstance(value, str) or not value.strip():
         return None
-    url = urljoin(base, value.strip())
+    # %-encoded beyond ASCII: feed validators take URIs, not IRIs
+    url = quote(urljoin(base, value.strip()), safe=":/?#[]@!$&'()*+,;=%~")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in '"<> \n'):
         return None

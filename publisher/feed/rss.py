@@ -32,7 +32,8 @@ ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 MEDIA_TYPE = "application/rss+xml"
 # Elements whose text is plain: their & and < are written as character references.
 _PLAIN = re.compile(
-    rb"(<(title|description|category|dc:creator|generator|copyright|itunes:[a-z]+)(?: [^>]*)?>)([^<]*)(</\2>)"
+    rb"(<(title|description|category|dc:creator|generator|copyright|media:description|itunes:[a-z]+)(?: [^>]*)?>)"
+    rb"([^<]*)(</\2>)"
 )
 
 
