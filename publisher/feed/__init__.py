@@ -1,9 +1,14 @@
 """The store's articles -> every feed document, written through one writer.
 
     atom.xml, rss.xml, feed.json   the newest [feed] max_entries, in each configured format
-    tags/<tag>.xml                 Atom: the newest entries with that tag
+    tags/<tag>.xml                 Atom: the newest entries with that tag (names: publisher.feed.tags)
     archive/YYYY-MM.xml            Atom, RFC 5005: entries older than atom.xml's, by month
-    feed.xsl                       shows Atom and RSS as a readable page in a browser
+    index.html, tags/<tag>.html    static pages for people (publisher.feed.pages), no XSLT needed
+    feed.xsl                       shows Atom and RSS as a readable page in browsers that run XSLT
+
+Each entry carries the id the store remembers for its article (publisher.feed.ids), and its
+article's own date as ``updated``; each Atom document has its own atom:id (its URL). An entry
+that makes a document fail to render is left out of it with one warning line (issue 10).
 
 Archives: the newest archive month fills up as entries leave atom.xml; every older month is
 closed and its document stays byte-identical unless one of its articles is edited.
