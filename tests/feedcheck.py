@@ -249,6 +249,9 @@ def check_json_feed(data: bytes) -> dict[str, Any]:
     for key in ("description", "language", "user_comment", "next_url", "icon", "favicon"):
         if key in feed:
             assert isinstance(feed[key], str), f"json: {key} is not a string"
+    for key in ("next_url", "icon", "favicon"):
+        if key in feed:
+            assert is_absolute_url(feed[key]), f"json: {key} {feed[key]!r} is not an absolute URL"
     _check_authors(feed, "json: feed")
     if "hubs" in feed:
         assert isinstance(feed["hubs"], list), "json: hubs is not a list"
@@ -279,16 +282,28 @@ def check_json_feed(data: bytes) -> dict[str, Any]:
         if "tags" in item:
             tags = item["tags"]
             assert isinstance(tags, list) and all(isinstance(t, str) for t in tags), f"{where}: tags {tags!r}"
+        for attachment in item.get("attachments", []):
+            assert is_absolute_url(attachment.get("url")), f"{where}: attachment {attachment!r} has no URL"
+            assert isinstance(attachment.get("mime_type"), str) and "/" in attachment["mime_type"], attachment
+            for key in ("size_in_bytes", "duration_in_seconds"):
+                if key in attachment:
+                    value = attachment[key]
+                    assert isinstance(value, int | float) and not isinstance(value, bool) and value >= 0, attachment
         _check_authors(item, where)
     return feed
 
 
 def _check_authors(obj: dict[str, Any], where: str) -> None:
+    """1.1's ``authors`` list, and 1.0's single ``author`` (allowed beside it, for 1.0 readers),
+    which must then say the same as the list's first."""
+    if "author" in obj:
+        assert isinstance(obj["author"], dict), f"{where}: author is not an object"
+        assert obj.get("authors", [obj["author"]])[:1] == [obj["author"]], f"{where}: author and authors differ"
     if "authors" not in obj:
         return
     authors = obj["authors"]
     assert isinstance(authors, list), f"{where}: authors is not a list"
-    for author in authors:
+    for author in [*authors, *([obj["author"]] if "author" in obj else [])]:
         assert isinstance(author, dict), f"{where}: author {author!r} is not an object"
         fields = [key for key in ("name", "url", "avatar") if key in author]
         assert fields, f"{where}: author {author!r} has no name, url nor avatar"
