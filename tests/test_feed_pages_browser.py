@@ -52,6 +52,7 @@ def test_a_tag_feed_has_a_page_of_its_own(project_with_markup: Project, served: 
     dom = _browse(f"{served}tags/{page.name}", tmp_path / "profile-dom", "--dump-dom").stdout
     assert "Markup in a summary" in dom and SAMPLE_TITLE not in dom
     assert f'href="https://news.example.org/feeds/tags/{page.stem}.xml"' in dom
+    assert 'href="../index.html"' in dom  # back to every feed
 
 
 @pytest.mark.parametrize("document", ["atom.xml", "rss.xml"])

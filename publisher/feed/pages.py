@@ -74,6 +74,7 @@ def render(config: Config, doc: Document, *, tag_feeds: list[tuple[str, str]] | 
         *([f'<p class="sub">{escape(feed.subtitle)}</p>'] if feed.subtitle and tag_feeds is not None else []),
         '<p class="feeds">Subscribe: '
         + " ".join(f'<a href="{escape(url)}" type="{_TYPES[name]}">{_NAMES[name]}</a>' for name, url in feeds)
+        + (' · <a href="../index.html">All feeds</a>' if tag_feeds is None else "")
         + f' · <a href="{escape(site.url)}">Visit the website</a></p>',
     ]
     for item in doc.entries:
