@@ -32,10 +32,12 @@ def _ids(project: Project, folder: Path | None = None) -> dict[str, str]:
     return {entry.title: entry.id for entry in feedparser.parse(data).entries}
 
 
-@pytest.fixture
-def old_store(project: Project, at_now: object) -> Iterator[Store]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def old_store(project: Project, at_now: object, request: pytest.FixtureRequest) -> Iterator[Store]:
     """A store as a publisher before remembered ids left it, holding two articles, upgraded
-    at NOW."""
+    at NOW; on SQLite, and on a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        project.configure(store={"url": request.getfixturevalue("pg_url")})
     (project.articles / SAMPLE.name).unlink()  # undated: dated when ingested, a date that moves
     project.add_article("one.md", markdown_article("One", "2026-11-01T08:00:00Z", ["Economy"]))
     project.add_article("two.md", markdown_article("Two", "2026-11-02T08:00:00Z", ["Science"]))
