@@ -27,7 +27,7 @@ from sqlalchemy import insert
 from bench.common import Figure, Report, Series, best_of, in_child, measured
 from publisher import config as config_module
 from publisher.config import Config
-from publisher.feed import MAIN, index, write_feeds
+from publisher.feed import MAIN, ids, index, write_feeds
 from publisher.feed.model import Entry, entry
 from publisher.schema import articles
 from publisher.store import NewArticle, Store
@@ -135,7 +135,7 @@ def _entries_of(config: Config, store: Store, path: str) -> list[Entry]:
             start = datetime(year, number, 1, tzinfo=UTC) - timedelta(days=1)
             end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC) + timedelta(days=1)
             chosen = index.older(conn, boundary, since=start, until=end)
-    items = [entry(config, article) for article in chosen]
+    items = [entry(config, article, ids.new_id(config.site, article.key)) for article in chosen]
     return [item for item in items if path in MAIN.values() or path.startswith("tags/") or item.month in path]
 
 

@@ -19,7 +19,7 @@ from email.headerregistry import Address
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
@@ -69,6 +69,16 @@ class FeedConfig:
     archives: bool
     hubs: tuple[str, ...]
     stylesheet: bool
+    content: str = "full"  # "full": each entry's whole body; "summary": the summary and a link
+    icon: str = ""  # absolute URLs ("" = none): a small square icon (favicon), a larger logo
+    logo: str = ""
+    subtitle: str = ""
+    rights: str = ""  # e.g. "© 2026 Example News, CC BY 4.0"
+    generator_uri: str = ""  # the generator's home page, if the site wants it named
+    podcast: bool = False  # iTunes tags for the articles with audio (feedgen's podcast extension)
+    podcast_category: str = ""  # an Apple Podcasts category, e.g. "News"
+    podcast_explicit: bool = False
+    podcast_email: str = ""  # itunes:owner: where Apple writes about the podcast (not shown)
 
     @property
     def base_url(self) -> str:
@@ -243,7 +253,28 @@ KEYS: dict[str, frozenset[str]] = {
     "site": frozenset({"title", "url", "author", "language", "timezone", "article_path"}),
     "store": frozenset({"url"}),
     "articles": frozenset({"dir", "follow_symlinks", "max_bytes"}),
-    "feed": frozenset({"dir", "max_entries", "url", "formats", "tag_feeds", "archives", "hubs", "stylesheet"}),
+    "feed": frozenset(
+        {
+            "dir",
+            "max_entries",
+            "url",
+            "formats",
+            "tag_feeds",
+            "archives",
+            "hubs",
+            "stylesheet",
+            "content",
+            "icon",
+            "logo",
+            "subtitle",
+            "rights",
+            "generator_uri",
+            "podcast",
+            "podcast_category",
+            "podcast_explicit",
+            "podcast_email",
+        }
+    ),
     "digest": frozenset(
         {
             "schedule",
@@ -375,6 +406,9 @@ def check_ready(config: Config, *, articles: bool) -> None:
         subscribers.secret(config)
 
 
+FEED_CONTENT = ("full", "summary")
+
+
 def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
     url = f.url("url", site.url + "feeds/atom.xml")
     formats = f.str_list("formats") if "formats" in f.data else FEED_FORMATS
@@ -385,6 +419,7 @@ def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
     for hub in hubs:
         if urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).netloc:
             raise ConfigError(f.where("hubs"), f"expected http(s) URLs of WebSub hubs, got {hub!r}")
+    podcast = f.flag("podcast", False)
     return FeedConfig(
         dir=f.path("dir", "feeds", base),
         url=url,
@@ -394,7 +429,65 @@ def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
         archives=f.flag("archives", True),
         hubs=hubs,
         stylesheet=f.flag("stylesheet", True),
+        content=_choice(f, "content", FEED_CONTENT),
+        icon=_site_url(f, "icon", site),
+        logo=_site_url(f, "logo", site),
+        subtitle=" ".join(f.text("subtitle", "").split()),
+        rights=" ".join(f.text("rights", "").split()),
+        generator_uri=f.url("generator_uri") if "generator_uri" in f.data else "",
+        podcast=podcast,
+        podcast_category=_podcast_category(f, podcast),
+        podcast_explicit=f.flag("podcast_explicit", False),
+        podcast_email=_podcast_email(f, podcast),
     )
+
+
+def _podcast_category(t: _Table, podcast: bool) -> str:
+    """An Apple Podcasts category (https://podcasters.apple.com/support/1691-apple-podcasts-categories)."""
+    value = " ".join(t.text("podcast_category", "").split())
+    if podcast and not value:
+        raise ConfigError(t.where("podcast_category"), "missing: podcast = true needs a category (e.g. News)")
+    if value and value not in PODCAST_CATEGORIES:
+        raise ConfigError(
+            t.where("podcast_category"),
+            f"not an Apple Podcasts category: {value!r}; use one of {', '.join(PODCAST_CATEGORIES)}",
+        )
+    return value
+
+
+def _podcast_email(t: _Table, podcast: bool) -> str:
+    value = t.text("podcast_email", "").strip()
+    if podcast and not value:
+        raise ConfigError(t.where("podcast_email"), "missing: podcast = true needs the owner's email (itunes:owner)")
+    if value and not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+", value):
+        raise ConfigError(t.where("podcast_email"), f"not an email address: {value!r}")
+    return value
+
+
+PODCAST_CATEGORIES = (
+    "Arts", "Business", "Comedy", "Education", "Fiction", "Government", "Health & Fitness", "History",
+    "Kids & Family", "Leisure", "Music", "News", "Religion & Spirituality", "Science", "Society & Culture",
+    "Sports", "Technology", "True Crime", "TV & Film",
+)  # fmt: skip
+
+
+def _choice(t: _Table, key: str, choices: tuple[str, ...]) -> str:
+    value = t.text(key, choices[0])
+    if value not in choices:
+        raise ConfigError(t.where(key), f"expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _site_url(t: _Table, key: str, site: SiteConfig) -> str:
+    """An http(s) URL, or a path on the site made absolute against [site] url; "" if unset."""
+    value = t.text(key, "").strip()
+    if not value:
+        return ""
+    url = urljoin(site.url, value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in '"<> '):
+        raise ConfigError(t.where(key), f"expected an http(s) URL or a path on the site, got {value!r}")
+    return url
 
 
 def _article_path(t: _Table) -> str:

@@ -269,6 +269,27 @@ feed_content = Table(
     Column("html", Text, nullable=False),
 )
 
+# The id each article's feed entry carries, remembered from the first rebuild that showed it:
+# an id once published never changes (a new store adopts them, see publisher.feed.ids). Keyed
+# by the article key (its source path), which survives a store rebuilt from the same files.
+feed_ids = Table(
+    "feed_ids",
+    metadata,
+    Column("key", String(500), primary_key=True),
+    Column("entry_id", Text, nullable=False),
+)
+
+# The file name each tag's feed got, remembered so that it never changes when a tag that
+# slugifies alike arrives later (see publisher.feed.tags). ``tag_key`` is a digest of the tag
+# as compared (case-folded), so its length suits every backend.
+feed_tag_slugs = Table(
+    "feed_tag_slugs",
+    metadata,
+    Column("tag_key", String(64), primary_key=True),
+    Column("tag", Text, nullable=False),
+    Column("slug", String(200), nullable=False, unique=True),
+)
+
 # Only the columns a feed shows: ingest recording a file's new mtime is no change to the feeds.
 _FEED_COLUMNS = (
     "key, slug, title, summary, body_html, author, tags, published, updated, first_seen, removed_at, draft, meta"

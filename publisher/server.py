@@ -3,6 +3,7 @@
     /atom.xml, /rss.xml, /feed.json      the feed documents, with their own media types
     /tags/<tag>.xml, /archive/<m>.xml    Atom
     /feed.xsl                            the stylesheet browsers apply to Atom and RSS
+    /, /index.html, /tags/<tag>.html     the feeds' static human pages (publisher.feed.pages)
 
 Every file is also served under the feeds folder's own path in [feed] url (``/feeds/atom.xml``
 when the feed is https://news.example.org/feeds/atom.xml), so the URLs written in the feeds
@@ -13,7 +14,8 @@ shows the feed media types as plain text and never applies feed.xsl to them. Fee
 get the feed media types; responses say ``Vary: Accept``.
 
 Files are served from memory: each is read once, with its gzip form (when it is over 500
-bytes and smaller so), its ETag (a hash of the bytes) and its headers, and answered from there
+bytes and smaller so), its ETags (a hash of the bytes; one per representation: identity,
+gzip, and the application/xml a browser gets, each strong) and its headers, and answered from there
 while a stat of the file still gives the same inode, size and mtime; the feed job replaces
 files by rename, so a new file is seen on the very next request. That stat, and the read of a
 changed file, run on the event loop: a feeds folder is small and local, and a thread hop per
@@ -94,7 +96,7 @@ ATOM = "application/atom+xml; charset=utf-8"
 RSS = "application/rss+xml; charset=utf-8"
 JSON_FEED = "application/feed+json; charset=utf-8"
 XSL = "text/xsl; charset=utf-8"  # what browsers accept for <?xml-stylesheet?>
-_BY_NAME = {"atom.xml": ATOM, "rss.xml": RSS, "feed.json": JSON_FEED}
+_BY_NAME = {"atom.xml": ATOM, "rss.xml": RSS, "feed.json": JSON_FEED, "issues.xml": ATOM}
 _ATOM_FOLDERS = ("tags", "archive")
 _FEED_SUFFIXES = (".xml", ".json")  # feed documents: they get the WebSub Link headers
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -142,6 +144,8 @@ def media_type(path: PurePosixPath) -> str:
         return ATOM if path.parts[0] in _ATOM_FOLDERS else "application/xml; charset=utf-8"
     if path.suffix == ".xsl":
         return XSL
+    if path.suffix == ".html":
+        return "text/html; charset=utf-8"
     if path.suffix == ".json":
         return "application/json"
     guessed, _ = mimetypes.guess_type(path.name)
@@ -150,6 +154,11 @@ def media_type(path: PurePosixPath) -> str:
 
 Headers = list[tuple[bytes, bytes]]
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
+# The feeds' static pages: their own inline style and images from anywhere, nothing else.
+_PAGE_POLICY = (
+    b"default-src 'none'; style-src 'unsafe-inline'; img-src http: https:; base-uri 'none'; form-action 'none'"
+)
+PAGE = "index.html"
 _GZIP_FROM = 500  # bytes: smaller files are not worth a gzip header (what Starlette's GZipMiddleware uses)
 _CACHED_FILES = 4096  # at most this many files in memory; a feeds folder holds far fewer
 
@@ -162,17 +171,23 @@ class _File:
     path: str  # resolved, inside the folder
     body: bytes
     gzipped: bytes | None  # None when gzip does not make it smaller
-    etags: tuple[bytes, bytes]  # of the bytes as they are, and of their gzip form
+    # By (browser, gzip): one strong ETag per representation, since each has other bytes or
+    # another Content-Type (a cache must not answer one with the other).
+    etags: dict[tuple[bool, bool], bytes]
     last_modified: bytes
     mtime: int  # whole seconds, what Last-Modified and If-Modified-Since can say
-    # The 200 headers but Content-Length, by (browser, gzip); the 304 headers by gzip.
+    # The 200 headers but Content-Length, and the 304 headers, by (browser, gzip).
     ok: dict[tuple[bool, bool], Headers]
-    not_modified: dict[bool, Headers]
+    not_modified: dict[tuple[bool, bool], Headers]
 
     def matches(self, if_none_match: bytes) -> bool:
+        """If-None-Match names one of this file's representations (weak comparison, RFC 9110
+        13.1.2): all are made from these bytes, so a cache that stored one form may revalidate
+        it for a client that takes another; the 304 carries the chosen one's ETag."""
         if if_none_match.strip() == b"*":
             return True
-        return any(tag.strip().removeprefix(b"W/") in self.etags for tag in if_none_match.split(b","))
+        known = set(self.etags.values())
+        return any(tag.strip().removeprefix(b"W/") in known for tag in if_none_match.split(b","))
 
 
 def _read(path: str, relative: PurePosixPath, cache_control: bytes, links: Headers) -> _File | None:
@@ -189,26 +204,38 @@ def _read(path: str, relative: PurePosixPath, cache_control: bytes, links: Heade
     gzipped = gzip.compress(body, mtime=0) if len(body) >= _GZIP_FROM else None
     if gzipped is not None and len(gzipped) >= len(body):
         gzipped = None
-    # A strong ETag per representation: the gzip bytes are not the file's bytes.
     tag = hashlib.sha256(body).hexdigest()[:32]
-    etags = (f'"{tag}"'.encode(), f'"{tag}-gzip"'.encode())
     last_modified = formatdate(found.st_mtime, usegmt=True).encode()
     media = media_type(relative)
-    vary = [b"Accept"] if media in (ATOM, RSS) else []
+    negotiated = media in (ATOM, RSS)  # a browser gets them as application/xml
+    vary = [b"Accept"] if negotiated else []
     vary += [b"Accept-Encoding"] if gzipped is not None else []
+    # The same Vary on a 200 and on a 304 (RFC 9110 15.4.5: a 304 sends what a 200 would).
     common = [(b"cache-control", cache_control), *([(b"vary", b", ".join(vary))] if vary else []), _NOSNIFF]
+    if relative.suffix == ".html":
+        common.append((b"content-security-policy", _PAGE_POLICY))
     ok: dict[tuple[bool, bool], Headers] = {}
+    etags: dict[tuple[bool, bool], bytes] = {}
+    not_modified: dict[tuple[bool, bool], Headers] = {}
     for browser in (False, True):
         content_type = (b"content-type", (for_browser(media, "text/html") if browser else media).encode())
         for zipped in (False, True):
+            suffix = ("-xml" if browser and negotiated else "") + ("-gzip" if zipped else "")
+            etags[browser, zipped] = f'"{tag}{suffix}"'.encode()
             encoding = [(b"content-encoding", b"gzip")] if zipped else []
             ok[browser, zipped] = [
                 content_type,
-                (b"etag", etags[zipped]),
+                (b"etag", etags[browser, zipped]),
                 (b"last-modified", last_modified),
                 *common,
                 *links,
                 *encoding,
+            ]
+            not_modified[browser, zipped] = [
+                (b"etag", etags[browser, zipped]),
+                (b"last-modified", last_modified),
+                *common,
+                *links,
             ]
     return _File(
         key=(found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns),
@@ -219,7 +246,7 @@ def _read(path: str, relative: PurePosixPath, cache_control: bytes, links: Heade
         last_modified=last_modified,
         mtime=int(found.st_mtime),
         ok=ok,
-        not_modified={zipped: [(b"etag", etags[zipped]), *common] for zipped in (False, True)},
+        not_modified=not_modified,
     )
 
 
@@ -258,19 +285,22 @@ class FeedFiles:
                 if_modified_since = value
         # HEAD answers as a GET without gzip would, so that its Content-Length is the file's.
         zipped = found.gzipped is not None and method == "GET" and b"gzip" in accept_encoding
+        variant = (b"text/html" in accept, zipped)
         if _not_modified(found, if_none_match, if_modified_since):
-            await send({"type": "http.response.start", "status": 304, "headers": found.not_modified[zipped]})
+            await send({"type": "http.response.start", "status": 304, "headers": found.not_modified[variant]})
             await send({"type": "http.response.body", "body": b""})
             return
         body = found.gzipped if zipped and found.gzipped is not None else found.body
-        headers = [*found.ok[b"text/html" in accept, zipped], (b"content-length", str(len(body)).encode())]
+        headers = [*found.ok[variant], (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body if method == "GET" else b""})
 
     def lookup(self, path: str) -> _File | None:
         """The file a request path names, fresh from memory, or None (404)."""
-        if self._prefix and path.startswith(self._prefix + "/"):
-            path = path[len(self._prefix) :]
+        if self._prefix and (path.startswith(self._prefix + "/") or path == self._prefix):
+            path = path[len(self._prefix) :] or "/"
+        if path.endswith("/"):
+            path += PAGE  # the feeds' human page (publisher.feed.pages): / and /feeds/
         cached = self._by_request.get(path)
         if cached is not None and _unchanged(cached):
             return cached

@@ -48,6 +48,8 @@ from publisher.schema import (
     digests,
     feed_builds,
     feed_content,
+    feed_ids,
+    feed_tag_slugs,
     metadata,
     recreate_triggers,
     schema_version,
@@ -95,6 +97,17 @@ def _meta(conn: Connection) -> None:
     recreate_triggers(conn)
 
 
+def _feed_ids(conn: Connection) -> None:
+    """Remembered entry ids and tag feed names (issue 12). Entries of the articles already in
+    the store keep the ids they were published with (first-seen based); the setting
+    ``feed_ids_legacy_before`` says which. The tag index is rebuilt with the new tag names."""
+    metadata.create_all(conn, tables=[feed_ids, feed_tag_slugs])
+    conn.execute(insert(settings), {"name": FEED_IDS_LEGACY_BEFORE, "value": clock.now().isoformat()})
+    conn.execute(article_tags.delete())
+    conn.execute(settings.delete().where(settings.c.name == "article_tags_rev"))
+    conn.execute(feed_builds.delete())
+
+
 # Schema changes after the first release, as steps (version 2, 3, ...): each a function of a
 # Connection that ALTERs an existing store. A new store is created from schema.py at once and
 # stamped with the newest version, so these only ever run on older stores.
@@ -105,8 +118,11 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _feed_index,
     _draft,
     _meta,
+    _feed_ids,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
+# Articles first seen before this time (ISO 8601) carry entry ids of the old, first-seen form.
+FEED_IDS_LEGACY_BEFORE = "feed_ids_legacy_before"
 BUSY_SECONDS = 30  # how long a write waits for another run's (SQLite); then one line, exit 1
 
 

@@ -249,6 +249,9 @@ def check_json_feed(data: bytes) -> dict[str, Any]:
     for key in ("description", "language", "user_comment", "next_url", "icon", "favicon"):
         if key in feed:
             assert isinstance(feed[key], str), f"json: {key} is not a string"
+    for key in ("next_url", "icon", "favicon"):
+        if key in feed:
+            assert is_absolute_url(feed[key]), f"json: {key} {feed[key]!r} is not an absolute URL"
     _check_authors(feed, "json: feed")
     if "hubs" in feed:
         assert isinstance(feed["hubs"], list), "json: hubs is not a list"
@@ -279,16 +282,28 @@ def check_json_feed(data: bytes) -> dict[str, Any]:
         if "tags" in item:
             tags = item["tags"]
             assert isinstance(tags, list) and all(isinstance(t, str) for t in tags), f"{where}: tags {tags!r}"
+        for attachment in item.get("attachments", []):
+            assert is_absolute_url(attachment.get("url")), f"{where}: attachment {attachment!r} has no URL"
+            assert isinstance(attachment.get("mime_type"), str) and "/" in attachment["mime_type"], attachment
+            for key in ("size_in_bytes", "duration_in_seconds"):
+                if key in attachment:
+                    value = attachment[key]
+                    assert isinstance(value, int | float) and not isinstance(value, bool) and value >= 0, attachment
         _check_authors(item, where)
     return feed
 
 
 def _check_authors(obj: dict[str, Any], where: str) -> None:
+    """1.1's ``authors`` list, and 1.0's single ``author`` (allowed beside it, for 1.0 readers),
+    which must then say the same as the list's first."""
+    if "author" in obj:
+        assert isinstance(obj["author"], dict), f"{where}: author is not an object"
+        assert obj.get("authors", [obj["author"]])[:1] == [obj["author"]], f"{where}: author and authors differ"
     if "authors" not in obj:
         return
     authors = obj["authors"]
     assert isinstance(authors, list), f"{where}: authors is not a list"
-    for author in authors:
+    for author in [*authors, *([obj["author"]] if "author" in obj else [])]:
         assert isinstance(author, dict), f"{where}: author {author!r} is not an object"
         fields = [key for key in ("name", "url", "avatar") if key in author]
         assert fields, f"{where}: author {author!r} has no name, url nor avatar"
@@ -353,3 +368,98 @@ def as_feedparser_reads(text: str) -> str:
         return text.encode("iso-8859-1").decode("utf-8")
     except UnicodeError:
         return text
+
+
+# -- the W3C Feed Validator's rules that matter here ----------------------------------------
+#
+# The W3C validator (w3c/feedvalidator) is not on PyPI; these are the rules of it that the
+# fixture site could break, checked directly across a whole feeds folder.
+
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+# The validator's nonhtml elements (and descriptions): text that reads as markup or a character
+# reference after parsing needs "&#x" on its line ("CharacterData"); here: never &amp; or &lt;.
+_PLAIN_RSS = re.compile(
+    rb"<(title|description|category|copyright|media:description|itunes:[a-z]+)(?: [^>]*)?>([^<]*)</\1>"
+)
+
+
+def check_w3c_rules(docs: dict[str, bytes]) -> None:
+    """Across every document of a feeds folder (as check_feed_folder returns them):
+
+    - every Atom document has its own atom:id (RFC 4287 4.2.6: one id per feed);
+    - no two entries of one document share atom:updated ("Two entries with the same value
+      for atom:updated");
+    - RSS plain text writes & and < as character references, never &amp; or &lt;
+      ("should use character references");
+    - media:content, media:thumbnail and enclosures name an absolute URL, enclosures a type
+      and a length in bytes.
+    """
+    feed_ids: dict[str, str] = {}
+    for name, data in sorted(docs.items()):
+        if name.endswith(".xml") and name != "rss.xml":
+            root = _parse_xml(data, name)
+            feed_id = root.findtext(f"{A}id") or ""
+            assert feed_id not in feed_ids, f"{name}: atom:id {feed_id!r} is also {feed_ids[feed_id]}'s"
+            feed_ids[feed_id] = name
+            updated: dict[str, str] = {}
+            for entry in root.iterfind(f"{A}entry"):
+                value = entry.findtext(f"{A}updated") or ""
+                assert value not in updated, f"{name}: entries {updated[value]} and {_entry_id(entry)} share {value}"
+                updated[value] = _entry_id(entry)
+                for link in entry.iterfind(f"{A}link[@rel='enclosure']"):
+                    assert is_absolute_url(link.get("href")) and link.get("type"), f"{name}: enclosure {link.attrib}"
+            _check_media(root, name)
+        elif name == "rss.xml":
+            for match in _PLAIN_RSS.finditer(data):
+                text = match.group(2)
+                assert b"&amp;" not in text and b"&lt;" not in text, f"rss.xml: {match.group(0)[:80]!r}"
+            root = _parse_xml(data, name)
+            for enclosure in root.iter("enclosure"):
+                assert is_absolute_url(enclosure.get("url")), f"rss.xml: enclosure {enclosure.attrib}"
+                assert (enclosure.get("length") or "").isdigit() and enclosure.get("type"), enclosure.attrib
+            for item in root.iter("item"):
+                assert len(item.findall("enclosure")) <= 1, "rss.xml: an item with two enclosures"
+            _check_media(root, name)
+            _check_itunes(root)
+
+
+ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
+_ITUNES_FORMATS = ("m4a", "mp3", "mov", "mp4", "m4v", "pdf", "epub")
+
+
+def _check_itunes(root: etree._Element) -> None:
+    """The validator's iTunes rules: a podcast channel names a category, says explicit as
+    true/false and has an owner's email; an episode's enclosure is a format Apple plays."""
+    channel = root.find("channel")
+    assert channel is not None
+    if not any(element.tag.startswith(ITUNES) for element in root.iter() if isinstance(element.tag, str)):
+        return
+    assert channel.find(f"{ITUNES}category") is not None, "rss.xml: itunes channel without itunes:category"
+    assert channel.findtext(f"{ITUNES}explicit") in ("true", "false"), "rss.xml: itunes:explicit not true/false"
+    assert channel.findtext(f"{ITUNES}owner/{ITUNES}email"), "rss.xml: no itunes:owner/itunes:email"
+    for item in channel.iter("item"):
+        if any(isinstance(c.tag, str) and c.tag.startswith(ITUNES) for c in item):
+            for enclosure in item.iter("enclosure"):
+                extension = (enclosure.get("url") or "").rsplit(".", 1)[-1]
+                assert extension in _ITUNES_FORMATS, f"rss.xml: episode enclosure .{extension}"
+            duration = item.findtext(f"{ITUNES}duration")
+            assert duration is None or re.fullmatch(r"\d+(:[0-5]\d(:[0-5]\d)?)?", duration), duration
+
+
+def _check_media(root: etree._Element, name: str) -> None:
+    for element in root.iter(f"{{{MEDIA_NS}}}content", f"{{{MEDIA_NS}}}thumbnail"):
+        assert is_absolute_url(element.get("url")), f"{name}: {element.tag} url {element.get('url')!r}"
+
+
+def check_page(data: bytes, feeds: list[str]) -> etree._Element:
+    """An HTML page of the feeds: a language, no script, one autodiscovery link per feed."""
+    import lxml.html
+
+    root = lxml.html.document_fromstring(data)
+    assert root.get("lang"), "page: no lang"
+    assert not root.xpath("//script | //*[@onload] | //*[@onclick]"), "page: scripts"
+    found = [link.get("href") for link in root.xpath("//head/link[@rel='alternate']")]
+    assert found == feeds, f"page: autodiscovery links {found}, expected {feeds}"
+    for link in root.xpath("//head/link[@rel='alternate']"):
+        assert link.get("type") in ("application/atom+xml", "application/rss+xml", "application/feed+json")
+    return root

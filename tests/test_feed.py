@@ -7,7 +7,7 @@ from datetime import timedelta
 import feedparser
 from lxml import etree
 
-from publisher.feed import write_feeds
+from publisher.feed import ids, write_feeds
 from publisher.ingest import ingest
 from publisher.store import Store
 from tests.conftest import NOW, SAMPLE_TITLE, Project
@@ -45,7 +45,9 @@ def test_feed_has_every_field_a_reader_needs(project: Project) -> None:
     assert links["alternate"].href == "https://news.example.org/"
 
     [entry] = parsed.entries
-    assert entry.id == "tag:news.example.org,2026-11-24:000_b518ed41a9e9a454"
+    # made from the site and the article's key only (publisher.feed.ids), then remembered
+    assert entry.id == ids.new_id(project.config().site, "000_b518ed41a9e9a454")
+    assert entry.id.startswith("urn:uuid:")
     assert entry.title == SAMPLE_TITLE
     assert entry.published == entry.updated == "2026-11-24T06:30:00+00:00"
     assert entry.author == "Example Newsroom"
@@ -100,7 +102,7 @@ def test_unchanged_store_gives_byte_identical_feed(project: Project) -> None:
     assert project.feed.stat().st_mtime_ns == mtime
 
 
-def test_edited_article_keeps_its_id_and_gets_a_new_updated(project: Project) -> None:
+def test_edited_article_keeps_its_id_and_its_own_date(project: Project) -> None:
     path = project.add_article("story.md", "---\ntitle: Story\ndate: 2026-11-20T08:00:00Z\n---\nFirst version.\n")
     store = project.open_store()
     _ingest(project, store)
@@ -116,10 +118,10 @@ def test_edited_article_keeps_its_id_and_gets_a_new_updated(project: Project) ->
     assert after.id == before.id
     assert after.link == before.link  # the slug chosen at first sight stays
     assert after.published == before.published == "2026-11-20T08:00:00+00:00"
-    assert before.updated == "2026-11-24T06:30:00+00:00"
-    assert after.updated == "2026-11-25T06:30:00+00:00"
+    # updated is the article's own date (issue 12), never when it was ingested
+    assert before.updated == after.updated == "2026-11-20T08:00:00+00:00"
     assert "Second version." in after.content[0].value
-    assert _feed(project).feed.updated == after.updated
+    assert _feed(project).feed.updated == "2026-11-24T06:30:00+00:00"  # the newest entry's: the sample's
 
 
 def test_control_characters_and_markup_in_titles_do_not_break_the_feed(project: Project) -> None:

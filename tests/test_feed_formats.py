@@ -12,7 +12,7 @@ import hashlib
 import html
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from importlib.resources import files
 from pathlib import Path
@@ -22,6 +22,8 @@ import feedparser
 import pytest
 from lxml import etree
 
+from publisher.feed import ids
+from publisher.feed.model import own_date
 from publisher.links import absolute_html, article_url
 from publisher.store import Article, NewArticle
 from tests import feedcheck
@@ -302,7 +304,9 @@ def _stylesheet(data: bytes) -> str | None:
 def _check_every_document(root: Path) -> dict[str, bytes]:
     docs = check_feed_folder(root)
     for name in docs:
-        assert re.fullmatch(r"atom\.xml|rss\.xml|feed\.json|feed\.xsl|(?:tags|archive)/[^/]+\.xml", name), name
+        assert re.fullmatch(
+            r"atom\.xml|rss\.xml|feed\.json|feed\.xsl|index\.html|(?:tags|archive)/[^/]+\.xml|tags/[^/]+\.html", name
+        ), name
     return docs
 
 
@@ -320,7 +324,7 @@ def _expected(project: Project) -> dict[str, tuple[Article, str, str]]:
     expected = {}
     for article in project.open_store().newest_articles():
         url = article_url(site, article)
-        expected[f"tag:news.example.org,{article.first_seen:%Y-%m-%d}:{article.key}"] = (
+        expected[ids.new_id(site, article.key)] = (
             article,
             url,
             absolute_html(article.body_html, url),
@@ -355,8 +359,10 @@ def test_all_three_formats_say_the_same_about_every_article(project: Project) ->
     ]
     assert jf["feed_url"] == FEEDS + "feed.json" and jf["home_page_url"] == SITE
     assert "hubs" not in jf
-    newest_update = max(a.updated for a, _, _ in expected.values())
+    # the newest entry's, from the articles' own dates (ties set a second apart: publisher.feed)
+    newest_update = max(_dt(e.updated) for e in atom.entries)
     assert _dt(atom.feed.updated) == _rfc822(rss.feed.updated) == newest_update
+    assert newest_update >= max(own_date(a) for a, _, _ in expected.values())
 
     # every article, in each format, newest first
     order = list(expected)
@@ -376,7 +382,9 @@ def test_all_three_formats_say_the_same_about_every_article(project: Project) ->
         assert tags == [tag.term for tag in rss_entry.get("tags", [])] == item["tags"] == article.tags
         published = article.published
         assert _dt(atom_entry.published) == _rfc822(rss_entry.published) == _dt(item["date_published"]) == published
-        assert _dt(atom_entry.updated) == _dt(item["date_modified"]) == article.updated
+        # the article's own date; articles dated the same instant are set a second apart
+        assert _dt(atom_entry.updated) == _dt(item["date_modified"])
+        assert timedelta(0) <= _dt(atom_entry.updated) - own_date(article) < timedelta(seconds=len(expected))
         rss_guid = rss_root.xpath("channel/item/guid[.=$id]", id=atom_entry.id)
         assert [guid.get("isPermaLink") for guid in rss_guid] == ["false"]
 
@@ -395,9 +403,12 @@ def test_all_three_formats_say_the_same_about_every_article(project: Project) ->
     assert f'href="{entries[CJK].link}next.html"' in cjk and 'src="https://news.example.org/img/tokyo.png"' in cjk
     assert len(entries[LONG].content[0].value) > 100_000
     # escaped once, as the XML needs, not twice; readers with default settings agree
-    for name in ("atom.xml", "rss.xml"):
-        assert b"<title>Tom &amp; Jerry &lt;b&gt;bold&lt;/b&gt; \"quotes\" 'single'</title>" in docs[name]
-        assert b"R&amp;D &lt;lab&gt;" in docs[name]
+    assert b"<title>Tom &amp; Jerry &lt;b&gt;bold&lt;/b&gt; \"quotes\" 'single'</title>" in docs["atom.xml"]
+    assert b"R&amp;D &lt;lab&gt;" in docs["atom.xml"]
+    # RSS's plain text carries & and < as character references (the W3C validator's advice)
+    assert b"<title>Tom &#x26; Jerry &#x3C;b&gt;bold&#x3C;/b&gt; \"quotes\" 'single'</title>" in docs["rss.xml"]
+    assert b"R&#x26;D &#x3C;lab&gt;" in docs["rss.xml"]
+    assert TRICKY in {e.title for e in feedparser.parse(docs["rss.xml"]).entries}
     assert TRICKY in {e.title for e in feedparser.parse(docs["atom.xml"]).entries}
     assert json.dumps(TRICKY, ensure_ascii=False).encode() in docs["feed.json"]
     assert CJK.encode() in docs["feed.json"]  # UTF-8, not \\u escapes
@@ -421,7 +432,7 @@ def test_hubs_are_announced_in_every_format(project: Project, endpoint: Any) -> 
     assert [link.get("href") for link in rss.iterfind(f"channel/{A}link[@rel='hub']")] == hubs
     assert json.loads(docs["feed.json"])["hubs"] == [{"type": "WebSub", "url": hub} for hub in hubs]
     for name, data in docs.items():
-        if name.startswith("tags/"):
+        if name.startswith("tags/") and name.endswith(".xml"):
             assert [link.get("href") for link in etree.fromstring(data).iterfind(f"{A}link[@rel='hub']")] == hubs
 
 
@@ -461,15 +472,22 @@ def test_formats_setting_writes_only_those_and_removes_the_others(project: Proje
     _run(project)
 
     docs = _check_every_document(root)
-    assert {p.name for p in root.iterdir() if p.is_file() and not is_issue_archive(p.name)} == {"atom.xml", "feed.xsl"}
-    assert all(re.fullmatch(r"(?:tags|archive)/[^/]+\.xml|atom\.xml|feed\.xsl", name) for name in docs)
+    assert {p.name for p in root.iterdir() if p.is_file() and not is_issue_archive(p.name)} == {
+        "atom.xml",
+        "feed.xsl",
+        "index.html",
+    }
+    assert all(
+        re.fullmatch(r"(?:tags|archive)/[^/]+\.xml|tags/[^/]+\.html|atom\.xml|feed\.xsl|index\.html", name)
+        for name in docs
+    )
     assert len(read_back(docs["atom.xml"]).entries) == 6
 
     project.configure(feed={"formats": ["json", "rss"]})
     _run(project)
 
     docs = _check_every_document(root)
-    assert set(docs) == {"feed.json", "rss.xml", "feed.xsl"}  # tag feeds and archives are Atom only
+    assert set(docs) == {"feed.json", "rss.xml", "feed.xsl", "index.html"}  # tag feeds and archives are Atom only
     rss = etree.fromstring(docs["rss.xml"])
     assert len(rss.findall("channel/item")) == len(json.loads(docs["feed.json"])["items"]) == 6
     assert any(e.tag == f"{{{CONTENT_NS}}}encoded" for e in rss.iter())

@@ -172,10 +172,10 @@ def test_an_edit_keeps_the_id_in_rss_json_and_tag_feeds(project: Project, store:
 
     assert rss_after["guid"] == rss_before["guid"] == json_before["id"] == json_after["id"] == tag_after.id
     assert tag_after.id == tag_before.id
-    assert json_before["date_modified"] == "2026-11-24T06:30:00+00:00"
-    assert json_after["date_modified"] == "2026-11-25T06:30:00+00:00"
+    # the article's own date (issue 12): an edit that does not change it keeps it
+    assert json_before["date_modified"] == json_after["date_modified"] == "2026-11-20T08:00:00+00:00"
     assert json_after["date_published"] == json_before["date_published"] == "2026-11-20T08:00:00+00:00"
-    assert tag_after.title == "Story, corrected" and tag_after.updated == "2026-11-25T06:30:00+00:00"
+    assert tag_after.title == "Story, corrected" and tag_after.updated == "2026-11-20T08:00:00+00:00"
 
 
 # -- publisher articles remove ----------------------------------------------------------------------
@@ -311,7 +311,10 @@ def _documents(feeds: Path) -> set[str]:
     return {
         FEEDS + p.relative_to(feeds).as_posix()
         for p in feeds.rglob("*")
-        if p.is_file() and p.name != "feed.xsl" and not is_issue_archive(p.relative_to(feeds).as_posix())
+        if p.is_file()
+        and p.suffix != ".html"
+        and p.name != "feed.xsl"
+        and not is_issue_archive(p.relative_to(feeds).as_posix())
     }
 
 

@@ -30,7 +30,7 @@ from lxml import etree
 
 from publisher import clock
 from publisher.errors import IngestError
-from publisher.feed import tag_slug, write_feeds
+from publisher.feed import ids, tag_slug, write_feeds
 from publisher.feed.model import Entry, entry
 from publisher.ingest import ingest
 from publisher.store import Article
@@ -194,10 +194,18 @@ def test_random_articles_give_valid_feeds_that_read_back_equal(strings: list[str
             with clock.frozen(AFTER_EVERY_DATE):  # no article waits for its date (an embargo)
                 feed = write_feeds(config, store)
                 assert not write_feeds(config, store).changed  # the same store gives the same bytes
-            expected = {item.id: (item, article) for article in articles for item in [entry(config, article)]}
+            made = [_entry(config, article, articles) for article in articles]
+            expected = {item.id: (item, article) for article, item in zip(articles, made, strict=True)}
             assert len(expected) == len(articles)  # ids are unique
-            _check_documents(feed.dir, expected, [entry(config, a).id for a in articles], max_entries)
+            _check_documents(feed.dir, expected, [item.id for item in made], max_entries)
         store.close()
+
+
+def _entry(config: Any, article: Article, articles: list[Article]) -> Entry:
+    """The entry the feeds should hold: its id made from the key, its updated set apart from
+    the articles of the same instant before it (by id)."""
+    tie = sum(1 for other in articles if other.published == article.published and other.id < article.id)
+    return entry(config, article, ids.new_id(config.site, article.key), tie=tie)
 
 
 def _check_documents(
@@ -236,7 +244,9 @@ def _check_documents(
         else:
             assert name.startswith("tags/"), name
             for i in ids:
-                assert path.stem in {tag_slug(tag) for tag in expected[i][0].tags}, (name, i)
+                # the plain slug, or the slug and a digest when tags slugify alike (publisher.feed.tags)
+                stems = {tag_slug(tag) or "tag" for tag in expected[i][0].tags}
+                assert any(path.stem == s or path.stem.rsplit("-", 1)[0] == s[:60] for s in stems), (name, i)
     assert sorted(main + archived) == sorted(order), "every entry is in atom.xml or in exactly one archive"
 
     feed = check_json_feed((root / "feed.json").read_bytes())

@@ -231,7 +231,7 @@ def test_temp_files_left_by_a_killed_writer_go_with_the_next_rebuild(tmp_path: P
         fd, orphan = tempfile.mkstemp(dir=tags, prefix=".economy.xml.", suffix=".tmp")
         os.close(fd)
         _age(Path(orphan), 3600)
-        fd, foreign = tempfile.mkstemp(dir=feeds, prefix=".index.html.", suffix=".tmp")  # not a name of ours
+        fd, foreign = tempfile.mkstemp(dir=feeds, prefix=".notes.html.", suffix=".tmp")  # not a name of ours
         os.close(fd)
         _age(Path(foreign), 3600)
 

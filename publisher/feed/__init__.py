@@ -1,9 +1,14 @@
 """The store's articles -> every feed document, written through one writer.
 
     atom.xml, rss.xml, feed.json   the newest [feed] max_entries, in each configured format
-    tags/<tag>.xml                 Atom: the newest entries with that tag
+    tags/<tag>.xml                 Atom: the newest entries with that tag (names: publisher.feed.tags)
     archive/YYYY-MM.xml            Atom, RFC 5005: entries older than atom.xml's, by month
-    feed.xsl                       shows Atom and RSS as a readable page in a browser
+    index.html, tags/<tag>.html    static pages for people (publisher.feed.pages), no XSLT needed
+    feed.xsl                       shows Atom and RSS as a readable page in browsers that run XSLT
+
+Each entry carries the id the store remembers for its article (publisher.feed.ids), and its
+article's own date as ``updated``; each Atom document has its own atom:id (its URL). An entry
+that makes a document fail to render is left out of it with one warning line (issue 10).
 
 Archives: the newest archive month fills up as entries leave atom.xml; every older month is
 closed and its document stays byte-identical unless one of its articles is edited.
@@ -25,34 +30,41 @@ never rewritten either way.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib.resources import files
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from slugify import slugify
-from sqlalchemy import Connection
+from lxml import etree
+from sqlalchemy import Connection, select
 
 from publisher import __version__, clock
 from publisher.config import Config, FeedConfig
 from publisher.errors import FeedError
-from publisher.feed import atom, index, jsonfeed, rss
+from publisher.feed import atom, ids, index, jsonfeed, pages, rss, tags
 from publisher.feed.model import Document, Entry, clean_tags, entry, prepare
 from publisher.files import remove_orphans, write_atomic
+from publisher.schema import articles
 from publisher.store import Article, Store
 
 MAIN = {"atom": "atom.xml", "rss": "rss.xml", "json": "feed.json"}
 Renderer = Callable[[Config, Document], bytes]
+# What a renderer raises for an entry it cannot write (lxml's limits, feedgen's checks).
+_RENDER_ERRORS = (ValueError, TypeError, etree.LxmlError, OverflowError)
 RENDER: dict[str, Renderer] = {
     "atom": atom.render,
     "rss": rss.render,
     "json": jsonfeed.render,
 }
 STYLESHEET = "feed.xsl"
+PAGE = "index.html"  # the feeds' human page; each tag feed has one beside it (tags/<slug>.html)
+logger = logging.getLogger(__name__)
 _OWNED_FOLDERS = ("tags", "archive")
 
 
@@ -64,10 +76,12 @@ class FeedResult:
     written: tuple[str, ...]  # paths (relative to dir) whose bytes changed
     removed: tuple[str, ...]
     changed_urls: tuple[str, ...]  # public URLs of the feed documents that changed (for WebSub)
+    left_out: tuple[str, ...] = ()  # "<document>: <article file>: <why>" for entries that could not be written
+    pages_written: tuple[str, ...] = ()  # the HTML pages (index.html, tags/*.html) whose bytes changed
 
     @property
     def changed(self) -> bool:
-        return bool(self.written or self.removed)
+        return bool(self.written or self.removed or self.pages_written)
 
     @property
     def path(self) -> Path:
@@ -75,9 +89,10 @@ class FeedResult:
 
     def summary(self) -> str:
         entries = "1 entry" if self.entries == 1 else f"{self.entries} entries"
+        left = f", {len(self.left_out)} entries left out (see the warnings)" if self.left_out else ""
         return (
             f"feeds: {self.documents} documents in {self.dir} ({entries}), "
-            f"{len(self.written)} written, {len(self.removed)} removed"
+            f"{len(self.written)} written, {len(self.removed)} removed{left}"
         )
 
 
@@ -93,6 +108,7 @@ def write_feeds(config: Config, store: Store) -> FeedResult:
     """
     try:
         _remove_orphans(config.feed.dir)
+        ids.remember(store, config.site, config.feed.dir)
         return _write_feeds(config, store)
     except OSError as exc:
         where = exc.filename or config.feed.dir
@@ -132,15 +148,15 @@ def _build(
         return result, state, seen, rebuild.prepared
 
 
-@lru_cache(maxsize=4096)
 def tag_slug(tag: str) -> str:
-    """The file name of a tag's feed: "Economy" -> economy, "C++" -> c-plus-plus."""
-    return str(slugify(tag, max_length=80, replacements=[["+", "-plus-"], ["#", "-sharp-"]]))
+    """The plain slug of a tag: "Economy" -> economy, "C++" -> c-plus-plus. A tag's feed has
+    this name unless another tag had it first (publisher.feed.tags remembers the names)."""
+    return tags.plain_slug(tag)
 
 
-def _slugs_of(tags: list[str]) -> dict[str, str]:
-    """An article's tag feeds: slug -> the tag as the article first writes it (as _by_tag)."""
-    slugs = {tag_slug(tag): tag for tag in reversed(clean_tags(tags))}
+def _slugs_of(names: tags.Names, article_tags: list[str]) -> dict[str, str]:
+    """An article's tag feeds: slug -> the tag as the article first writes it."""
+    slugs = {names.slug(tag): tag for tag in reversed(clean_tags(article_tags))}
     return {slug: tag for slug, tag in slugs.items() if slug}
 
 
@@ -172,6 +188,11 @@ class _Rebuild:
         self.prepared: dict[int, index.Prepared] = {}  # prepared here, to store
         self.written: list[str] = []
         self.files: dict[str, list[int]] = {}  # path -> [size, mtime_ns] as last written or checked
+        self.names = tags.Names(conn)
+        self._ids: dict[str, str] = {}  # article key -> remembered entry id
+        self._ties: dict[int, int] = {}  # article id -> seconds set apart (own_date ties)
+        self.left_out: list[str] = []
+        self._tag_list: list[str] = []
 
     def run(self, before: dict[str, Any] | None) -> tuple[FeedResult, dict[str, Any]]:
         """Incremental from ``before`` when it can be trusted, else every document."""
@@ -228,14 +249,37 @@ class _Rebuild:
             self._tags[slug] = self._entries_of(articles)
         return self._tags[slug]
 
-    def _entries_of(self, articles: list[Article]) -> list[Entry]:
+    def _entries_of(self, found: list[Article]) -> list[Entry]:
         """Their entries, each made once per rebuild (main and tag feeds share most)."""
-        wanted = [article.id for article in articles if article.id not in self._entries]
-        self._cached.update(index.contents(self.conn, wanted))
-        for article in articles:
-            if article.id not in self._entries:
-                self._entries[article.id] = entry(self.config, article, self._prepared(article))
-        return [self._entries[article.id] for article in articles]
+        wanted = [article for article in found if article.id not in self._entries]
+        self._cached.update(index.contents(self.conn, [article.id for article in wanted]))
+        self._learn(wanted)
+        for article in wanted:
+            self._entries[article.id] = self._entry(article)
+        return [self._entries[article.id] for article in found]
+
+    def _entry(self, article: Article) -> Entry:
+        entry_id = self._ids.get(article.key) or ids.new_id(self.config.site, article.key)  # remembered next run
+        tie = self._ties.get(article.id, 0)
+        return entry(self.config, article, entry_id, self._prepared(article), tie)
+
+    def _learn(self, found: list[Article]) -> None:
+        """The remembered ids of these articles, and how far each is set apart from articles
+        of the same date: the W3C validator warns of two entries with one atom:updated, so
+        the n-th live article (by id) dated an instant is updated n seconds after it."""
+        self._ids.update(ids.lookup(self.conn, [a.key for a in found if a.key not in self._ids]))
+        instants = sorted({a.published for a in found if a.id not in self._ties})
+        for start in range(0, len(instants), 500):
+            query = (
+                select(articles.c.id, articles.c.published)
+                .where(index.LIVE, articles.c.published.in_(instants[start : start + 500]))
+                .order_by(articles.c.published, articles.c.id)
+            )
+            previous, n = None, 0
+            for article_id, published in self.conn.execute(query):
+                n = n + 1 if published == previous else 0
+                previous = published
+                self._ties[article_id] = n
 
     def _prepared(self, article: Article) -> tuple[str, str]:
         """The article's URL and content as stored, if made from this version; else made now."""
@@ -261,7 +305,9 @@ class _Rebuild:
         feed = self.config.feed
         updated = max((item.updated for item in items), default=self.empty_updated)
         url = _url(feed, path)
-        return Document(path, url, title, tuple(items), updated, links=links, archive=archive, hubs=feed.hubs)
+        return Document(
+            path, url, title, tuple(items), updated, links=links, archive=archive, hubs=feed.hubs, feed_id=url
+        )
 
     def main_document(self, name: str, months: list[str]) -> Document:
         newest = (("prev-archive", _archive_url(self.config, months[-1])),) if name == "atom" and months else ()
@@ -277,11 +323,51 @@ class _Rebuild:
         return self._document(f"archive/{months[i]}.xml", title, items, links=tuple(links), archive=True)
 
     def tag_document(self, slug: str, items: list[Entry]) -> Document:
-        tag = _by_tag(items)[slug][0]  # as the newest entry with it writes it
+        tag = self.tag_name(slug, items)
         return self._document(f"tags/{slug}.xml", f"{self.config.site.title}: {tag}", items)
 
+    def tag_name(self, slug: str, items: list[Entry]) -> str:
+        """The tag as the newest entry with it writes it."""
+        for item in items:
+            for tag in item.tags:
+                if self.names.slug(tag) == slug:
+                    return tag
+        return slug
+
+    def source_path(self, key: str) -> str:
+        """The file an article was read from, as a warning names it."""
+        found = self.conn.execute(select(articles.c.source_path).where(articles.c.key == key)).scalar_one_or_none()
+        return str(found or key)
+
+    def main_page(self, tag_slugs: list[str]) -> bytes:
+        """feeds/index.html: the newest entries, every feed to subscribe to."""
+        doc = self.main_document("atom", [])
+        listed = [(slug, self.names.spelling.get(slug, slug)) for slug in tag_slugs]
+        return pages.render(self.config, doc, tag_feeds=listed)
+
     def emit(self, kind: str, doc: Document) -> None:
-        self.write(doc.path, RENDER[kind](self.config, doc))
+        self.write(doc.path, self.render(kind, doc))
+        if kind == "atom" and doc.path != MAIN["atom"] and not doc.archive:
+            self.write(doc.path.removesuffix(".xml") + ".html", pages.render(self.config, doc))  # its human page
+
+    def render(self, kind: str, doc: Document) -> bytes:
+        """The document; an entry that makes it fail is left out with one line (issue 10)."""
+        try:
+            return RENDER[kind](self.config, doc)
+        except _RENDER_ERRORS:
+            pass
+        kept = []
+        for item in doc.entries:
+            try:
+                RENDER[kind](self.config, replace(doc, entries=(item,)))
+            except _RENDER_ERRORS as exc:
+                why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                line = f"{doc.path}: {self.source_path(item.source)}: {why}"
+                logger.warning("feeds: left an entry out of %s", line)
+                self.left_out.append(line)
+                continue
+            kept.append(item)
+        return RENDER[kind](self.config, replace(doc, entries=tuple(kept)))
 
     def write(self, path: str, data: bytes) -> None:
         target = self.root / path
@@ -299,8 +385,8 @@ class _Rebuild:
         pending: tuple[str, list[Entry]] | None = None
         boundary = self._boundary()
         if _archives(config) and boundary is not None:
-            for article in index.stream_older(self.conn, boundary, self.now):
-                item = entry(config, article, self._prepared(article))  # not kept: the archive streams
+            for article in _learning(self, index.stream_older(self.conn, boundary, self.now)):
+                item = self._entry(article)  # not kept: the archive streams
                 if pending is None or item.month != pending[0]:
                     if pending is not None:
                         self._emit_streamed(pending, newer=months[-2] if len(months) > 1 else None, older=item.month)
@@ -321,6 +407,7 @@ class _Rebuild:
                     self.emit("atom", self.tag_document(slug, items))
         if config.feed.stylesheet:
             self.write(STYLESHEET, _stylesheet())
+        self.write(PAGE, self.main_page(tags))
         planned = _planned(config, months, tags)
         removed = [path for path in sorted(_on_disk(self.root)) if path not in planned]
         return self._finish(planned, months, tags, removed, self.main_ids())
@@ -340,27 +427,33 @@ class _Rebuild:
         dirty: set[str] = set()
         dirty_months: set[str] = set()
         dirty_tags: set[str] = set()
-        ids: set[int] = set()
+        touched: set[int] = set()
+        changed: list[index.Change] = []
         if self.upto > before["rev"]:
             changed = index.changes(self.conn, before["rev"], self.upto)
-            ids = {change.article_id for change in changed}
+            touched = {change.article_id for change in changed}
             for change in changed:
                 if change.old_published is not None:
                     dirty_months.add(self.month_of(change.old_published))
-                dirty_tags.update(_slugs_of(change.old_tags or []))
+                dirty_tags.update(_slugs_of(self.names, change.old_tags or []))
         due = before.get("due")
         if due is not None and datetime.fromisoformat(due) <= self.now:
-            ids |= index.arrived(self.conn, datetime.fromisoformat(due), self.now)  # embargoes that ended
-        if ids:
-            for head in index.heads(self.conn, ids):
+            touched |= index.arrived(self.conn, datetime.fromisoformat(due), self.now)  # embargoes that ended
+        if touched:
+            # articles dated the same instant as a changed one: their updated may move a second
+            instants = {head.published for head in index.heads(self.conn, touched)}
+            instants |= {change.old_published for change in changed if change.old_published is not None}
+            touched |= index.dated(self.conn, instants)
+            for head in index.heads(self.conn, touched):
                 dirty_months.add(self.month_of(head.published))
-                dirty_tags.update(_slugs_of(head.tags))
+                dirty_tags.update(_slugs_of(self.names, head.tags))
             main_ids = self.main_ids()
             if main_ids != old_main:  # entries moved between atom.xml and the archive
                 dirty_months.update(self.month_of(head.published) for head in index.heads(self.conn, set(old_main)))
                 dirty_months.update(item.month for item in self.main())
-            if main_ids != old_main or ids & set(main_ids):
+            if main_ids != old_main or touched & set(main_ids):
                 dirty.update(MAIN[name] for name in config.feed.formats)
+                dirty.add(PAGE)
         months: list[str] = []
         if _archives(config):
             kept = set(old_months) - dirty_months
@@ -378,13 +471,18 @@ class _Rebuild:
             kept = set(old_tags) - dirty_tags
             tags = sorted(kept | {slug for slug in dirty_tags if self.tag(slug)})
             dirty.update(f"tags/{slug}.xml" for slug in dirty_tags if slug in tags)
+        if tags != sorted(old_tags):
+            dirty.add(PAGE)  # it lists the tag feeds
         planned = _planned(config, months, tags)
         disk = _on_disk(self.root)
         for path in planned:
             if path not in dirty and disk.get(path) != tuple(self.files.get(path, ())):
                 dirty.add(path)  # missing, or changed by someone else
         order = {path: i for i, path in enumerate(planned)}
+        self._tag_list = tags
         for path in sorted(dirty, key=order.__getitem__):
+            if path.endswith(".html") and path.removesuffix(".html") + ".xml" in dirty:
+                continue  # written with its feed
             self._render(path, months)
         removed = [path for path in sorted(disk) if path not in planned]
         return self._finish(planned, months, tags, removed, self.main_ids() if self._main is not None else old_main)
@@ -392,11 +490,13 @@ class _Rebuild:
     def _render(self, path: str, months: list[str]) -> None:
         if path == STYLESHEET:
             self.write(path, _stylesheet())
+        elif path == PAGE:
+            self.write(path, self.main_page(self._tag_list))
         elif path.startswith("archive/"):
             month = path.removeprefix("archive/").removesuffix(".xml")
             self.emit("atom", self.month_document(months, months.index(month), self.month(month)))
         elif path.startswith("tags/"):
-            slug = path.removeprefix("tags/").removesuffix(".xml")
+            slug = path.removeprefix("tags/").removesuffix(".xml").removesuffix(".html")
             self.emit("atom", self.tag_document(slug, self.tag(slug)))
         else:
             name = next(name for name, file in MAIN.items() if file == path)
@@ -409,14 +509,17 @@ class _Rebuild:
             (self.root / path).unlink(missing_ok=True)
         feed = self.config.feed
         order = {path: i for i, path in enumerate(planned)}
-        written = tuple(sorted(self.written, key=order.__getitem__))
+        everything = sorted(self.written, key=order.__getitem__)
+        written = tuple(path for path in everything if not _is_page(path))
         result = FeedResult(
             dir=self.root,
             entries=len(main_ids),
-            documents=len(planned),
+            documents=sum(not _is_page(path) for path in planned),
             written=written,
-            removed=tuple(removed),
+            removed=tuple(path for path in removed if not _is_page(path)),
             changed_urls=tuple(_url(feed, path) for path in written if path != STYLESHEET),
+            left_out=tuple(self.left_out),
+            pages_written=tuple(path for path in everything if _is_page(path)),
         )
         state = {
             "rev": self.upto,
@@ -428,6 +531,18 @@ class _Rebuild:
         return result, state
 
 
+def _is_page(path: str) -> bool:
+    """An HTML page beside the feeds (not a feed: no WebSub ping, not counted as a document)."""
+    return path.endswith(".html")
+
+
+def _learning(rebuild: _Rebuild, stream: Iterator[Article], size: int = 500) -> Iterator[Article]:
+    """``stream``, with the remembered ids and date ties of each batch learned before it goes on."""
+    while batch := list(islice(stream, size)):
+        rebuild._learn(batch)
+        yield from batch
+
+
 def _url(feed: FeedConfig, path: str) -> str:
     return feed.url if path == MAIN["atom"] else feed.base_url + path
 
@@ -436,7 +551,9 @@ def _planned(config: Config, months: list[str], tags: list[str]) -> list[str]:
     """Every document path, in the order results list them."""
     paths = [MAIN[name] for name in config.feed.formats]
     paths += [f"archive/{month}.xml" for month in months]
-    paths += [f"tags/{slug}.xml" for slug in tags]
+    for slug in tags:
+        paths += [f"tags/{slug}.xml", f"tags/{slug}.html"]
+    paths.append(PAGE)
     return [*paths, STYLESHEET] if config.feed.stylesheet else paths
 
 
@@ -449,20 +566,23 @@ def _neighbours(months: list[str]) -> dict[str, tuple[str | None, str | None]]:
 def _remove_orphans(root: Path) -> None:
     """Temp files of ours that a killed writer left (a CDN sync would publish them). One still
     being written is locked by its writer and left alone (publisher.files.remove_orphans)."""
-    remove_orphans(root, lambda name: name in MAIN.values() or name == STYLESHEET)
+    remove_orphans(root, lambda name: name in MAIN.values() or name in (STYLESHEET, PAGE))
     for folder in _OWNED_FOLDERS:
-        remove_orphans(root / folder, lambda name: name.endswith(".xml") and not name.startswith("."))
+        remove_orphans(root / folder, lambda name: name.endswith((".xml", ".html")) and not name.startswith("."))
 
 
 def _on_disk(root: Path) -> dict[str, tuple[int, int]]:
     """The documents this writer owns in ``root``, with their size and mtime (other files
     there are left alone)."""
     found: dict[str, tuple[int, int]] = {}
-    for folder, owned in (("", (*MAIN.values(), STYLESHEET)), *((name, None) for name in _OWNED_FOLDERS)):
+    for folder, owned in (("", (*MAIN.values(), STYLESHEET, PAGE)), *((name, None) for name in _OWNED_FOLDERS)):
         try:
             with os.scandir(root / folder) as listing:
                 for item in listing:
-                    mine = item.name in owned if owned else item.name.endswith(".xml") and not item.name.startswith(".")
+                    suffixes = (".xml", ".html") if folder == "tags" else (".xml",)
+                    mine = (
+                        item.name in owned if owned else item.name.endswith(suffixes) and not item.name.startswith(".")
+                    )
                     if mine and item.is_file():
                         stat = item.stat()
                         found[f"{folder}/{item.name}" if folder else item.name] = (stat.st_size, stat.st_mtime_ns)
@@ -481,7 +601,17 @@ def _code() -> str:
     """A digest of the code that renders the documents: another version may write other bytes."""
     digest = hashlib.sha256(__version__.encode())
     package = files("publisher.feed")
-    for name in ("__init__.py", "atom.py", "rss.py", "jsonfeed.py", "model.py", STYLESHEET):
+    for name in (
+        "__init__.py",
+        "atom.py",
+        "rss.py",
+        "jsonfeed.py",
+        "model.py",
+        "pages.py",
+        "ids.py",
+        "tags.py",
+        STYLESHEET,
+    ):
         digest.update(package.joinpath(name).read_bytes())
     digest.update(files("publisher").joinpath("links.py").read_bytes())
     digest.update(files("publisher.ingest").joinpath("decode.py").read_bytes())  # strip_illegal
@@ -491,21 +621,9 @@ def _code() -> str:
 def _fingerprint(config: Config, store_created: str) -> str:
     """What the documents depend on besides the articles: the settings, the code, the store."""
     feed = config.feed
-    settings = (config.site, feed.url, feed.max_entries, feed.formats, feed.tag_feeds, feed.archives, feed.hubs)
-    text = repr((settings, feed.stylesheet, store_created, _code()))
+    text = repr((config.site, replace(feed, dir=Path()), store_created, _code()))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _archive_url(config: Config, month: str) -> str:
     return f"{config.feed.base_url}archive/{month}.xml"
-
-
-def _by_tag(entries: list[Entry]) -> dict[str, tuple[str, list[Entry]]]:
-    """slug -> (the tag as first written, its entries newest first); "Economy" = "economy"."""
-    tags: dict[str, tuple[str, list[Entry]]] = {}
-    for item in entries:
-        slugs = {tag_slug(tag): tag for tag in reversed(item.tags)}  # first spelling wins
-        for slug, tag in slugs.items():
-            if slug:
-                tags.setdefault(slug, (tag, []))[1].append(item)
-    return tags

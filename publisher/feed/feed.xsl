@@ -2,7 +2,9 @@
 <!--
   Shows publisher's Atom and RSS feeds as a readable page when someone opens them in a
   browser (linked from each feed by an xml-stylesheet processing instruction). Feed readers
-  ignore it. XSLT 1.0 only: that is what browsers run.
+  ignore it. XSLT 1.0 only: that is what browsers run. Kept for the browsers that still run
+  XSLT (Firefox, Safari); Chromium is removing it, so index.html and tags/*.html beside the
+  feeds are the pages a person is sent to, and this one links there.
 -->
 <xsl:stylesheet version="1.0"
     xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
@@ -14,6 +16,15 @@
   <xsl:template match="/">
     <xsl:variable name="title" select="atom:feed/atom:title | rss/channel/title"/>
     <xsl:variable name="home" select="atom:feed/atom:link[@rel='alternate']/@href | rss/channel/link"/>
+    <xsl:variable name="self" select="atom:feed/atom:link[@rel='self']/@href | rss/channel/atom:link[@rel='self']/@href"/>
+    <!-- the feeds folder's index.html: the self link up to its folder, or up from tags/ and archive/ -->
+    <xsl:variable name="page">
+      <xsl:choose>
+        <xsl:when test="contains($self, '/tags/')"><xsl:value-of select="substring-before($self, '/tags/')"/>/index.html</xsl:when>
+        <xsl:when test="contains($self, '/archive/')"><xsl:value-of select="substring-before($self, '/archive/')"/>/index.html</xsl:when>
+        <xsl:otherwise>index.html</xsl:otherwise>
+      </xsl:choose>
+    </xsl:variable>
     <html lang="{atom:feed/@xml:lang | rss/channel/language}">
       <head>
         <meta charset="utf-8"/>
@@ -42,7 +53,7 @@
             New articles then come to you, no email or account needed.
           </div>
           <h1><xsl:value-of select="$title"/></h1>
-          <p class="home"><a href="{$home}">Visit the website</a></p>
+          <p class="home"><a href="{$home}">Visit the website</a> · <a href="{$page}">All feeds</a></p>
           <xsl:apply-templates select="atom:feed/atom:entry | rss/channel/item"/>
         </main>
       </body>
@@ -65,7 +76,9 @@
       <div class="meta">
         <xsl:value-of select="dc:creator"/> · <xsl:value-of select="substring(pubDate, 6, 11)"/>
       </div>
-      <p class="summary"><xsl:value-of select="description"/></p>
+      <!-- RSS's description is HTML (publisher writes the plain summary escaped into it), so
+           it is output as HTML, not escaped a second time; the Atom summary is text. -->
+      <p class="summary"><xsl:value-of select="description" disable-output-escaping="yes"/></p>
     </article>
   </xsl:template>
 </xsl:stylesheet>

@@ -19,15 +19,19 @@ from sqlalchemy import Connection, and_, delete, false, func, insert, literal, o
 from sqlalchemy.exc import IntegrityError
 
 from publisher import clock
+from publisher.feed import tags
+from publisher.feed.model import clean_tags
 from publisher.schema import AdvisoryLock, article_changes, article_tags, articles, feed_builds, feed_content, settings
 from publisher.store import ARTICLE_COLUMNS, Article, Store
 
+SlugsOf = Callable[["tags.Names", list[str]], dict[str, str]]
 TAGS_REV = "article_tags_rev"  # the newest change applied to article_tags
 _CHUNK = 2000  # rows per read of a long scan, and ids per IN (...)
 
 # In the feeds: not removed, not a draft. An article dated in the future is live too, but not
 # shown before its date (the ``now`` of the reads below): an embargo.
 _LIVE = and_(articles.c.removed_at.is_(None), articles.c.draft.is_(false()))
+LIVE = _LIVE
 # Dated after it was first seen: an embargo, until that date.
 _EMBARGOED = articles.c.published > articles.c.first_seen
 
@@ -76,6 +80,16 @@ def heads(conn: Connection, ids: Iterable[int]) -> list[Head]:
     for chunk in _chunks(sorted(set(ids))):
         query = select(articles.c.id, articles.c.published, articles.c.tags, _LIVE).where(articles.c.id.in_(chunk))
         found += [Head(row[0], row[1], row[2], bool(row[3])) for row in conn.execute(query)]
+    return found
+
+
+def dated(conn: Connection, instants: Iterable[datetime]) -> set[int]:
+    """The live articles published at one of ``instants``."""
+    found: set[int] = set()
+    wanted = sorted(set(instants))
+    for start in range(0, len(wanted), _CHUNK):
+        query = select(articles.c.id).where(_LIVE, articles.c.published.in_(wanted[start : start + _CHUNK]))
+        found.update(conn.execute(query).scalars())
     return found
 
 
@@ -148,11 +162,12 @@ def tag_slugs(conn: Connection) -> list[str]:
     return list(conn.execute(select(article_tags.c.slug).distinct().order_by(article_tags.c.slug)).scalars())
 
 
-def sync_tags(store: Store, slugs_of: Callable[[list[str]], dict[str, str]], *, full_after: int) -> None:
+def sync_tags(store: Store, slugs_of: SlugsOf, *, full_after: int) -> None:
     """Bring article_tags up to the newest change: the changed articles' rows, or all of them
     when it was never built, the store went back in time, or more than ``full_after`` changed.
 
-    ``slugs_of`` maps an article's tags to {slug: spelling}.
+    ``slugs_of(names, tags)`` maps an article's tags to {slug: spelling}, with the remembered
+    tag feed names (publisher.feed.tags), which this names first for tags that have none.
     """
     with store.transaction() as conn:
         done, upto = tags_rev(conn), current_rev(conn)
@@ -163,28 +178,42 @@ def sync_tags(store: Store, slugs_of: Callable[[list[str]], dict[str, str]], *, 
         done, upto = tags_rev(conn), current_rev(conn)
         if done == upto:
             return
+        names = tags.Names(conn)
         if done is None or done > upto or upto - done > full_after:
             conn.execute(delete(article_tags))
-            last = 0
-            while True:
-                query = (
-                    select(articles.c.id, articles.c.published, articles.c.tags)
-                    .where(_LIVE, articles.c.id > last)
-                    .order_by(articles.c.id)
-                    .limit(_CHUNK)
-                )
-                rows = [Head(row[0], row[1], row[2], True) for row in conn.execute(query)]
-                _insert_tags(conn, rows, slugs_of)
-                if len(rows) < _CHUNK:
-                    break
-                last = rows[-1].id
+            # every new tag named first, all at once: one order, however many chunks
+            names.assign(conn, (use for rows in _live_heads(conn) for use in _uses(rows)))
+            for rows in _live_heads(conn):
+                _insert_tags(conn, rows, names, slugs_of)
         else:
             ids = {change.article_id for change in changes(conn, done, upto)}
             for chunk in _chunks(sorted(ids)):
                 conn.execute(delete(article_tags).where(article_tags.c.article_id.in_(chunk)))
-            _insert_tags(conn, [head for head in heads(conn, ids) if head.live], slugs_of)
+            live = [head for head in heads(conn, ids) if head.live]
+            names.assign(conn, _uses(live))
+            _insert_tags(conn, live, names, slugs_of)
         conn.execute(delete(settings).where(settings.c.name == TAGS_REV))
         conn.execute(insert(settings), {"name": TAGS_REV, "value": str(upto)})
+
+
+def _live_heads(conn: Connection) -> Iterator[list[Head]]:
+    last = 0
+    while True:
+        query = (
+            select(articles.c.id, articles.c.published, articles.c.tags)
+            .where(_LIVE, articles.c.id > last)
+            .order_by(articles.c.id)
+            .limit(_CHUNK)
+        )
+        rows = [Head(row[0], row[1], row[2], True) for row in conn.execute(query)]
+        yield rows
+        if len(rows) < _CHUNK:
+            return
+        last = rows[-1].id
+
+
+def _uses(rows: list[Head]) -> list[tuple[str, datetime]]:
+    return [(tag, row.published) for row in rows for tag in clean_tags(row.tags)]
 
 
 def setting(conn: Connection, name: str) -> str | None:
@@ -204,11 +233,11 @@ def _lock_tags(conn: Connection) -> None:
         conn.execute(update(settings).where(settings.c.name == TAGS_REV).values(value=settings.c.value))
 
 
-def _insert_tags(conn: Connection, rows: list[Head], slugs_of: Callable[[list[str]], dict[str, str]]) -> None:
+def _insert_tags(conn: Connection, rows: list[Head], names: tags.Names, slugs_of: SlugsOf) -> None:
     values = [
         {"article_id": row.id, "slug": slug, "tag": tag, "published": row.published}
         for row in rows
-        for slug, tag in slugs_of(row.tags).items()
+        for slug, tag in slugs_of(names, row.tags).items()
     ]
     if values:
         conn.execute(insert(article_tags), values)

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import html
+import mimetypes
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from urllib.parse import quote, urljoin, urlsplit
 
 from publisher.config import Config
 from publisher.ingest.decode import strip_illegal
-from publisher.links import absolute_html, article_url, entry_id
+from publisher.links import absolute_html, article_url
 from publisher.store import Article
+
+# The first image of a body as lxml serialized it (attributes double-quoted, & escaped).
+_FIRST_IMG = re.compile(r"<img\b[^>]*?\ssrc=\"([^\"]+)\"", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Media:
+    """An image or an audio file an entry points at."""
+
+    url: str  # absolute
+    type: str  # media type; "" when it cannot be told from the name
+    length: int = 0  # bytes; 0: unknown
+    duration: str = ""  # audio: HH:MM:SS or seconds
 
 
 @dataclass(frozen=True)
 class Entry:
     id: str
+    source: str  # the article's key (its source file): what a warning about the entry names
     url: str
     title: str
     summary: str
@@ -23,6 +41,10 @@ class Entry:
     updated: datetime
     tags: tuple[str, ...]
     month: str  # YYYY-MM of ``published`` in the site's time zone: its archive document
+    image: Media | None = None  # the lead image: front matter ``image``, else the body's first
+    image_alt: str = ""
+    audio: Media | None = None  # a podcast episode (front matter ``audio``)
+    language: str = ""  # the article's own, when front matter gives one
 
 
 @dataclass(frozen=True)
@@ -37,6 +59,7 @@ class Document:
     links: tuple[tuple[str, str], ...] = ()  # extra (rel, href): RFC 5005 archive links
     archive: bool = False  # an RFC 5005 archive document (fh:archive)
     hubs: tuple[str, ...] = field(default=())
+    feed_id: str = ""  # its atom:id: the main feed's URL, or this document's own (one id per feed)
 
     @property
     def stylesheet_href(self) -> str:
@@ -50,23 +73,79 @@ def prepare(config: Config, article: Article) -> tuple[str, str]:
     return url, strip_illegal(absolute_html(article.body_html, url))
 
 
-def entry(config: Config, article: Article, prepared: tuple[str, str] | None = None) -> Entry:
-    """``prepared``: what :func:`prepare` gives for this article, if already known."""
+def entry(
+    config: Config, article: Article, entry_id: str, prepared: tuple[str, str] | None = None, tie: int = 0
+) -> Entry:
+    """``entry_id``: the article's remembered id (publisher.feed.ids); ``prepared``: what
+    :func:`prepare` gives for this article, if already known; ``tie``: seconds that set its
+    ``updated`` apart from other articles dated the same instant (see :func:`own_date`)."""
     url, content_html = prepared or prepare(config, article)
-    # Atom wants updated >= published; a post dated in the future would break that.
-    updated = max(article.updated, article.published)
+    meta = article.meta or {}
+    image = _media(meta.get("image"), url) or _first_image(content_html)
+    audio = meta.get("audio")
+    sound = _media(audio.get("url"), url) if isinstance(audio, dict) else None
+    if sound is not None and isinstance(audio, dict):
+        length = audio.get("length")
+        sound = Media(
+            sound.url,
+            str(audio.get("type") or sound.type or "audio/mpeg"),
+            length if isinstance(length, int) and not isinstance(length, bool) and length > 0 else 0,
+            _line(str(audio.get("duration") or "")),
+        )
+    language = meta.get("language")
     return Entry(
-        id=entry_id(config.site, article),
+        id=entry_id,
+        source=article.key,
         url=url,
         title=_line(article.title),
         summary=_line(article.summary),
         content_html=content_html,
         author=_line(article.author or "") or config.site.author,  # not one left empty by cleaning
         published=article.published,
-        updated=updated,
+        updated=own_date(article) + timedelta(seconds=tie),
         tags=clean_tags(article.tags),
         month=f"{article.published.astimezone(config.site.timezone):%Y-%m}",
+        image=image,
+        image_alt=_line(str(meta.get("image_alt") or "")),
+        audio=sound,
+        language=language
+        if isinstance(language, str) and re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", language)
+        else "",
     )
+
+
+def own_date(article: Article) -> datetime:
+    """When the article says it last changed: its ``modified`` date (front matter or the
+    page's own) when later than its published date, else the published date. Never when it
+    was ingested: a store rebuilt on another day gives the same dates. Atom wants updated >=
+    published, so a modified date before the published one is not taken."""
+    modified = (article.meta or {}).get("modified")
+    if isinstance(modified, str):
+        try:
+            when = datetime.fromisoformat(modified.strip().replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is not None and when > article.published:
+            return when.replace(microsecond=0)
+    return article.published
+
+
+def _media(value: object, base: str) -> Media | None:
+    """A URL from metadata (absolute, or a path on the site), if it is an http(s) one."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    # %-encoded beyond ASCII: feed validators take URIs, not IRIs
+    url = quote(urljoin(base, value.strip()), safe=":/?#[]@!$&'()*+,;=%~")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in '"<> \n'):
+        return None
+    guessed, _ = mimetypes.guess_type(parts.path)
+    return Media(url, guessed or "")
+
+
+def _first_image(content_html: str) -> Media | None:
+    found = _FIRST_IMG.search(content_html)
+    return _media(html.unescape(found.group(1)), "") if found else None
 
 
 def _line(text: str) -> str:
