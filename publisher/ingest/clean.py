@@ -21,13 +21,15 @@ from lxml.etree import ParserError
 from publisher.ingest.decode import strip_illegal
 
 _CHROME_MAX_CHARS = 200
-_DEDUPE_MIN_WORDS = 6
+_RUN_BLOCKS = 3  # a repeated run this long is a second copy of the body
+_RUN_SHARE = 0.4  # or a repeated run holding this share of the words
+_RUN_CANDIDATES = 8  # earlier copies of a block compared (bounds the cost)
 _CHROME_WHOLE = re.compile(
     r"(?:leave a (?:comment|reply)|comments?(?: \(\d+\))?|\d+ comments?|post comment|"
     r"cancel reply|(?:name|email|e-mail|website|comment)\s*\*?|"
     r"skip to (?:main )?content|(?:scroll|back) to (?:the )?top|"
     r"share(?: this(?: (?:post|article|story))?)?:?|like this:?|like|tweet|pin it|"
-    r"loading\.{3}|related(?: (?:posts|articles|stories|content))?:?|"
+    r"(?:like )?loading(?:\.{3}|…)|like this:? (?:like )?loading(?:\.{3}|…)|related(?: (?:posts|articles|stories|content))?:?|"
     r"you (?:may|might) also like:?|post navigation|read more|advertisement|"
     r"all rights reserved\.?)",
     re.IGNORECASE,
@@ -151,29 +153,34 @@ def clean_body(html: str, *, title: str = "") -> Body:
 
 
 def _repeats(blocks: list[tuple[str, str, str, int]]) -> list[bool]:
-    """Which blocks repeat an earlier one and should go.
+    """Which blocks repeat an earlier run of the body and should go.
 
-    A long block (a real paragraph) goes whenever it is seen again. A short one ("It was
-    close.", an image) may well repeat on purpose, so it goes only inside a repeated run:
-    when the block before or after it also repeats its earlier copy's neighbour.
+    Scraped pages hold the body twice (AMP and normal, a print copy, the body inside itself):
+    a run of blocks that repeats an earlier run goes when it is long (three blocks or more) or
+    carries a good part of the text (a short body seen twice). One paragraph an author repeats
+    on purpose (a refrain, a chorus, a second "Update:" line) is a run of one and stays.
     """
     keys = [key for _, _, key, _ in blocks]
+    total = sum(words for _, _, _, words in blocks) or 1
     positions: dict[str, list[int]] = {}
-    repeats = []
-    for i, (_, _, key, words) in enumerate(blocks):
-        earlier = positions.setdefault(key, [])
-        if not earlier:
-            repeats.append(False)
-        elif words >= _DEDUPE_MIN_WORDS:
-            repeats.append(True)
+    repeats = [False] * len(blocks)
+    i = 0
+    while i < len(blocks):
+        best = 0
+        for j in positions.get(keys[i], ())[-_RUN_CANDIDATES:]:
+            length = 0
+            while i + length < len(keys) and j + length < i and keys[j + length] == keys[i + length]:
+                length += 1
+            best = max(best, length)
+        run_words = sum(blocks[k][3] for k in range(i, i + best))
+        if best >= _RUN_BLOCKS or (best and run_words >= _RUN_SHARE * total):
+            for k in range(i, i + best):
+                repeats[k] = True
+                positions.setdefault(keys[k], []).append(k)
+            i += best
         else:
-            repeats.append(
-                any(
-                    (j > 0 and keys[j - 1] == keys[i - 1]) or (i + 1 < len(keys) and keys[j + 1] == keys[i + 1])
-                    for j in earlier
-                )
-            )
-        earlier.append(i)
+            positions.setdefault(keys[i], []).append(i)
+            i += 1
     return repeats
 
 

@@ -1,6 +1,8 @@
 """Find the article in a whole HTML page: headline, main text, and the page's metadata.
 
-The content root is the first of: the <article> holding the most paragraph text, <main>,
+The text is chosen by trafilatura (the best open-source extractor measured on real pages, see
+bench/extraction.py) and kept with the page's own markup (see :mod:`publisher.ingest.align`).
+When trafilatura finds nothing (a tiny page), the rules below choose. The content root is the first of: the <article> holding the most paragraph text, <main>,
 [role=main], [itemprop=articleBody], or the element with the most direct paragraph text.
 Navigation, asides, footers, forms and elements whose class or id names them as chrome
 (comments, share bars, related posts...) are removed inside that root. The headline is the
@@ -10,11 +12,16 @@ else <title> without the site's name (" | Site Name").
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 
 import lxml.html
+import trafilatura
 from lxml.etree import ParserError
+
+from publisher.ingest.align import align
+from publisher.ingest.pagemeta import PageInfo, page_info
 
 _REMOVE_TAGS = (
     "script",
@@ -56,43 +63,89 @@ class Page:
     author: str | None = None
     summary: str | None = None
     tags: list[str] = field(default_factory=list)
+    info: PageInfo = field(default_factory=PageInfo)
+
+
+# Comments and processing instructions out at parse time, as trafilatura parses: a comment
+# inside a paragraph otherwise cuts its text short there.
+_PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
+# Above this many elements the page is not given to trafilatura (its cost grows faster than
+# the page); the rules below are linear.
+_MAX_ELEMENTS = 60_000
 
 
 def extract(text: str) -> Page:
     """Parse a page; raises ValueError when it holds no HTML document."""
     try:
-        doc = lxml.html.document_fromstring(text)
+        doc = lxml.html.document_fromstring(text, parser=_PARSER)
     except (ParserError, ValueError) as exc:
         raise ValueError(f"not an HTML document ({exc})") from None
     meta = _meta(doc)
-    published = _date(doc, meta)
+    info = page_info(doc, meta)
+    published = info.published or _date(doc, meta)
+    chosen = _chosen_text(doc)
     for element in _elements(doc, "//script | //style | //noscript | //template | //noembed | //noframes"):
         _drop(element)
     # Raw text shown as it is: lxml writes the text escaped, which the sanitizer (an HTML5
     # parser) would read back as raw text, "&lt;" and all. As <pre> it reads back as written.
     for element in _elements(doc, "//xmp | //listing | //plaintext"):
         element.tag = "pre"
-    root = _content_root(doc)
-    headline = _headline(root)
-    if headline is None:
-        headline = _headline(doc, skip_masthead=True)
-    title = headline.text_content() if headline is not None else ""
-    if headline is not None:
-        _drop(headline)
-    title = (
-        " ".join(title.split())
-        or meta.get("og:title")
-        or _strip_site_name(_title_tag(doc), meta.get("og:site_name") or meta.get("application-name"))
-    )
-    _remove_chrome(root)
+    site = meta.get("og:site_name") or meta.get("application-name") or info.site_name
+    hint = _strip_site_name(info.headline or meta.get("og:title") or _title_tag(doc), site)
+    body = doc.find("body")
+    aligned = align(body, chosen) if chosen and body is not None else None
+    if aligned is not None:
+        headline = _headline_like(doc, hint)
+        if headline is None:
+            headline = None if hint else _headline(doc, skip_masthead=True)
+        title = " ".join(headline.text_content().split()) if headline is not None else hint
+        root = aligned
+    else:
+        root = _content_root(doc)
+        headline = _headline_like(root, hint) or _headline(root)
+        if headline is None:
+            headline = _headline_like(doc, hint) or _headline(doc, skip_masthead=True)
+        title = " ".join(headline.text_content().split()) if headline is not None else ""
+        if headline is not None:
+            _drop(headline)
+        title = title or hint or meta.get("og:title") or ""
+        _remove_chrome(root)
     return Page(
         title=title,
         body_html=_inner_html(root),
         date=published,
-        author=meta.get("author") or meta.get("article:author") or _rel_author(doc),
+        author=info.author or meta.get("author") or meta.get("article:author") or _rel_author(doc),
         summary=meta.get("description") or meta.get("og:description"),
         tags=_tags(meta, doc),
+        info=info,
     )
+
+
+def _chosen_text(doc: lxml.html.HtmlElement) -> str | None:
+    """trafilatura's plain text of the article (its fast mode, no comments), or None."""
+    if sum(1 for _ in doc.iter()) > _MAX_ELEMENTS:
+        return None
+    try:
+        return trafilatura.extract(copy.deepcopy(doc), fast=True, include_comments=False, include_tables=True)
+    except Exception:  # a third-party parser on untrusted input: its failure means "use our rules"
+        return None
+
+
+def _headline_like(root: lxml.html.HtmlElement, hint: str) -> lxml.html.HtmlElement | None:
+    """The first <h1>/<h2> whose text is the page's declared headline (or holds it, or is held
+    by it): not a tagline or a logo heading, which say something else."""
+    wanted = _fold(hint)
+    if not wanted:
+        return None
+    for element in _elements(root, ".//h1 | .//h2"):
+        text = _fold(element.text_content())
+        if text and (text == wanted or (len(text) >= 12 and (text in wanted or wanted in text))):
+            return element
+    return None
+
+
+def _fold(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
 
 
 def _elements(doc: lxml.html.HtmlElement, query: str) -> list[lxml.html.HtmlElement]:
