@@ -151,7 +151,9 @@ def _units(root: lxml.html.HtmlElement) -> list[_Unit]:
                 units.append(_Unit(elements=[child], media=True))
             elif child.tag in _LEAVES or (child.tag in _BLOCKS and child not in blocky):
                 close()
-                units.append(_Unit(elements=[child], words=tokens(child.text_content())))
+                words = tokens(child.text_content())
+                media = not words and next(child.iter(*_MEDIA), None) is not None  # <p><img></p>
+                units.append(_Unit(elements=[child], words=words, media=media))
             elif child in blocky:
                 close()
                 walk(child)

@@ -72,6 +72,7 @@ _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, collect_id
 # Above this many elements the page is not given to trafilatura (its cost grows faster than
 # the page); the rules below are linear.
 _MAX_ELEMENTS = 60_000
+_LONG_PARAGRAPH_WORDS = 25
 
 
 def extract(text: str) -> Page:
@@ -91,15 +92,23 @@ def extract(text: str) -> Page:
     for element in _elements(doc, "//xmp | //listing | //plaintext"):
         element.tag = "pre"
     site = meta.get("og:site_name") or meta.get("application-name") or info.site_name
-    hint = _strip_site_name(info.headline or meta.get("og:title") or _title_tag(doc), site)
+    declared = info.headline or meta.get("og:title") or meta.get("twitter:title")
+    hint = _strip_site_name(declared or _title_tag(doc), site)
     body = doc.find("body")
+    # The heading that says what the page declares; else, when the page declares a headline
+    # (og:title, JSON-LD), that (an <h1> saying otherwise is a logo or tagline); else the first
+    # <h1> outside the masthead, else <title> without the site name.
+    headline = _headline_like(doc, hint)
+    if headline is None and not declared:
+        headline = _headline(doc, skip_masthead=True)
     aligned = align(body, chosen) if chosen and body is not None else None
     if aligned is not None:
-        headline = _headline_like(doc, hint)
-        if headline is None:
-            headline = None if hint else _headline(doc, skip_masthead=True)
         title = " ".join(headline.text_content().split()) if headline is not None else hint
         root = aligned
+        _remove_chrome(root, by_name=False)
+        for element in _elements(root, ".//header"):
+            if (headline is None or headline not in element.iter()) and not _has_long_paragraph(element):
+                _drop(element)  # a masthead: the site's name and tagline
     else:
         root = _content_root(doc)
         headline = _headline_like(root, hint) or _headline(root)
@@ -129,6 +138,10 @@ def _chosen_text(doc: lxml.html.HtmlElement) -> str | None:
         return trafilatura.extract(copy.deepcopy(doc), fast=True, include_comments=False, include_tables=True)
     except Exception:  # a third-party parser on untrusted input: its failure means "use our rules"
         return None
+
+
+def _has_long_paragraph(element: lxml.html.HtmlElement) -> bool:
+    return any(len(p.text_content().split()) > _LONG_PARAGRAPH_WORDS for p in element.iter("p"))
 
 
 def _headline_like(root: lxml.html.HtmlElement, hint: str) -> lxml.html.HtmlElement | None:
@@ -194,7 +207,10 @@ def _is_masthead(element: lxml.html.HtmlElement) -> bool:
     return element.tag in ("header", "nav", "aside", "footer") or element.get("role") in _REMOVE_ROLES
 
 
-def _remove_chrome(root: lxml.html.HtmlElement) -> None:
+def _remove_chrome(root: lxml.html.HtmlElement, *, by_name: bool = True) -> None:
+    """Drop the page's furniture inside ``root``: by tag and ARIA role, and, ``by_name``, by
+    class or id (only where our own rules chose the root: a site may name its article body
+    "l-sidebar-fixed ... l-article-body", which trafilatura's choice does not trip over)."""
     for element in list(root.iter()):
         if element is root or not isinstance(element.tag, str):
             continue
@@ -203,9 +219,9 @@ def _remove_chrome(root: lxml.html.HtmlElement) -> None:
             element.tag in _REMOVE_TAGS
             or element.get("role") in _REMOVE_ROLES
             or element.get("aria-hidden") == "true"
-            or element.tag == "header"  # masthead, or the article's own byline block
-            or (element.tag == "time" and element.getparent().tag not in _TEXT_PARENTS)
-            or _CHROME_NAMES.search(names)
+            or (by_name and element.tag == "header")  # masthead, or the article's own byline block
+            or (by_name and element.tag == "time" and element.getparent().tag not in _TEXT_PARENTS)
+            or (by_name and _CHROME_NAMES.search(names))
         ):
             _drop(element)
 
