@@ -22,8 +22,9 @@ import lxml.html
 _WORD = re.compile(r"\w+")
 _N = 3
 _MIN_SHARE = 0.5
-# Blocks that hold one unit of text whatever their markup inside (a list item with a <p>).
-_LEAVES = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "td", "th", "pre", "figcaption", "caption"}
+# Blocks that hold one unit of text whatever their markup inside (a list item with a <p>; a
+# table row, which extractors write as one line).
+_LEAVES = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "tr", "pre", "figcaption", "caption"}
 _BLOCKS = _LEAVES | {
     "html",
     "body",
