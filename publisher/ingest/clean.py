@@ -156,8 +156,8 @@ def _repeats(blocks: list[tuple[str, str, str, int]]) -> list[bool]:
     """Which blocks repeat an earlier run of the body and should go.
 
     Scraped pages hold the body twice (AMP and normal, a print copy, the body inside itself):
-    a run of blocks that repeats an earlier run goes when it is long (three blocks or more) or
-    carries a good part of the text (a short body seen twice). One paragraph an author repeats
+    a run of blocks that repeats an earlier run goes when it is long (three blocks or more), or
+    carries a good part of the text (a short body seen twice; a run of two needs half as much). One paragraph an author repeats
     on purpose (a refrain, a chorus, a second "Update:" line) is a run of one and stays.
     """
     keys = [key for _, _, key, _ in blocks]
@@ -173,7 +173,8 @@ def _repeats(blocks: list[tuple[str, str, str, int]]) -> list[bool]:
                 length += 1
             best = max(best, length)
         run_words = sum(blocks[k][3] for k in range(i, i + best))
-        if best >= _RUN_BLOCKS or (best and run_words >= _RUN_SHARE * total):
+        share = run_words / total
+        if best >= _RUN_BLOCKS or (best >= 2 and share >= _RUN_SHARE / 2) or (best and share >= _RUN_SHARE):
             for k in range(i, i + best):
                 repeats[k] = True
                 positions.setdefault(keys[k], []).append(k)

@@ -21,7 +21,7 @@ import trafilatura
 from lxml.etree import ParserError
 
 from publisher.ingest.align import align
-from publisher.ingest.pagemeta import PageInfo, page_info
+from publisher.ingest.pagemeta import PageInfo, htmldate, page_info
 
 _REMOVE_TAGS = (
     "script",
@@ -83,7 +83,7 @@ def extract(text: str) -> Page:
         raise ValueError(f"not an HTML document ({exc})") from None
     meta = _meta(doc)
     info = page_info(doc, meta)
-    published = info.published or _date(doc, meta)
+    published = info.published or _date(doc, meta) or htmldate(doc)
     chosen = _chosen_text(doc)
     for element in _elements(doc, "//script | //style | //noscript | //template | //noembed | //noframes"):
         _drop(element)
@@ -105,10 +105,14 @@ def extract(text: str) -> Page:
     if aligned is not None:
         title = " ".join(headline.text_content().split()) if headline is not None else hint
         root = aligned
+        if headline is not None:
+            _drop(headline)
         _remove_chrome(root, by_name=False)
-        for element in _elements(root, ".//header"):
-            if (headline is None or headline not in element.iter()) and not _has_long_paragraph(element):
-                _drop(element)  # a masthead: the site's name and tagline
+        for element in _elements(root, ".//header | .//time"):
+            if element.tag == "time" and element.getparent() is not None and element.getparent().tag in _TEXT_PARENTS:
+                continue
+            if not _has_long_paragraph(element):
+                _drop(element)  # a masthead (site name, tagline) or the article's byline and date
     else:
         root = _content_root(doc)
         headline = _headline_like(root, hint) or _headline(root)

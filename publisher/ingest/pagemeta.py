@@ -64,8 +64,6 @@ def page_info(doc: lxml.html.HtmlElement, meta: dict[str, str]) -> PageInfo:
             info.canonical = str(element.get("href")).strip()
             break
     info.canonical = info.canonical or meta.get("og:url")
-    if not info.published:
-        info.published = _htmldate(doc)
     return info
 
 
@@ -159,7 +157,7 @@ def _direction(doc: lxml.html.HtmlElement, language: str | None) -> str | None:
     return "rtl" if rtl > len(letters) / 2 else "ltr"
 
 
-def _htmldate(doc: lxml.html.HtmlElement) -> str | None:
+def htmldate(doc: lxml.html.HtmlElement) -> str | None:
     try:
         from htmldate import find_date
 
