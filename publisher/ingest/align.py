@@ -92,10 +92,11 @@ def align(root: lxml.html.HtmlElement, chosen: str) -> lxml.html.HtmlElement | N
                 short.append(i)
             continue
         wanted = Counter(_grams(unit.words))
-        found = wanted & grams
+        found = {gram: min(count, grams[gram]) for gram, count in wanted.items() if grams.get(gram, 0) > 0}
         if sum(found.values()) >= _MIN_SHARE * sum(wanted.values()):
             unit.kept = True
-            grams -= found
+            for gram, count in found.items():  # in place: ``grams -= found`` walks all of grams
+                grams[gram] -= count
     # A short unit found inside the chosen text (a table cell, a word in a link) goes with its
     # long neighbours: kept when the nearest long units on both sides are.
     long_at = [i for i, unit in enumerate(units) if len(unit.words) >= _N]

@@ -189,7 +189,7 @@ def _content_root(doc: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
         if found:
             return found[0]
     body = doc.find("body")
-    candidates = [p.getparent() for p in doc.iter("p") if p.getparent() is not None]
+    candidates = list({p.getparent(): None for p in doc.iter("p") if p.getparent() is not None})
     if candidates:
         return max(candidates, key=_paragraph_chars)
     return body if body is not None else doc
