@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 
 import lxml.html
 
-_WORD = re.compile(r"\w+")
+# Scripts written without spaces (Chinese, Japanese, Thai, Lao, Myanmar): one character is
+# one token, else a whole paragraph would be one "word".
+_UNSPACED = "\u0e00-\u0eff\u1000-\u109f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(f"[{_UNSPACED}]|[^\\W{_UNSPACED}]+")
 _N = 3
 _MIN_SHARE = 0.5
 # Blocks that hold one unit of text whatever their markup inside (a list item with a <p>; a

@@ -21,8 +21,8 @@ from lxml.etree import ParserError
 from publisher.ingest.decode import strip_illegal
 
 _CHROME_MAX_CHARS = 200
-_RUN_BLOCKS = 3  # a repeated run this long is a second copy of the body
-_RUN_SHARE = 0.4  # or a repeated run holding this share of the words
+_RUN_SHARE = 0.2  # of the distinct text: a repeated run this big is a second copy of the body
+_BLOCK_SHARE = 0.5  # the same for a run of one block
 _RUN_CANDIDATES = 8  # earlier copies of a block compared (bounds the cost)
 _CHROME_WHOLE = re.compile(
     r"(?:leave a (?:comment|reply)|comments?(?: \(\d+\))?|\d+ comments?|post comment|"
@@ -129,7 +129,7 @@ def _drop_hidden_schemes(element: str, attribute: str, value: str) -> str | None
 def clean_body(html: str, *, title: str = "") -> Body:
     """Sanitize ``html`` and keep each real block once, in first-seen order."""
     title_key = _key(title)
-    blocks: list[tuple[str, str, str, int]] = []  # markup, text, key, words
+    blocks: list[tuple[str, str, str, int]] = []  # markup, text, key, characters
     after_links_label = False
     for element in _split_blocks(sanitize(html)):
         text = block_text(element)
@@ -144,7 +144,7 @@ def clean_body(html: str, *, title: str = "") -> Body:
             continue
         element.tail = None
         markup = lxml.html.tostring(element, encoding="unicode")
-        blocks.append((markup, text, key or markup, line.count(" ") + 1 if line else 0))
+        blocks.append((markup, text, key or markup, len(line)))
     kept = [(markup, text) for (markup, text, _, _), repeat in zip(blocks, _repeats(blocks), strict=True) if not repeat]
     return Body(
         html=sanitize("\n".join(markup for markup, _ in kept)),
@@ -156,12 +156,17 @@ def _repeats(blocks: list[tuple[str, str, str, int]]) -> list[bool]:
     """Which blocks repeat an earlier run of the body and should go.
 
     Scraped pages hold the body twice (AMP and normal, a print copy, the body inside itself):
-    a run of blocks that repeats an earlier run goes when it is long (three blocks or more), or
-    carries a good part of the text (a short body seen twice; a run of two needs half as much). One paragraph an author repeats
-    on purpose (a refrain, a chorus, a second "Update:" line) is a run of one and stays.
+    a run of blocks repeating an earlier run goes when it carries a good part of the page's
+    distinct text (a fifth, for a run of two blocks or more; half, for one block alone). What an
+    author repeats on purpose stays: a refrain, a chorus, a second "Update:" line, the same
+    three lines under each day of a meal plan. Sizes are in characters, so that a script
+    written without spaces weighs as much as one with them.
     """
     keys = [key for _, _, key, _ in blocks]
-    total = sum(words for _, _, _, words in blocks) or 1
+    distinct: dict[str, int] = {}
+    for key, (_, _, _, size) in zip(keys, blocks, strict=True):
+        distinct.setdefault(key, size)
+    total = sum(distinct.values()) or 1
     positions: dict[str, list[int]] = {}
     repeats = [False] * len(blocks)
     i = 0
@@ -172,9 +177,8 @@ def _repeats(blocks: list[tuple[str, str, str, int]]) -> list[bool]:
             while i + length < len(keys) and j + length < i and keys[j + length] == keys[i + length]:
                 length += 1
             best = max(best, length)
-        run_words = sum(blocks[k][3] for k in range(i, i + best))
-        share = run_words / total
-        if best >= _RUN_BLOCKS or (best >= 2 and share >= _RUN_SHARE / 2) or (best and share >= _RUN_SHARE):
+        share = sum(blocks[k][3] for k in range(i, i + best)) / total
+        if (best >= 2 and share >= _RUN_SHARE) or (best == 1 and share >= _BLOCK_SHARE):
             for k in range(i, i + best):
                 repeats[k] = True
                 positions.setdefault(keys[k], []).append(k)
