@@ -12,6 +12,7 @@ else <title> without the site's name (" | Site Name").
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 
@@ -72,6 +73,8 @@ _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, collect_id
 # the page); the rules below are linear.
 _MAX_ELEMENTS = 60_000
 _LONG_PARAGRAPH_WORDS = 25
+_SHORT_LINE_WORDS = 6
+_SHORT_LINES_SHARE = 0.5
 
 
 def extract(text: str) -> Page:
@@ -114,9 +117,13 @@ def extract(text: str) -> Page:
                 _drop(element)  # a masthead (site name, tagline) or the article's byline and date
     else:
         root = _content_root(doc)
-        headline = _headline_like(root, hint) or _headline(root)
+        headline = _headline_like(root, hint)
         if headline is None:
-            headline = _headline_like(doc, hint) or _headline(doc, skip_masthead=True)
+            headline = _headline(root)
+        if headline is None:
+            headline = _headline_like(doc, hint)
+        if headline is None:
+            headline = _headline(doc, skip_masthead=True)
         title = " ".join(headline.text_content().split()) if headline is not None else ""
         if headline is not None:
             _drop(headline)
@@ -139,13 +146,23 @@ def _chosen_text(doc: lxml.html.HtmlElement) -> str | None:
         return None
     try:
         # trafilatura copies the tree before it cleans it (measured: all 181 dev pages unchanged).
-        return trafilatura.extract(doc, fast=True, include_comments=False, include_tables=True)
+        chosen = trafilatura.extract(doc, fast=True, include_comments=False, include_tables=True)
+        if not chosen or _mostly_short_lines(chosen):
+            # Menus and link lists rather than prose: its full mode (which also weighs a
+            # readability-like and a jusText pass against it) chooses better, at twice the cost.
+            chosen = trafilatura.extract(copy.deepcopy(doc), include_comments=False, include_tables=True) or chosen
     except Exception:  # a third-party parser on untrusted input: its failure means "use our rules"
         return None
+    return chosen
 
 
 def _has_long_paragraph(element: lxml.html.HtmlElement) -> bool:
     return any(len(p.text_content().split()) > _LONG_PARAGRAPH_WORDS for p in element.iter("p"))
+
+
+def _mostly_short_lines(text: str) -> bool:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return sum(1 for line in lines if len(line.split()) < _SHORT_LINE_WORDS) > _SHORT_LINES_SHARE * len(lines)
 
 
 def _headline_like(root: lxml.html.HtmlElement, hint: str) -> lxml.html.HtmlElement | None:
