@@ -125,51 +125,54 @@ def _grams(words: list[str]) -> list[tuple[str, ...]]:
 
 def _units(root: lxml.html.HtmlElement) -> list[_Unit]:
     blocky: set[lxml.html.HtmlElement] = set()
-    for element in root.iter():
-        if isinstance(element.tag, str) and (element.tag in _BLOCKS or element.tag in _MEDIA):
-            for ancestor in element.iterancestors():
-                if ancestor in blocky:
-                    break
-                blocky.add(ancestor)
+    for element in root.iter(*_BLOCKS, *_MEDIA):
+        for ancestor in element.iterancestors():
+            if ancestor in blocky:
+                break
+            blocky.add(ancestor)
     units: list[_Unit] = []
     run = _Unit()
 
     def close() -> None:
         nonlocal run
-        if run.elements or run.texts:
-            run.words = tokens(
-                " ".join(
-                    [e.text_content() for e in run.elements] + [str(getattr(e, kind) or "") for e, kind in run.texts]
-                )
-            )
-            units.append(run)
+        parts = [e.text_content() for e in run.elements] + [str(getattr(e, kind) or "") for e, kind in run.texts]
+        run.words = tokens(" ".join(parts))
+        units.append(run)
         run = _Unit()
 
     def walk(element: lxml.html.HtmlElement) -> None:
-        if element.text:
+        text = element.text
+        if text and not text.isspace():
             run.texts.append((element, "text"))
         for child in element:
-            if not isinstance(child.tag, str):
+            tag = child.tag
+            if not isinstance(tag, str):
                 pass
-            elif child.tag in _MEDIA and child.tag != "figure" or (child.tag == "figure" and child not in blocky):
-                close()
+            elif tag in _MEDIA and (tag != "figure" or child not in blocky):
+                if run.elements or run.texts:
+                    close()
                 units.append(_Unit(elements=[child], media=True))
-            elif child.tag in _LEAVES or (child.tag in _BLOCKS and child not in blocky):
-                close()
+            elif tag in _LEAVES or (tag in _BLOCKS and child not in blocky):
+                if run.elements or run.texts:
+                    close()
                 words = tokens(child.text_content())
                 media = not words and next(child.iter(*_MEDIA), None) is not None  # <p><img></p>
                 units.append(_Unit(elements=[child], words=words, media=media))
             elif child in blocky:
-                close()
+                if run.elements or run.texts:
+                    close()
                 walk(child)
-                close()
+                if run.elements or run.texts:
+                    close()
             else:
                 run.elements.append(child)
-            if child.tail:
+            tail = child.tail
+            if tail and not tail.isspace():
                 run.texts.append((child, "tail"))
 
     walk(root)
-    close()
+    if run.elements or run.texts:
+        close()
     return units
 
 
@@ -192,11 +195,15 @@ def _prune(root: lxml.html.HtmlElement, kept: list[_Unit], dropped: list[_Unit])
         for element in unit.elements:
             if element.getparent() is not None:
                 element.drop_tree()  # its tail, a unit of its own, was decided apart
-    for element in list(root.iter()):
-        if element is root or element in keep or element in holders or not isinstance(element.tag, str):
-            continue
-        if element.getparent() is not None and not any(a in keep for a in element.iterancestors()):
-            element.drop_tree()
+    stack = [root]
+    while stack:
+        for child in list(stack.pop()):
+            if not isinstance(child.tag, str) or child in keep:
+                continue
+            if child in holders:
+                stack.append(child)
+            else:
+                child.drop_tree()  # its tail, if kept, stays
     top = root
     while True:
         children = [c for c in top if isinstance(c.tag, str)]
