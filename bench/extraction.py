@@ -142,7 +142,9 @@ def systems() -> dict[str, Callable[[str, bytes], str]]:
 
 def table(scores: list[Score]) -> str:
     rows = [("system", "precision", "recall", "F1", "empty pages", "ms/page")]
-    rows += [(s.name, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.empty), f"{s.ms:.1f}") for s in scores]
+    rows += [
+        (s.name, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.empty), f"{s.ms:.1f}") for s in scores
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

@@ -29,7 +29,8 @@ _CHROME_WHOLE = re.compile(
     r"cancel reply|(?:name|email|e-mail|website|comment)\s*\*?|"
     r"skip to (?:main )?content|(?:scroll|back) to (?:the )?top|"
     r"share(?: this(?: (?:post|article|story))?)?:?|like this:?|like|tweet|pin it|"
-    r"(?:like )?loading(?:\.{3}|…)|like this:? (?:like )?loading(?:\.{3}|…)|related(?: (?:posts|articles|stories|content))?:?|"
+    r"(?:like )?loading(?:\.{3}|…)|like this:? (?:like )?loading(?:\.{3}|…)|"  # WordPress's like widget
+    r"related(?: (?:posts|articles|stories|content))?:?|"
     r"you (?:may|might) also like:?|post navigation|read more|advertisement|"
     r"all rights reserved\.?)",
     re.IGNORECASE,

@@ -1,13 +1,20 @@
 """Find the article in a whole HTML page: headline, main text, and the page's metadata.
 
-The text is chosen by trafilatura (the best open-source extractor measured on real pages, see
-bench/extraction.py) and kept with the page's own markup (see :mod:`publisher.ingest.align`).
-When trafilatura finds nothing (a tiny page), the rules below choose. The content root is the first of: the <article> holding the most paragraph text, <main>,
-[role=main], [itemprop=articleBody], or the element with the most direct paragraph text.
-Navigation, asides, footers, forms and elements whose class or id names them as chrome
-(comments, share bars, related posts...) are removed inside that root. The headline is the
-root's <h1>, else the page's <h1> unless that sits in the masthead (a site name), else og:title,
-else <title> without the site's name (" | Site Name").
+The text is chosen by trafilatura, the best open-source extractor measured on real pages (see
+bench/extraction.py): its fast mode, and its full mode where the fast one gives nothing or
+mostly short lines (menus). That text is kept with the page's own markup, links and images
+(see :mod:`publisher.ingest.align`); then furniture by tag and ARIA role, mastheads and bylines
+go. The metadata comes from :mod:`publisher.ingest.pagemeta`.
+
+The headline is the <h1>/<h2> that says what the page declares (JSON-LD headline, og:title,
+else <title> without the site's name); a page that declares one and has no such heading gets
+the declared one (its <h1> is then a logo or a tagline); else the first <h1> outside the
+masthead.
+
+When trafilatura finds nothing (a tiny page), our own rules choose: the content root is the
+first of the <article> holding the most paragraph text, <main>, [role=main],
+[itemprop=articleBody], or the element with the most direct paragraph text; navigation,
+asides, footers, forms and elements whose class or id names them as chrome are removed inside.
 """
 
 from __future__ import annotations
