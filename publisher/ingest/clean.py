@@ -49,6 +49,9 @@ _LINKS_LABEL = re.compile(
     r"share(?: this(?: (?:post|article|story))?)?|more (?:stories|articles|posts)|read (?:more|next))\s*:?",
     re.IGNORECASE,
 )
+_MENU_SEPARATORS = re.compile(r"\s+[|\u00b7\u2022/\u00bb\u203a]\s+")
+_MENU_MIN_ITEMS = 4
+_MENU_ITEM_WORDS = 3
 _EDGE_SYMBOLS = re.compile(r"^[^\w(©]+|[^\w.:)]+$")
 _MEDIA = {"img", "picture", "video", "audio"}
 _CONTAINERS = {"div", "section", "article", "main", "body", "span", "font", "center"}
@@ -200,9 +203,20 @@ def _is_chrome_line(text: str) -> bool:
     if len(text) > _CHROME_MAX_CHARS:
         return False
     core = _EDGE_SYMBOLS.sub("", text)  # "↑ Back to top", "» Leave a Reply"
-    return any(
+    return _is_menu(core) or any(
         _CHROME_WHOLE.fullmatch(line) or _LINKS_LABEL.fullmatch(line) or _CHROME_START.match(line)
         for line in (text, core)
+    )
+
+
+def _is_menu(text: str) -> bool:
+    """A row of menu items as text keeps it ("Home | News | Sport | Contact"): jusText's short,
+    sentence-free block, recognised by its separators, in any language."""
+    items = _MENU_SEPARATORS.split(text)
+    return (
+        len(items) >= _MENU_MIN_ITEMS
+        and all(0 < len(item.split()) <= _MENU_ITEM_WORDS for item in items)
+        and not any(item.rstrip().endswith((".", "!", "?", "。", "؟")) for item in items[:-1])
     )
 
 
