@@ -222,6 +222,9 @@ def _is_menu(text: str) -> bool:
 
 def block_text(element: lxml.html.HtmlElement) -> str:
     """The readable text of one block; list items go on lines of their own."""
+    for br in element.iter("br", "img", "td", "th"):  # lines and cells are words apart ("dates:<br>June")
+        if not (br.tail or "").startswith((" ", "\n")):
+            br.tail = " " + (br.tail or "")
     if element.tag in ("ul", "ol"):
         items = [" ".join(li.text_content().split()) for li in element.iter("li")]
         return "\n".join(f"- {item}" for item in items if item)
