@@ -111,12 +111,49 @@ def align(root: lxml.html.HtmlElement, chosen: str) -> lxml.html.HtmlElement | N
     if not kept_positions:
         return None
     first, last = kept_positions[0], kept_positions[-1]
-    for i, unit in enumerate(units):
-        if unit.media and first < i < last:
-            before = next((units[j] for j in range(i - 1, -1, -1) if not units[j].media and units[j].words), None)
-            after = next((units[j] for j in range(i + 1, len(units)) if not units[j].media and units[j].words), None)
+    # An image goes with the text beside it: kept when the nearest text unit before or after
+    # it is; before the first or after the last kept text only inside the element holding
+    # all the kept text (a lead image, a closing photo; not the next story's thumbnail).
+    region = _common_ancestor([a for a in (_anchor(units[i]).getparent() for i in kept_positions) if a is not None])
+    previous: list[_Unit | None] = []
+    last_text: _Unit | None = None
+    for unit in units:
+        previous.append(last_text)
+        if not unit.media and unit.words:
+            last_text = unit
+    following: _Unit | None = None
+    for i in range(len(units) - 1, -1, -1):
+        unit = units[i]
+        if unit.media:
+            before, after = previous[i], following
             unit.kept = bool((before and before.kept) or (after and after.kept))
+            if unit.kept and not first < i < last:
+                unit.kept = region is not None and any(a is region for a in unit.elements[0].iterancestors())
+        elif unit.words:
+            following = unit
     return _prune(root, [unit for unit in units if unit.kept], [unit for unit in units if not unit.kept])
+
+
+def _anchor(unit: _Unit) -> lxml.html.HtmlElement:
+    if unit.elements:
+        return unit.elements[0]
+    element, kind = unit.texts[0]
+    return element if kind == "text" else element.getparent()
+
+
+def _common_ancestor(elements: list[lxml.html.HtmlElement]) -> lxml.html.HtmlElement | None:
+    """The deepest element holding all ``elements`` (one of them, if it holds the others)."""
+    if not elements:
+        return None
+    chain = [elements[0], *elements[0].iterancestors()]
+    depth = {element: i for i, element in enumerate(chain)}
+    top = 0
+    for element in elements[1:]:
+        for candidate in (element, *element.iterancestors()):
+            if candidate in depth:
+                top = max(top, depth[candidate])
+                break
+    return chain[top]
 
 
 def _grams(words: list[str]) -> list[tuple[str, ...]]:
