@@ -21,13 +21,16 @@ from lxml.etree import ParserError
 from publisher.ingest.decode import strip_illegal
 
 _CHROME_MAX_CHARS = 200
-_DEDUPE_MIN_WORDS = 6
+_RUN_SHARE = 0.2  # of the distinct text: a repeated run this big is a second copy of the body
+_BLOCK_SHARE = 0.5  # the same for a run of one block
+_RUN_CANDIDATES = 8  # earlier copies of a block compared (bounds the cost)
 _CHROME_WHOLE = re.compile(
     r"(?:leave a (?:comment|reply)|comments?(?: \(\d+\))?|\d+ comments?|post comment|"
     r"cancel reply|(?:name|email|e-mail|website|comment)\s*\*?|"
     r"skip to (?:main )?content|(?:scroll|back) to (?:the )?top|"
     r"share(?: this(?: (?:post|article|story))?)?:?|like this:?|like|tweet|pin it|"
-    r"loading\.{3}|related(?: (?:posts|articles|stories|content))?:?|"
+    r"(?:like )?loading(?:\.{3}|…)|like this:? (?:like )?loading(?:\.{3}|…)|"  # WordPress's like widget
+    r"related(?: (?:posts|articles|stories|content))?:?|"
     r"you (?:may|might) also like:?|post navigation|read more|advertisement|"
     r"all rights reserved\.?)",
     re.IGNORECASE,
@@ -46,6 +49,9 @@ _LINKS_LABEL = re.compile(
     r"share(?: this(?: (?:post|article|story))?)?|more (?:stories|articles|posts)|read (?:more|next))\s*:?",
     re.IGNORECASE,
 )
+_MENU_SEPARATORS = re.compile(r"\s+[|\u00b7\u2022/\u00bb\u203a]\s+")
+_MENU_MIN_ITEMS = 4
+_MENU_ITEM_WORDS = 3
 _EDGE_SYMBOLS = re.compile(r"^[^\w(©]+|[^\w.:)]+$")
 _MEDIA = {"img", "picture", "video", "audio"}
 _CONTAINERS = {"div", "section", "article", "main", "body", "span", "font", "center"}
@@ -134,7 +140,7 @@ def _drop_hidden_schemes(element: str, attribute: str, value: str) -> str | None
 def clean_body(html: str, *, title: str = "") -> Body:
     """Sanitize ``html`` and keep each real block once, in first-seen order."""
     title_key = _key(title)
-    blocks: list[tuple[str, str, str, int]] = []  # markup, text, key, words
+    blocks: list[tuple[str, str, str, int]] = []  # markup, text, key, characters
     after_links_label = False
     for element in _split_blocks(sanitize(html)):
         text = block_text(element)
@@ -149,7 +155,7 @@ def clean_body(html: str, *, title: str = "") -> Body:
             continue
         element.tail = None
         markup = lxml.html.tostring(element, encoding="unicode")
-        blocks.append((markup, text, key or markup, line.count(" ") + 1 if line else 0))
+        blocks.append((markup, text, key or markup, len(line)))
     kept = [(markup, text) for (markup, text, _, _), repeat in zip(blocks, _repeats(blocks), strict=True) if not repeat]
     return Body(
         html=sanitize("\n".join(markup for markup, _ in kept)),
@@ -158,29 +164,39 @@ def clean_body(html: str, *, title: str = "") -> Body:
 
 
 def _repeats(blocks: list[tuple[str, str, str, int]]) -> list[bool]:
-    """Which blocks repeat an earlier one and should go.
+    """Which blocks repeat an earlier run of the body and should go.
 
-    A long block (a real paragraph) goes whenever it is seen again. A short one ("It was
-    close.", an image) may well repeat on purpose, so it goes only inside a repeated run:
-    when the block before or after it also repeats its earlier copy's neighbour.
+    Scraped pages hold the body twice (AMP and normal, a print copy, the body inside itself):
+    a run of blocks repeating an earlier run goes when it carries a good part of the page's
+    distinct text (a fifth, for a run of two blocks or more; half, for one block alone). What an
+    author repeats on purpose stays: a refrain, a chorus, a second "Update:" line, the same
+    three lines under each day of a meal plan. Sizes are in characters, so that a script
+    written without spaces weighs as much as one with them.
     """
     keys = [key for _, _, key, _ in blocks]
+    distinct: dict[str, int] = {}
+    for key, (_, _, _, size) in zip(keys, blocks, strict=True):
+        distinct.setdefault(key, size)
+    total = sum(distinct.values()) or 1
     positions: dict[str, list[int]] = {}
-    repeats = []
-    for i, (_, _, key, words) in enumerate(blocks):
-        earlier = positions.setdefault(key, [])
-        if not earlier:
-            repeats.append(False)
-        elif words >= _DEDUPE_MIN_WORDS:
-            repeats.append(True)
+    repeats = [False] * len(blocks)
+    i = 0
+    while i < len(blocks):
+        best = 0
+        for j in positions.get(keys[i], ())[-_RUN_CANDIDATES:]:
+            length = 0
+            while i + length < len(keys) and j + length < i and keys[j + length] == keys[i + length]:
+                length += 1
+            best = max(best, length)
+        share = sum(blocks[k][3] for k in range(i, i + best)) / total
+        if (best >= 2 and share >= _RUN_SHARE) or (best == 1 and share >= _BLOCK_SHARE):
+            for k in range(i, i + best):
+                repeats[k] = True
+                positions.setdefault(keys[k], []).append(k)
+            i += best
         else:
-            repeats.append(
-                any(
-                    (j > 0 and keys[j - 1] == keys[i - 1]) or (i + 1 < len(keys) and keys[j + 1] == keys[i + 1])
-                    for j in earlier
-                )
-            )
-        earlier.append(i)
+            positions.setdefault(keys[i], []).append(i)
+            i += 1
     return repeats
 
 
@@ -194,14 +210,28 @@ def _is_chrome_line(text: str) -> bool:
     if len(text) > _CHROME_MAX_CHARS:
         return False
     core = _EDGE_SYMBOLS.sub("", text)  # "↑ Back to top", "» Leave a Reply"
-    return any(
+    return _is_menu(core) or any(
         _CHROME_WHOLE.fullmatch(line) or _LINKS_LABEL.fullmatch(line) or _CHROME_START.match(line)
         for line in (text, core)
     )
 
 
+def _is_menu(text: str) -> bool:
+    """A row of menu items as text keeps it ("Home | News | Sport | Contact"): jusText's short,
+    sentence-free block, recognised by its separators, in any language."""
+    items = _MENU_SEPARATORS.split(text)
+    return (
+        len(items) >= _MENU_MIN_ITEMS
+        and all(0 < len(item.split()) <= _MENU_ITEM_WORDS for item in items)
+        and not any(item.rstrip().endswith((".", "!", "?", "。", "؟")) for item in items[:-1])
+    )
+
+
 def block_text(element: lxml.html.HtmlElement) -> str:
     """The readable text of one block; list items go on lines of their own."""
+    for br in element.iter("br", "img", "td", "th"):  # lines and cells are words apart ("dates:<br>June")
+        if not (br.tail or "").startswith((" ", "\n")):
+            br.tail = " " + (br.tail or "")
     if element.tag in ("ul", "ol"):
         items = [" ".join(li.text_content().split()) for li in element.iter("li")]
         return "\n".join(f"- {item}" for item in items if item)

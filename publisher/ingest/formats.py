@@ -29,7 +29,7 @@ from markdown_it import MarkdownIt
 
 from publisher.ingest.clean import Body, clean_body, is_chrome
 from publisher.ingest.decode import decode, strip_illegal
-from publisher.ingest.extract import extract
+from publisher.ingest.extract import Page, extract
 from publisher.store import ArticleMeta, AudioMeta
 
 SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
@@ -242,7 +242,30 @@ def _read_html(text: str, tz: ZoneInfo) -> Draft:
         author=_plain(page.author) if page.author else None,
         summary=_plain(page.summary) if page.summary else None,
         tags=page.tags,
+        meta=_page_meta(page),
     )
+
+
+def _page_meta(page: Page) -> ArticleMeta:
+    """What the page says of itself, as ArticleMeta; URLs only when http(s) or a path on the site."""
+    info = page.info
+    found = ArticleMeta()
+    if info.language and _LANGUAGE.fullmatch(info.language):
+        found["language"] = info.language
+    if info.direction in ("ltr", "rtl"):
+        found["direction"] = info.direction
+    for key, value in (("image", info.image), ("canonical", info.canonical)):
+        url = _plain(value) if value else ""
+        scheme = url.split(":", 1)[0].lower() if ":" in url.split("/", 1)[0] else ""
+        if url and scheme in ("", "http", "https") and not url.startswith("//"):
+            found[key] = url  # type: ignore[literal-required]
+    if info.image_alt and "image" in found:
+        found["image_alt"] = _plain(info.image_alt)
+    if info.modified:
+        found["modified"] = _plain(info.modified)
+    if info.description:
+        found["description"] = _plain(info.description)
+    return found
 
 
 def _plain(text: str) -> str:
