@@ -69,12 +69,13 @@ def test_init_then_run_from_the_wheel_in_a_fresh_venv(wheel: Path, tmp_path: Pat
     """A newcomer's first minutes: pip install the wheel, `publisher init`, then what it prints."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    # Without PYTHONPATH: a checkout on it would make pip take publisher for installed already.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"} | {clock.ENV: at_now.isoformat()}
     installed = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)], capture_output=True, text=True, check=False
+        [str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)], capture_output=True, text=True, env=env
     )
     assert installed.returncode == 0, installed.stderr
     command = str(venv / "bin" / "publisher")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"} | {clock.ENV: at_now.isoformat()}
     empty = tmp_path / "elsewhere"
     empty.mkdir()
 

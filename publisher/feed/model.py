@@ -108,10 +108,16 @@ def entry(
         image=image,
         image_alt=_line(str(meta.get("image_alt") or "")),
         audio=sound,
-        language=language
-        if isinstance(language, str) and re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", language)
-        else "",
+        language=_own_language(language, config.site.language),
     )
+
+
+def _own_language(language: object, site: str) -> str:
+    """The article's language tag when it is a valid one and not the site's (that one the
+    feed already says)."""
+    if not isinstance(language, str) or not re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", language):
+        return ""
+    return "" if language.lower() == site.lower() else language
 
 
 def own_date(article: Article) -> datetime:
