@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import lxml.html
 import trafilatura
+from lxml import etree
 from lxml.etree import ParserError
 
 from publisher.ingest.align import align
@@ -75,7 +76,15 @@ class Page:
 
 # Comments and processing instructions out at parse time, as trafilatura parses: a comment
 # inside a paragraph otherwise cuts its text short there.
+# Elements are HtmlElements by a fixed lookup in C: lxml.html's own parser asks Python for the
+# class of every element each time one is touched (a fifth of trafilatura's time on this tree),
+# to give forms and inputs classes of their own that nothing here uses.
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
+_PARSER.set_element_class_lookup(
+    etree.ElementDefaultClassLookup(
+        element=lxml.html.HtmlElement, comment=lxml.html.HtmlComment, pi=lxml.html.HtmlProcessingInstruction
+    )
+)
 # Above this many elements the page is not given to trafilatura (its cost grows faster than
 # the page); the rules below are linear.
 _MAX_ELEMENTS = 60_000
@@ -93,16 +102,27 @@ def extract(text: str) -> Page:
     meta = _meta(doc)
     info = page_info(doc, meta)
     published = info.published or _date(doc, meta) or htmldate(doc)
-    chosen = _chosen_text(doc)
-    for element in _elements(doc, "//script | //style | //noscript | //template | //noembed | //noframes"):
-        _drop(element)
-    # Raw text shown as it is: lxml writes the text escaped, which the sanitizer (an HTML5
-    # parser) would read back as raw text, "&lt;" and all. As <pre> it reads back as written.
-    for element in _elements(doc, "//xmp | //listing | //plaintext"):
-        element.tag = "pre"
     site = meta.get("og:site_name") or meta.get("application-name") or info.site_name
     declared = info.headline or meta.get("og:title") or meta.get("twitter:title")
     hint = _strip_site_name(declared or _title_tag(doc), site)
+    tags = _tags(meta, doc)
+    # What is read from the page's head is read: what neither trafilatura nor the body needs
+    # goes before trafilatura copies the tree (it drops all of it too). JSON-LD stays for its
+    # fallback, which may take the article's text from there.
+    for element in list(doc.iter("script", "style", "noscript", "template", "noembed", "noframes", "svg", "head")):
+        if element.tag == "head":
+            for child in list(element):
+                if not _is_json_ld(child):
+                    _drop(child)
+        elif not _is_json_ld(element):
+            _drop(element)
+    chosen = _chosen_text(doc)
+    for element in list(doc.iter("script", "head")):
+        _drop(element)
+    # Raw text shown as it is: lxml writes the text escaped, which the sanitizer (an HTML5
+    # parser) would read back as raw text, "&lt;" and all. As <pre> it reads back as written.
+    for element in list(doc.iter("xmp", "listing", "plaintext")):
+        element.tag = "pre"
     body = doc.find("body")
     # The heading that says what the page declares; else, when the page declares a headline
     # (og:title, JSON-LD), that (an <h1> saying otherwise is a logo or tagline); else the first
@@ -142,7 +162,7 @@ def extract(text: str) -> Page:
         date=published,
         author=info.author or meta.get("author") or meta.get("article:author") or _rel_author(doc),
         summary=meta.get("description") or meta.get("og:description"),
-        tags=_tags(meta, doc),
+        tags=tags,
         info=info,
     )
 
@@ -161,6 +181,10 @@ def _chosen_text(doc: lxml.html.HtmlElement) -> str | None:
     except Exception:  # a third-party parser on untrusted input: its failure means "use our rules"
         return None
     return chosen
+
+
+def _is_json_ld(element: lxml.html.HtmlElement) -> bool:
+    return element.tag == "script" and (element.get("type") or "").strip().lower() == "application/ld+json"
 
 
 def _has_long_paragraph(element: lxml.html.HtmlElement) -> bool:
