@@ -61,7 +61,7 @@ _BLOCKS = _LEAVES | {
     "center",
     "br",
 }
-_MEDIA = {"img", "picture", "video", "audio", "figure"}
+_MEDIA = {"img", "picture", "video", "audio", "figure", "iframe"}  # an iframe: an embedded video
 
 
 @dataclass

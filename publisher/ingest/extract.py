@@ -29,6 +29,7 @@ from lxml.etree import ParserError
 from trafilatura.settings import Extractor
 
 from publisher.ingest.align import align
+from publisher.ingest.embeds import is_video
 from publisher.ingest.pagemeta import PageInfo, htmldate, page_info
 
 _REMOVE_TAGS = (
@@ -44,7 +45,6 @@ _REMOVE_TAGS = (
     "input",
     "select",
     "textarea",
-    "iframe",
     "svg",
     "dialog",
 )
@@ -291,6 +291,7 @@ def _remove_chrome(root: lxml.html.HtmlElement, *, by_name: bool = True) -> None
         names = f"{element.get('class', '')} {element.get('id', '')}"
         if (
             element.tag in _REMOVE_TAGS
+            or (element.tag == "iframe" and not is_video(element))  # a video stays, as a link; adverts go
             or element.get("role") in _REMOVE_ROLES
             or element.get("aria-hidden") == "true"
             or (by_name and element.tag == "header")  # masthead, or the article's own byline block
