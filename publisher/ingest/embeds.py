@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import lxml.html
 from lxml.etree import ParserError
 
+from publisher.ingest.decode import strip_illegal
+
 _FRAME = re.compile(r"<iframe\b", re.IGNORECASE)
 _VIDEO = re.compile(r"video|youtube|youtu\.be|vimeo|dailymotion|twitch|wistia|brightcove|jwplayer|player", re.I)
 # Where a link may stand as a paragraph of its own; elsewhere (inside a <p>, a <span>) the
@@ -48,9 +50,9 @@ def frames_as_links(html: str) -> str:
     if not _FRAME.search(html):
         return html
     try:
-        root = lxml.html.fragment_fromstring(html, create_parent="div")
-    except ParserError:
-        return html
+        root = lxml.html.fragment_fromstring(strip_illegal(html), create_parent="div")
+    except (ParserError, ValueError):
+        return html  # sanitizing drops the frames
     for frame in list(root.iter("iframe")):
         url = source(frame)
         if url is None:
