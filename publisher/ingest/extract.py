@@ -4,7 +4,8 @@ The text is chosen by trafilatura, the best open-source extractor measured on re
 bench/extraction.py): its fast mode, and its full mode where the fast one gives nothing or
 mostly short lines (menus). That text is kept with the page's own markup, links and images
 (see :mod:`publisher.ingest.align`); then furniture by tag and ARIA role, mastheads and bylines
-go; a video's frame stays, to become a link (see :mod:`publisher.ingest.embeds`). The metadata comes from :mod:`publisher.ingest.pagemeta`.
+go; a video's frame stays, to become a link (see :mod:`publisher.ingest.embeds`). The
+metadata comes from :mod:`publisher.ingest.pagemeta`.
 
 The headline is the <h1>/<h2> that says what the page declares (JSON-LD headline, og:title,
 else <title> without the site's name); a page that declares one and has no such heading gets
