@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import lxml.html
@@ -23,6 +24,8 @@ import lxml.html
 # one token, else a whole paragraph would be one "word".
 _UNSPACED = "\u0e00-\u0eff\u1000-\u109f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _WORD = re.compile(f"[{_UNSPACED}]|[^\\W{_UNSPACED}]+")
+_UNSPACED_CHAR = re.compile(f"[{_UNSPACED}]")
+_SPACED_WORD = re.compile(r"\w+")
 _N = 3
 _MIN_SHARE = 0.5
 # Blocks that hold one unit of text whatever their markup inside (a list item with a <p>; a
@@ -58,7 +61,7 @@ _BLOCKS = _LEAVES | {
     "center",
     "br",
 }
-_MEDIA = {"img", "picture", "video", "audio", "figure"}
+_MEDIA = {"img", "picture", "video", "audio", "figure", "iframe"}  # an iframe: an embedded video
 
 
 @dataclass
@@ -71,7 +74,9 @@ class _Unit:
 
 
 def tokens(text: str) -> list[str]:
-    return _WORD.findall(text.casefold())
+    text = text.casefold()
+    # The plain word pattern where no unspaced script is present (most pages): a third cheaper.
+    return _WORD.findall(text) if _UNSPACED_CHAR.search(text) else _SPACED_WORD.findall(text)
 
 
 def align(root: lxml.html.HtmlElement, chosen: str) -> lxml.html.HtmlElement | None:
@@ -80,11 +85,13 @@ def align(root: lxml.html.HtmlElement, chosen: str) -> lxml.html.HtmlElement | N
     units = _units(root)
     grams: Counter[tuple[str, ...]] = Counter()
     lines: set[tuple[str, ...]] = set()
+    stream_words: list[str] = []
     for line in chosen.splitlines():
         words = tokens(line)
         lines.add(tuple(words))
         grams.update(_grams(words))
-    stream = f" {' '.join(tokens(chosen))} "
+        stream_words += words
+    stream = f" {' '.join(stream_words)} "
     short: list[int] = []
     for i, unit in enumerate(units):
         if unit.media or not unit.words:
@@ -94,12 +101,18 @@ def align(root: lxml.html.HtmlElement, chosen: str) -> lxml.html.HtmlElement | N
             if not unit.kept and f" {' '.join(unit.words)} " in stream:
                 short.append(i)
             continue
-        wanted = Counter(_grams(unit.words))
-        found = {gram: min(count, grams[gram]) for gram, count in wanted.items() if grams.get(gram, 0) > 0}
-        if sum(found.values()) >= _MIN_SHARE * sum(wanted.values()):
-            unit.kept = True
-            for gram, count in found.items():  # in place: ``grams -= found`` walks all of grams
-                grams[gram] -= count
+        # Each of the unit's 3-grams takes one of the chosen text's while any is left (the
+        # same count as min() per distinct 3-gram); given back when the unit is not kept.
+        taken: list[tuple[str, ...]] = []
+        for gram in _grams(unit.words):
+            left = grams.get(gram, 0)
+            if left > 0:
+                grams[gram] = left - 1
+                taken.append(gram)
+        unit.kept = len(taken) >= _MIN_SHARE * (len(unit.words) - _N + 1)
+        if not unit.kept:
+            for gram in taken:
+                grams[gram] += 1
     # A short unit found inside the chosen text (a table cell, a word in a link) goes with its
     # long neighbours: kept when the nearest long units on both sides are.
     long_at = [i for i, unit in enumerate(units) if len(unit.words) >= _N]
@@ -156,8 +169,8 @@ def _common_ancestor(elements: list[lxml.html.HtmlElement]) -> lxml.html.HtmlEle
     return chain[top]
 
 
-def _grams(words: list[str]) -> list[tuple[str, ...]]:
-    return [tuple(words[i : i + _N]) for i in range(len(words) - _N + 1)]
+def _grams(words: list[str]) -> Iterable[tuple[str, ...]]:
+    return zip(words, words[1:], words[2:], strict=False)  # _N words each
 
 
 def _units(root: lxml.html.HtmlElement) -> list[_Unit]:

@@ -1,6 +1,7 @@
 """Turn an article body (HTML from any format) into what readers should see.
 
-The body is sanitized with nh3, cut into blocks (paragraphs, headings, lists, quotes...),
+Embedded frames become links (see :mod:`publisher.ingest.embeds`); the body is sanitized
+with nh3, cut into blocks (paragraphs, headings, lists, quotes...),
 and then, block by block: site chrome is dropped, a block repeating an earlier one (scraped
 pages often hold the body twice) or the headline is dropped, empty blocks (but not those
 holding an image) are dropped. Chrome is recognised only in short blocks, so a real paragraph
@@ -19,6 +20,7 @@ import nh3
 from lxml.etree import ParserError
 
 from publisher.ingest.decode import strip_illegal
+from publisher.ingest.embeds import frames_as_links
 
 _CHROME_MAX_CHARS = 200
 _RUN_SHARE = 0.2  # of the distinct text: a repeated run this big is a second copy of the body
@@ -142,7 +144,7 @@ def clean_body(html: str, *, title: str = "") -> Body:
     title_key = _key(title)
     blocks: list[tuple[str, str, str, int]] = []  # markup, text, key, characters
     after_links_label = False
-    for element in _split_blocks(sanitize(html)):
+    for element in _split_blocks(sanitize(frames_as_links(html))):
         text = block_text(element)
         line = " ".join(text.split()) if "\n" in text else text  # block_text spaces all but list items
         key = line.casefold()  # == _key(text): case folding neither makes nor takes whitespace

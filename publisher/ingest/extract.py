@@ -4,7 +4,8 @@ The text is chosen by trafilatura, the best open-source extractor measured on re
 bench/extraction.py): its fast mode, and its full mode where the fast one gives nothing or
 mostly short lines (menus). That text is kept with the page's own markup, links and images
 (see :mod:`publisher.ingest.align`); then furniture by tag and ARIA role, mastheads and bylines
-go. The metadata comes from :mod:`publisher.ingest.pagemeta`.
+go; a video's frame stays, to become a link (see :mod:`publisher.ingest.embeds`). The
+metadata comes from :mod:`publisher.ingest.pagemeta`.
 
 The headline is the <h1>/<h2> that says what the page declares (JSON-LD headline, og:title,
 else <title> without the site's name); a page that declares one and has no such heading gets
@@ -19,15 +20,17 @@ asides, footers, forms and elements whose class or id names them as chrome are r
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 
 import lxml.html
 import trafilatura
+from lxml import etree
 from lxml.etree import ParserError
+from trafilatura.settings import Extractor
 
 from publisher.ingest.align import align
+from publisher.ingest.embeds import is_video
 from publisher.ingest.pagemeta import PageInfo, htmldate, page_info
 
 _REMOVE_TAGS = (
@@ -43,8 +46,26 @@ _REMOVE_TAGS = (
     "input",
     "select",
     "textarea",
-    "iframe",
     "svg",
+    "dialog",
+)
+# Never article text, dropped by trafilatura (and by our rules) anyway.
+_UNREAD = (
+    "head",
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "noembed",
+    "noframes",
+    "svg",
+    "nav",
+    "aside",
+    "footer",
+    "button",
+    "input",
+    "select",
+    "textarea",
     "dialog",
 )
 _TEXT_PARENTS = ("p", "li", "td", "blockquote", "em", "strong", "span", "a")
@@ -75,10 +96,20 @@ class Page:
 
 # Comments and processing instructions out at parse time, as trafilatura parses: a comment
 # inside a paragraph otherwise cuts its text short there.
+# Elements are HtmlElements by a fixed lookup in C: lxml.html's own parser asks Python for the
+# class of every element each time one is touched (a fifth of trafilatura's time on this tree),
+# to give forms and inputs classes of their own that nothing here uses.
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
+_PARSER.set_element_class_lookup(
+    etree.ElementDefaultClassLookup(
+        element=lxml.html.HtmlElement, comment=lxml.html.HtmlComment, pi=lxml.html.HtmlProcessingInstruction
+    )
+)
 # Above this many elements the page is not given to trafilatura (its cost grows faster than
 # the page); the rules below are linear.
 _MAX_ELEMENTS = 60_000
+_FAST = Extractor(fast=True, comments=False, tables=True)
+_FULL = Extractor(comments=False, tables=True)
 _LONG_PARAGRAPH_WORDS = 25
 _SHORT_LINE_WORDS = 6
 _SHORT_LINES_SHARE = 0.5
@@ -93,16 +124,27 @@ def extract(text: str) -> Page:
     meta = _meta(doc)
     info = page_info(doc, meta)
     published = info.published or _date(doc, meta) or htmldate(doc)
-    chosen = _chosen_text(doc)
-    for element in _elements(doc, "//script | //style | //noscript | //template | //noembed | //noframes"):
-        _drop(element)
-    # Raw text shown as it is: lxml writes the text escaped, which the sanitizer (an HTML5
-    # parser) would read back as raw text, "&lt;" and all. As <pre> it reads back as written.
-    for element in _elements(doc, "//xmp | //listing | //plaintext"):
-        element.tag = "pre"
     site = meta.get("og:site_name") or meta.get("application-name") or info.site_name
     declared = info.headline or meta.get("og:title") or meta.get("twitter:title")
     hint = _strip_site_name(declared or _title_tag(doc), site)
+    tags = _tags(meta, doc)
+    # The head is read. What neither trafilatura nor the body needs goes before trafilatura
+    # copies the tree (a third of its cost was menus and the head); JSON-LD stays for its
+    # fallback, which may take the article's text from there.
+    for element in list(doc.iter(*_UNREAD)):
+        if element.tag == "head":
+            for child in list(element):
+                if not _is_json_ld(child):
+                    _drop(child)
+        elif not _is_json_ld(element):
+            _drop(element)
+    chosen = _chosen_text(doc)
+    for element in list(doc.iter("script", "head")):
+        _drop(element)
+    # Raw text shown as it is: lxml writes the text escaped, which the sanitizer (an HTML5
+    # parser) would read back as raw text, "&lt;" and all. As <pre> it reads back as written.
+    for element in list(doc.iter("xmp", "listing", "plaintext")):
+        element.tag = "pre"
     body = doc.find("body")
     # The heading that says what the page declares; else, when the page declares a headline
     # (og:title, JSON-LD), that (an <h1> saying otherwise is a logo or tagline); else the first
@@ -142,7 +184,7 @@ def extract(text: str) -> Page:
         date=published,
         author=info.author or meta.get("author") or meta.get("article:author") or _rel_author(doc),
         summary=meta.get("description") or meta.get("og:description"),
-        tags=_tags(meta, doc),
+        tags=tags,
         info=info,
     )
 
@@ -153,14 +195,19 @@ def _chosen_text(doc: lxml.html.HtmlElement) -> str | None:
         return None
     try:
         # trafilatura copies the tree before it cleans it (measured: all 181 dev pages unchanged).
-        chosen = trafilatura.extract(doc, fast=True, include_comments=False, include_tables=True)
+        # Its options, made once: they are only read.
+        chosen = trafilatura.extract(doc, options=_FAST)
         if not chosen or _mostly_short_lines(chosen):
             # Menus and link lists rather than prose: its full mode (which also weighs a
             # readability-like and a jusText pass against it) chooses better, at twice the cost.
-            chosen = trafilatura.extract(copy.deepcopy(doc), include_comments=False, include_tables=True) or chosen
+            chosen = trafilatura.extract(doc, options=_FULL) or chosen
     except Exception:  # a third-party parser on untrusted input: its failure means "use our rules"
         return None
     return chosen
+
+
+def _is_json_ld(element: lxml.html.HtmlElement) -> bool:
+    return element.tag == "script" and (element.get("type") or "").strip().lower() == "application/ld+json"
 
 
 def _has_long_paragraph(element: lxml.html.HtmlElement) -> bool:
@@ -245,6 +292,7 @@ def _remove_chrome(root: lxml.html.HtmlElement, *, by_name: bool = True) -> None
         names = f"{element.get('class', '')} {element.get('id', '')}"
         if (
             element.tag in _REMOVE_TAGS
+            or (element.tag == "iframe" and not is_video(element))  # a video stays, as a link; adverts go
             or element.get("role") in _REMOVE_ROLES
             or element.get("aria-hidden") == "true"
             or (by_name and element.tag == "header")  # masthead, or the article's own byline block

@@ -8,7 +8,6 @@ htmldate when the page declares none.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import unicodedata
@@ -161,7 +160,8 @@ def htmldate(doc: lxml.html.HtmlElement) -> str | None:
     try:
         from htmldate import find_date
 
-        found = find_date(copy.deepcopy(doc), extensive_search=False, outputformat="%Y-%m-%d")
+        # It copies a tree it is given before cleaning it.
+        found = find_date(doc, extensive_search=False, outputformat="%Y-%m-%d")
     except Exception:  # a third-party parser on untrusted input: no date, not a failed article
         return None
     return str(found) if found else None
