@@ -58,6 +58,7 @@ from publisher.schema import (
     sources,
     subscribers,
 )
+from publisher.states import DigestState, SaveStatus
 
 
 def _v2_removed_at(conn: Connection) -> None:
@@ -174,7 +175,7 @@ class Digest:
     created_at: datetime
     subject: str
     message: bytes
-    state: str
+    state: DigestState
     attempts: int
     last_error: str | None
     provider_id: str | None
@@ -182,6 +183,9 @@ class Digest:
     claimed_by: str | None
     sent_at: datetime | None
     article_count: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", DigestState(self.state))  # read back as the plain string stored
 
 
 @dataclass(frozen=True)
@@ -314,7 +318,7 @@ class Store:
 
     # -- articles ---------------------------------------------------------------------------
 
-    def save_article(self, new: NewArticle, now: datetime) -> str:
+    def save_article(self, new: NewArticle, now: datetime) -> SaveStatus:
         """Insert or update the article for ``new.key``; returns new, updated or unchanged.
 
         The raw bytes of each distinct version are kept. An updated article keeps its id,
@@ -325,7 +329,7 @@ class Store:
             _lock_articles(conn)
             return _save_one(conn, new, now, None)
 
-    def save_articles(self, batch: Sequence[NewArticle], now: datetime) -> list[str]:
+    def save_articles(self, batch: Sequence[NewArticle], now: datetime) -> list[SaveStatus]:
         """:meth:`save_article` for each of ``batch`` (distinct keys), all in one transaction.
 
         All are stored or, when this raises, none: the caller may then save them one by one.
@@ -341,7 +345,7 @@ class Store:
             }
             wanted = {new.slug for new in batch if new.key not in rows}
             taken = set(conn.execute(select(articles.c.slug).where(articles.c.slug.in_(wanted))).scalars())
-            statuses: dict[str, str] = {}
+            statuses: dict[str, SaveStatus] = {}
             fresh: list[dict[str, Any]] = []
             for new in batch:
                 if new.key in rows:
@@ -362,7 +366,7 @@ class Store:
                         {"article_id": article_id, "content_hash": new.content_hash, "raw": new.raw, "ingested_at": now}
                     )
                     stats.append((article_id, new.source_path, new.source_size, new.source_mtime_ns))
-                    statuses[new.key] = "new"
+                    statuses[new.key] = SaveStatus.NEW
                 conn.execute(insert(sources), versions)
                 _put_stats(conn, stats)
             return [statuses[key] for key in keys]
@@ -452,7 +456,7 @@ class Store:
                         "created_at": created_at,
                         "subject": subject,
                         "message": message,
-                        "state": "pending",
+                        "state": DigestState.PENDING,
                         "attempts": 0,
                     },
                 )
@@ -471,7 +475,7 @@ class Store:
             row = (
                 conn.execute(
                     _digest_query()
-                    .where(digests.c.state.in_(("pending", "sending")))
+                    .where(digests.c.state.in_((DigestState.PENDING, DigestState.SENDING)))
                     .order_by(digests.c.created_at, digests.c.id)
                     .limit(1)
                 )
@@ -512,15 +516,15 @@ class Store:
                     digests.c.state == digest.state,
                     digests.c.attempts == digest.attempts,
                 )
-                .values(state="sending", attempts=digests.c.attempts + 1, claimed_at=now, claimed_by=owner)
+                .values(state=DigestState.SENDING, attempts=digests.c.attempts + 1, claimed_at=now, claimed_by=owner)
             )
             return result.rowcount == 1
 
-    def finish_digest(self, digest_id: str, state: str, now: datetime, error: str | None = None) -> None:
+    def finish_digest(self, digest_id: str, state: DigestState, now: datetime, error: str | None = None) -> None:
         """Record where a send left the digest: sent, incomplete (some batches failed or in
         doubt), or pending (to be continued on the next run)."""
         values: dict[str, Any] = {"state": state, "last_error": error[:2000] if error else None}
-        if state in ("sent", "incomplete"):
+        if state in (DigestState.SENT, DigestState.INCOMPLETE):
             values["sent_at"] = now
         with self._tx() as conn:
             conn.execute(update(digests).where(digests.c.id == digest_id).values(**values))
@@ -574,7 +578,9 @@ def _digest_query() -> Any:
     )
 
 
-def _save_one(conn: Connection, new: NewArticle, now: datetime, row: Any, reserved: set[str] | None = None) -> str:
+def _save_one(
+    conn: Connection, new: NewArticle, now: datetime, row: Any, reserved: set[str] | None = None
+) -> SaveStatus:
     """save_article's work inside ``conn``; ``row`` is the stored article, if already read.
 
     ``reserved``: slugs given to articles of the same batch not inserted yet; a slug given
@@ -583,14 +589,14 @@ def _save_one(conn: Connection, new: NewArticle, now: datetime, row: Any, reserv
     if row is None:
         row = conn.execute(select(articles).where(articles.c.key == new.key)).mappings().first()
     if row is not None and row["content_hash"] == new.content_hash:
-        return "unchanged"  # a removed article stays removed while its file is unchanged
+        return SaveStatus.UNCHANGED  # a removed article stays removed while its file is unchanged
     values = _article_values(new, now)
     if row is None:
         values |= _first_values(new, _free_slug(conn, new.slug), now)
         inserted = conn.execute(insert(articles).values(**values)).inserted_primary_key
         assert inserted is not None
         article_id = inserted[0]
-        status = "new"
+        status = SaveStatus.NEW
     else:
         article_id = row["id"]
         # A draft without a date of its own is dated when it is published, as a new article is.
@@ -601,7 +607,7 @@ def _save_one(conn: Connection, new: NewArticle, now: datetime, row: Any, reserv
             if reserved is not None:
                 reserved.add(values["slug"])
         conn.execute(update(articles).where(articles.c.id == article_id).values(**values))
-        status = "updated"
+        status = SaveStatus.UPDATED
     _put_stats(conn, [(article_id, new.source_path, new.source_size, new.source_mtime_ns)])
     known = conn.execute(
         select(sources.c.id).where(sources.c.article_id == article_id, sources.c.content_hash == new.content_hash)

@@ -34,6 +34,7 @@ from publisher.config import ARTICLE_MAX_BYTES
 from publisher.errors import IngestError, StoreError
 from publisher.ingest.formats import SUFFIXES, Draft, read
 from publisher.ingest.walk import Source, source_files
+from publisher.states import SaveStatus
 from publisher.store import NewArticle, SourceState, Store
 
 SUMMARY_CHARS = 280
@@ -108,8 +109,9 @@ def ingest(
 
 def _save(store: Store, batch: list[NewArticle], now: datetime, result: IngestResult) -> None:
     """Save ``batch`` in one transaction; if the store refuses it, article by article."""
+    statuses: list[SaveStatus | None]  # None: this article failed
     try:
-        statuses = store.save_articles(batch, now)
+        statuses = list(store.save_articles(batch, now))
     except (IntegrityError, StoreError) as exc:
         if not _refused(exc):
             raise
@@ -122,10 +124,11 @@ def _save(store: Store, batch: list[NewArticle], now: datetime, result: IngestRe
                     raise
                 reason = str(exc).splitlines()[0]
                 result.errors.append(IngestError(article.source_path, f"cannot store the article: {reason}"))
-                statuses.append("failed")
+                statuses.append(None)
+    saved = {SaveStatus.NEW: result.new, SaveStatus.UPDATED: result.updated, SaveStatus.UNCHANGED: result.unchanged}
     for article, status in zip(batch, statuses, strict=True):
-        if status != "failed":
-            getattr(result, status).append(article.key)
+        if status is not None:
+            saved[status].append(article.key)
 
 
 def _refused(exc: Exception) -> bool:
