@@ -2,7 +2,8 @@
 
 Every method runs in its own transaction, so what it changed is committed when it returns:
 callers mark a step done only after the step happened. Database errors are translated into
-:class:`StoreError` here and nowhere else.
+:class:`StoreError` here and nowhere else: a broken constraint into :class:`StoreConflict`,
+another refused statement into :class:`StoreRefused`, so no caller needs to know SQLAlchemy's.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateColumn
 
 from publisher import clock
-from publisher.errors import StoreError
+from publisher.errors import StoreConflict, StoreError, StoreRefused
 from publisher.schema import (
     AdvisoryLock,
     article_changes,
@@ -255,8 +256,6 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except IntegrityError:
-            raise
         except SQLAlchemyError as exc:
             first_line = str(exc).splitlines()[0]
             if "database is locked" in first_line:  # SQLite's busy_timeout ran out
@@ -264,7 +263,12 @@ class Store:
                     f"store {safe_url(self.url)}: another run holds the store (waited {BUSY_SECONDS} s); "
                     "this run stopped here, the next one carries on"
                 ) from exc
-            raise StoreError(f"store {safe_url(self.url)}: {first_line}") from exc
+            message = f"store {safe_url(self.url)}: {first_line}"
+            if isinstance(exc, IntegrityError):
+                raise StoreConflict(message) from exc
+            if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError):
+                raise StoreRefused(message) from exc  # one statement refused, not the database gone
+            raise StoreError(message) from exc
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -311,7 +315,7 @@ class Store:
             with self._tx() as conn:
                 conn.execute(insert(settings), {"name": name, "value": value})
             return value
-        except IntegrityError:
+        except StoreConflict:
             kept = self.setting(name)
             assert kept is not None
             return kept
@@ -465,7 +469,7 @@ class Store:
                         insert(digest_articles),
                         [{"digest_id": digest_id, "article_id": a, "position": i} for i, a in enumerate(article_ids)],
                     )
-        except IntegrityError:
+        except StoreConflict:  # another process claimed one of the articles
             return False
         return True
 

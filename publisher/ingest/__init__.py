@@ -28,10 +28,9 @@ from stat import S_ISREG
 from zoneinfo import ZoneInfo
 
 from slugify import slugify
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from publisher.config import ARTICLE_MAX_BYTES
-from publisher.errors import IngestError, StoreError
+from publisher.errors import IngestError, StoreRefused
 from publisher.ingest.formats import SUFFIXES, Draft, read
 from publisher.ingest.walk import Source, source_files
 from publisher.states import SaveStatus
@@ -112,16 +111,12 @@ def _save(store: Store, batch: list[NewArticle], now: datetime, result: IngestRe
     statuses: list[SaveStatus | None]  # None: this article failed
     try:
         statuses = list(store.save_articles(batch, now))
-    except (IntegrityError, StoreError) as exc:
-        if not _refused(exc):
-            raise
+    except StoreRefused:  # one article's problem: the others go in one by one
         statuses = []
         for article in batch:
             try:
                 statuses.append(store.save_article(article, now))
-            except (IntegrityError, StoreError) as exc:
-                if not _refused(exc):
-                    raise
+            except StoreRefused as exc:
                 reason = str(exc).splitlines()[0]
                 result.errors.append(IngestError(article.source_path, f"cannot store the article: {reason}"))
                 statuses.append(None)
@@ -129,13 +124,6 @@ def _save(store: Store, batch: list[NewArticle], now: datetime, result: IngestRe
     for article, status in zip(batch, statuses, strict=True):
         if status is not None:
             saved[status].append(article.key)
-
-
-def _refused(exc: Exception) -> bool:
-    """The database refused a statement (a constraint, a value, a trigger), rather than failing
-    as a whole (connection lost, locked): only the first is one article's problem."""
-    cause = exc if isinstance(exc, IntegrityError) else exc.__cause__
-    return isinstance(cause, DBAPIError) and not isinstance(cause, OperationalError)
 
 
 def _changed_article(
