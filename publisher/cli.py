@@ -34,10 +34,10 @@ if TYPE_CHECKING:
     from publisher import health
     from publisher.config import Config
     from publisher.delivery import Mailer
-    from publisher.digest import Outgoing
     from publisher.dispatch import SendResult
     from publisher.errors import IngestError
     from publisher.jobs import PublishResult
+    from publisher.message import Outgoing
     from publisher.store import Store
 
 log = logging.getLogger("publisher.cli")

@@ -33,8 +33,9 @@ from typing import Any
 from publisher import archive, clock, hold, journal, owner, subscribers
 from publisher.config import Config
 from publisher.delivery import Envelope, Mailer, Recipient
-from publisher.digest import Outgoing, create_next, outgoing, preview
+from publisher.digest import create_next, outgoing, preview
 from publisher.errors import DeliveryError, PublisherError
+from publisher.message import Outgoing
 from publisher.pacing import Pace
 from publisher.states import BatchState, DigestState
 from publisher.store import Digest, Store
