@@ -31,6 +31,7 @@ import lxml.html
 from publisher.config import Config
 from publisher.errors import PublisherError
 from publisher.files import write_atomic
+from publisher.states import DigestState
 from publisher.store import Digest, Store
 
 FOLDER = "issues"
@@ -39,7 +40,6 @@ FEED = "issues.xml"
 FEED_ENTRIES = 20
 LISTED = 500  # issues on the index page, newest first
 ATOM = "http://www.w3.org/2005/Atom"
-SENT = "sent"
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def publish(config: Config, store: Store) -> ArchiveResult:
     Raises PublisherError (one line, naming the folder) when the feeds folder cannot be written.
     """
     root = config.feed.dir
-    sent = [d for d in store.recent_digests(LISTED) if d.state == SENT]
+    sent = [d for d in store.recent_digests(LISTED) if d.state == DigestState.SENT]
     issues = [issue(config, d) for d in sent]
     written: list[str] = []
     try:

@@ -26,6 +26,7 @@ import click
 
 from publisher import __version__, logs
 from publisher.errors import PublisherError
+from publisher.states import BatchState, DigestState, SubscriberState
 
 # Each command imports the modules it uses when it runs, so that `publisher --help` or a
 # command with little to do does not pay for them all (the feed, the digest, the mailers).
@@ -33,10 +34,10 @@ if TYPE_CHECKING:
     from publisher import health
     from publisher.config import Config
     from publisher.delivery import Mailer
-    from publisher.digest import Outgoing
     from publisher.dispatch import SendResult
     from publisher.errors import IngestError
     from publisher.jobs import PublishResult
+    from publisher.message import Outgoing
     from publisher.store import Store
 
 log = logging.getLogger("publisher.cli")
@@ -669,12 +670,12 @@ def _resumable(store: Store, resend_in_doubt: bool, retry_failed: bool) -> bool:
 
     if store.unsent_digest() is not None:
         return True
-    states = {journal.IN_DOUBT} if resend_in_doubt else set()
-    states |= {journal.FAILED} if retry_failed else set()
+    states = {BatchState.IN_DOUBT} if resend_in_doubt else set()
+    states |= {BatchState.FAILED} if retry_failed else set()
     return any(
         journal.summary(store, d.id).batches[state]
         for d in store.recent_digests(50)
-        if d.state == "incomplete"
+        if d.state == DigestState.INCOMPLETE
         for state in states
     )
 
@@ -685,14 +686,14 @@ def _held_back(store: Store) -> list[tuple[str, str]]:
 
     lines = []
     for d in store.recent_digests(50):
-        if d.state != "incomplete":
+        if d.state != DigestState.INCOMPLETE:
             continue
         done = journal.summary(store, d.id)
         flags = []
-        if done.batches[journal.IN_DOUBT]:
-            flags.append(f"{_count(done.batches[journal.IN_DOUBT], 'batch', 'batches')} in doubt: --resend-in-doubt")
-        if done.batches[journal.FAILED]:
-            flags.append(f"{_count(done.batches[journal.FAILED], 'batch', 'batches')} failed: --retry-failed")
+        if done.batches[BatchState.IN_DOUBT]:
+            flags.append(f"{_count(done.batches[BatchState.IN_DOUBT], 'batch', 'batches')} in doubt: --resend-in-doubt")
+        if done.batches[BatchState.FAILED]:
+            flags.append(f"{_count(done.batches[BatchState.FAILED], 'batch', 'batches')} failed: --retry-failed")
         if flags:
             lines.append(
                 (d.id, f"digest {d.id}: nothing resumed without a flag ({'; '.join(flags)}; see `publisher status`)")
@@ -832,7 +833,7 @@ def list_subscribers(ctx: click.Context, everyone: bool) -> None:
         people = subscribers.listing(store, include_unsubscribed=everyone)
     for person in people:
         click.echo(f"{person.email}\t{person.state}" if everyone else person.email)
-    active = sum(person.state == subscribers.ACTIVE for person in people)
+    active = sum(person.state == SubscriberState.ACTIVE for person in people)
     counted = f"{active} active" + (f", {len(people) - active} unsubscribed" if everyone else "")
     _stderr(f"subscribers: {counted}", prefix="", level=logging.INFO)
 
@@ -958,7 +959,6 @@ def _redacted(value: Any) -> Any:
 
 
 def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
-    from publisher import subscribers
 
     if not shown.exists:
         yield f"store: {shown.store}, no store yet (`publisher run` creates it)"
@@ -970,7 +970,7 @@ def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
     yield line
     if shown.subscribers is not None:
         listed = shown.subscribers
-        active, gone = listed.get(subscribers.ACTIVE, 0), listed.get(subscribers.UNSUBSCRIBED, 0)
+        active, gone = listed.get(SubscriberState.ACTIVE, 0), listed.get(SubscriberState.UNSUBSCRIBED, 0)
         yield f"subscribers: {active} active, {gone} unsubscribed"
     if not shown.digests:
         yield "last digest: none yet"
@@ -979,11 +979,11 @@ def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
         noun = "article" if last.article_count == 1 else "articles"
         line = f"last digest: {last.id} {last.state}, {last.article_count} {noun}"
         line += f", created {last.created_at.isoformat()}"
-        if last.sent_at and last.state == "sent":
+        if last.sent_at and last.state == DigestState.SENT:
             line += f", sent {last.sent_at.isoformat()}"
         elif last.sent_at:
             line += f", last tried {last.sent_at.isoformat()}"
-        if last.state != "sent":
+        if last.state != DigestState.SENT:
             line += f", {last.attempts} attempts"
         yield line
         if last.last_error:
@@ -1006,14 +1006,13 @@ def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
 def _journal_lines(config: Config, shown: health.DigestStatus) -> list[str]:
     """A digest's batches by state and the recipients reached; each failed or in-doubt batch
     with its reason, and what the operator can do about it."""
-    from publisher import journal
     from publisher.config import LIST_OWNERS
 
     sent, done = shown.digest, shown.batches
     if not shown.total:
         return [f"digest {sent.id}: {sent.state}, no batches recorded"]
-    states = [journal.ACCEPTED, journal.FAILED, journal.IN_DOUBT, journal.PENDING]
-    states += [journal.SENDING] if done[journal.SENDING] else []
+    states = [BatchState.ACCEPTED, BatchState.FAILED, BatchState.IN_DOUBT, BatchState.PENDING]
+    states += [BatchState.SENDING] if done[BatchState.SENDING] else []
     counted = ", ".join(f"{done[state]} {state.replace('_', ' ')}" for state in states)
     if not shown.recipients and config.mailer.provider in LIST_OWNERS:
         reached = "recipients: the provider's own list"
@@ -1021,12 +1020,12 @@ def _journal_lines(config: Config, shown: health.DigestStatus) -> list[str]:
         reached = f"{shown.reached} of {_count(shown.recipients, 'recipient')} reached"
         reached += f" ({shown.refused} refused by {config.mailer.provider})" if shown.refused else ""
     lines = [f"digest {sent.id}: {sent.state}; batches: {counted}; {reached}"]
-    in_doubt = [b for b in shown.unfinished if b.state == journal.IN_DOUBT]
-    failed = [b for b in shown.unfinished if b.state == journal.FAILED]
+    in_doubt = [b for b in shown.unfinished if b.state == BatchState.IN_DOUBT]
+    failed = [b for b in shown.unfinished if b.state == BatchState.FAILED]
     for batch in failed + in_doubt:
         reason = batch.last_error or "no reason recorded"
         lines.append(f"  batch {batch.number} {batch.state.replace('_', ' ')}: {reason}")
-    if sent.state == journal.CLOSED:
+    if sent.state == DigestState.CLOSED:
         return lines  # the operator left it as it is
     if in_doubt:
         keys = ", ".join(b.key for b in in_doubt)
@@ -1036,7 +1035,7 @@ def _journal_lines(config: Config, shown: health.DigestStatus) -> list[str]:
         )
     if failed:
         lines.append("  to do: fix what made the batches fail, then run `publisher digest resume --retry-failed`")
-    if sent.state == journal.INCOMPLETE:
+    if sent.state == DigestState.INCOMPLETE:
         lines.append(f"  or, to leave it as it is, `publisher digest close {sent.id}`")
     return lines
 

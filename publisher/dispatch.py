@@ -33,10 +33,11 @@ from typing import Any
 from publisher import archive, clock, hold, journal, owner, subscribers
 from publisher.config import Config
 from publisher.delivery import Envelope, Mailer, Recipient
-from publisher.digest import Outgoing, create_next, outgoing, preview
+from publisher.digest import create_next, outgoing, preview
 from publisher.errors import DeliveryError, PublisherError
-from publisher.journal import ACCEPTED, FAILED, IN_DOUBT, PENDING, SENDING
+from publisher.message import Outgoing
 from publisher.pacing import Pace
+from publisher.states import BatchState, DigestState
 from publisher.store import Digest, Store
 
 # One record per batch outcome, carrying the digest id and the batch key as fields, so that
@@ -104,7 +105,7 @@ def send_digest(
     # a process on this host that is gone (killed mid-send): then its batches continue at once.
     lease = _lease(config, mailer)
     live = digest.claimed_at is not None and when < digest.claimed_at + lease and not owner.is_gone(digest.claimed_by)
-    if digest.state == SENDING and live:
+    if digest.state == DigestState.SENDING and live:
         return _busy(digest.id)
     if not store.claim_digest(digest, when, owner.me()):
         return _busy(digest.id)
@@ -114,8 +115,8 @@ def send_digest(
         # Whatever happened (even an error that is not a DeliveryError), the digest leaves
         # `sending`: its batches say what was done.
         current = store.digest(digest.id)
-        if current is not None and current.state == SENDING:
-            store.finish_digest(digest.id, PENDING, clock.now(), current.last_error)
+        if current is not None and current.state == DigestState.SENDING:
+            store.finish_digest(digest.id, DigestState.PENDING, clock.now(), current.last_error)
     return _archived(config, store, result)
 
 
@@ -205,8 +206,8 @@ def _send_batches(
         mailer.close()  # the sending threads' connections, kept from one batch to the next
     if any(o.state == BUSY for o in outcomes):
         return _busy(digest.id)
-    stop = next((o.detail for o in outcomes if o.state == PENDING), None)
-    accepted = [o.detail for o in outcomes if o.state == ACCEPTED]
+    stop = next((o.detail for o in outcomes if o.state == BatchState.PENDING), None)
+    accepted = [o.detail for o in outcomes if o.state == BatchState.ACCEPTED]
     return _finish(store, digest, stop, accepted[-1] if accepted else "")
 
 
@@ -246,7 +247,7 @@ class _Run:
             if not isinstance(ready, Envelope):
                 return ready
             outcome = self._send(batch, ready)
-            if outcome is not None and outcome.state in (PENDING, BUSY):
+            if outcome is not None and outcome.state in (BatchState.PENDING, BUSY):
                 self.stopped.set()  # before the turn ends: no batch waiting for it may start
             return outcome
 
@@ -254,10 +255,10 @@ class _Run:
         """The batch's envelope; or its outcome without a request (held in doubt); or None."""
         if self.stopped.is_set():
             return None
-        if batch.state == SENDING and not (self.mailer.idempotent or self.resend_in_doubt):
+        if batch.state == BatchState.SENDING and not (self.mailer.idempotent or self.resend_in_doubt):
             reason = f"interrupted while sending; {self.mailer.name} may have accepted it"
-            self._mark(batch.id, IN_DOUBT, error=reason)
-            return _Outcome(batch, IN_DOUBT, reason)
+            self._mark(batch.id, BatchState.IN_DOUBT, error=reason)
+            return _Outcome(batch, BatchState.IN_DOUBT, reason)
         # A batch tried before goes again exactly as planned: same key, same body, which is what
         # lets a provider recognise the repeat. One never tried leaves out who unsubscribed since.
         people = journal.recipients(self.store, batch.id, as_planned=batch.tried)
@@ -272,22 +273,22 @@ class _Run:
         if not self._claim(batch):
             return _Outcome(batch, BUSY, "being sent by another process")
         if self.mailer.batch_size and not envelope.recipients:  # an empty list, or all unsubscribed since
-            self._mark(batch.id, ACCEPTED, error="no recipients")
-            return _Outcome(batch, ACCEPTED, "no recipients")
+            self._mark(batch.id, BatchState.ACCEPTED, error="no recipients")
+            return _Outcome(batch, BatchState.ACCEPTED, "no recipients")
         try:
             receipt = self.mailer.send(envelope)
         except DeliveryError as exc:
             state, error = self._after_failure(exc, batch.attempts + 1)
             self._mark(batch.id, state, error=error)
             return _Outcome(batch, state, error)
-        self._mark(batch.id, ACCEPTED, provider_id=receipt.provider_id, rejected=receipt.rejected)
-        return _Outcome(batch, ACCEPTED, receipt.detail)
+        self._mark(batch.id, BatchState.ACCEPTED, provider_id=receipt.provider_id, rejected=receipt.rejected)
+        return _Outcome(batch, BatchState.ACCEPTED, receipt.detail)
 
     def _claim(self, batch: journal.Batch) -> bool:
         with self.writing:
             return journal.claim(self.store, batch, clock.now())
 
-    def _mark(self, batch_id: int, state: str, **details: Any) -> None:
+    def _mark(self, batch_id: int, state: BatchState, **details: Any) -> None:
         with self.writing:
             journal.mark(self.store, batch_id, state, clock.now(), **details)
 
@@ -301,15 +302,15 @@ class _Run:
         own = links.urls([token for _, token in people if token is not None])
         return tuple(Recipient(email, link) for (email, _), link in zip(people, own, strict=True))
 
-    def _after_failure(self, exc: DeliveryError, attempts: int) -> tuple[str, str]:
+    def _after_failure(self, exc: DeliveryError, attempts: int) -> tuple[BatchState, str]:
         """The batch's new state and error after ``attempts`` runs tried it."""
         if exc.maybe_delivered and not self.mailer.idempotent:
-            return IN_DOUBT, str(exc)  # the provider may have it; sending again could mail it twice
+            return BatchState.IN_DOUBT, str(exc)  # the provider may have it; sending again could mail it twice
         if not exc.retryable:
-            return FAILED, str(exc)
+            return BatchState.FAILED, str(exc)
         if attempts >= self.config.mailer.max_attempts:
-            return FAILED, f"gave up after {attempts} attempts: {exc}"
-        return PENDING, str(exc)
+            return BatchState.FAILED, f"gave up after {attempts} attempts: {exc}"
+        return BatchState.PENDING, str(exc)
 
 
 class _Turns:
@@ -352,30 +353,28 @@ def _finish(store: Store, digest: Digest, stop: str | None, last_detail: str) ->
     count = digest.article_count
     what = f"digest {digest.id}: {count} {'article' if count == 1 else 'articles'}"
     reached = f"{done.reached} {'recipient' if done.reached == 1 else 'recipients'}"
-    accepted = done.batches[ACCEPTED]
+    accepted = done.batches[BatchState.ACCEPTED]
     total = sum(done.batches.values())
     if not done.finished:
-        store.finish_digest(digest.id, PENDING, clock.now(), stop)
+        store.finish_digest(digest.id, DigestState.PENDING, clock.now(), stop)
         so_far = f" ({accepted} of {total} batches accepted so far)" if accepted else ""
         return SendResult(
             "pending", f"digest {digest.id}{so_far}: not sent, will retry on the next run: {stop}", digest.id
         )
     if accepted == total:
-        store.finish_digest(digest.id, "sent", clock.now())
+        store.finish_digest(digest.id, DigestState.SENT, clock.now())
         if total == 1 and last_detail:
             return SendResult("sent", f"{what}, {last_detail}", digest.id)
         return SendResult("sent", f"{what}, {_batches(total)} accepted, {reached}", digest.id)
     problems = []
-    if done.batches[FAILED]:
+    if failed := done.batches[BatchState.FAILED]:
+        problems.append(f"{_batches(failed)} failed (fix the cause, then `publisher digest resume --retry-failed`)")
+    if done.batches[BatchState.IN_DOUBT]:
         problems.append(
-            f"{_batches(done.batches[FAILED])} failed (fix the cause, then `publisher digest resume --retry-failed`)"
-        )
-    if done.batches[IN_DOUBT]:
-        problems.append(
-            f"{_batches(done.batches[IN_DOUBT])} in doubt (check the provider's log, then "
+            f"{_batches(done.batches[BatchState.IN_DOUBT])} in doubt (check the provider's log, then "
             "`publisher digest resume --resend-in-doubt`)"
         )
-    store.finish_digest(digest.id, "incomplete", clock.now(), "; ".join(done.errors) or None)
+    store.finish_digest(digest.id, DigestState.INCOMPLETE, clock.now(), "; ".join(done.errors) or None)
     return SendResult(
         "incomplete",
         f"{what}, {accepted} of {total} batches accepted ({reached}); {', '.join(problems)}: {'; '.join(done.errors)}",
@@ -389,15 +388,15 @@ def _batches(n: int) -> str:
 
 def _reopen(store: Store, resend_in_doubt: bool, retry_failed: bool, when: datetime) -> int:
     """Put in-doubt (or failed) batches of incomplete digests back to pending, as the operator asked."""
-    states = ((IN_DOUBT,) if resend_in_doubt else ()) + ((FAILED,) if retry_failed else ())
+    states = ((BatchState.IN_DOUBT,) if resend_in_doubt else ()) + ((BatchState.FAILED,) if retry_failed else ())
     if not states:
         return 0
     count = 0
     for digest in store.recent_digests(50):
-        if digest.state in ("incomplete", PENDING):
+        if digest.state in (DigestState.INCOMPLETE, DigestState.PENDING):
             reopened = journal.reopen(store, digest.id, states, when)
             if reopened:
-                store.finish_digest(digest.id, PENDING, when, digest.last_error)
+                store.finish_digest(digest.id, DigestState.PENDING, when, digest.last_error)
                 count += reopened
     return count
 

@@ -4,6 +4,8 @@
     ├── ConfigError                publisher.toml or the environment is wrong (exit 2)
     ├── IngestError                one source file cannot become an article (skipped, exit 1)
     ├── StoreError                 the database cannot be opened or migrated
+    │   └── StoreRefused           the database refused one statement (a value, a trigger): that data's problem
+    │       └── StoreConflict      a unique key or other constraint: someone else wrote it first
     ├── RenderError                a template failed to render the feed or the digest
     ├── FeedError                  the feeds could not be written (folder, disk); the digest still goes
     └── DeliveryError              the mailing endpoint did not accept a digest (kept pending)
@@ -43,6 +45,15 @@ class IngestError(PublisherError):
 
 class StoreError(PublisherError):
     """The store could not be reached, read or migrated."""
+
+
+class StoreRefused(StoreError):
+    """The database refused a statement (a constraint, a value, a trigger) rather than failing
+    as a whole (connection lost, locked): the problem of the data written, not of the store."""
+
+
+class StoreConflict(StoreRefused):
+    """A write broke a unique key or another constraint: often another process wrote the same first."""
 
 
 class RenderError(PublisherError):

@@ -24,11 +24,12 @@ from sqlalchemy.engine import make_url
 from publisher import hold, journal, subscribers, websub
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
+from publisher.states import BatchState, DigestState
 from publisher.store import Article, Digest, Store, safe_url
 
 FORMAT = 1  # of the --json object
 RECENT_DIGESTS = 5  # shown with their batches, besides every incomplete one
-STATES = (journal.ACCEPTED, journal.FAILED, journal.IN_DOUBT, journal.PENDING, journal.SENDING)
+STATES = (BatchState.ACCEPTED, BatchState.FAILED, BatchState.IN_DOUBT, BatchState.PENDING, BatchState.SENDING)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def _digest_json(d: DigestStatus, config: Config) -> dict[str, Any]:
         "state": digest.state,
         "articles": digest.article_count,
         "created_at": digest.created_at.isoformat(),
-        "sent_at": digest.sent_at.isoformat() if digest.sent_at and digest.state == "sent" else None,
+        "sent_at": digest.sent_at.isoformat() if digest.sent_at and digest.state == DigestState.SENT else None,
         "attempts": digest.attempts,
         "last_error": digest.last_error,
         "batches": {"total": d.total, **d.batches},
@@ -182,7 +183,7 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             next_digest=upcoming,
             hubs=websub.Backlog.load(store).hubs(),
             held_since=hold.held_since(store),
-            problems=[_problem(config, d) for d in states if d.digest.state == journal.INCOMPLETE],
+            problems=[_problem(config, d) for d in states if d.digest.state == DigestState.INCOMPLETE],
         )
     finally:
         store.close()
@@ -207,15 +208,15 @@ def digest_status(store: Store, digest: Digest) -> DigestStatus:
         recipients=sum(done.recipients.values()),
         reached=done.reached,
         refused=done.rejected,
-        unfinished=[b for b in planned if b.state in (journal.FAILED, journal.IN_DOUBT)],
+        unfinished=[b for b in planned if b.state in (BatchState.FAILED, BatchState.IN_DOUBT)],
     )
 
 
 def _problem(config: Config, d: DigestStatus) -> Problem:
     """One line: how much of the digest did not go out, and the commands that settle it."""
     digest_id = d.digest.id
-    failed = [b for b in d.unfinished if b.state == journal.FAILED]
-    in_doubt = [b for b in d.unfinished if b.state == journal.IN_DOUBT]
+    failed = [b for b in d.unfinished if b.state == BatchState.FAILED]
+    in_doubt = [b for b in d.unfinished if b.state == BatchState.IN_DOUBT]
     parts = []
     if failed:
         reason = _one_line(failed[0].last_error or "no reason recorded")

@@ -29,9 +29,12 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Integer, and_, func, insert, or_, select, text, update
 
 from publisher.schema import batch_recipients, batches, digests, subscribers
+from publisher.states import BatchState, DigestState, SubscriberState
 from publisher.store import Store
 
-PENDING, SENDING, ACCEPTED, FAILED, IN_DOUBT = "pending", "sending", "accepted", "failed", "in_doubt"
+# The batch states by their short names, as callers have long used them.
+PENDING, SENDING, ACCEPTED = BatchState.PENDING, BatchState.SENDING, BatchState.ACCEPTED
+FAILED, IN_DOUBT = BatchState.FAILED, BatchState.IN_DOUBT
 FINISHED = (ACCEPTED, FAILED, IN_DOUBT)
 
 
@@ -41,12 +44,15 @@ class Batch:
     digest_id: str
     number: int
     key: str
-    state: str
+    state: BatchState
     recipient_count: int
     attempts: int
     last_error: str | None
     provider_id: str | None
     updated_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", BatchState(self.state))  # read back as the plain string stored
 
     @property
     def tried(self) -> bool:
@@ -108,7 +114,7 @@ def plan_subscribers(store: Store, digest_id: str, size: int, now: datetime) -> 
         if conn.dialect.name == "postgresql":
             conn.execute(text("LOCK TABLE subscribers IN SHARE MODE"))
         first = _insert_batch(conn, digest_id, 1, 0, now)
-        active = subscribers.c.state == "active"
+        active = subscribers.c.state == SubscriberState.ACTIVE
         total = int(conn.execute(select(func.count()).select_from(subscribers).where(active)).scalar_one())
         counts = [min(size, total - start) for start in range(0, total, size)] or [0]
         conn.execute(update(batches).where(batches.c.id == first).values(recipient_count=counts[0]))
@@ -169,7 +175,9 @@ def recipients(store: Store, batch_id: int, *, as_planned: bool = False) -> list
         .order_by(batch_recipients.c.id)
     )
     if not as_planned:
-        query = query.where(or_(batch_recipients.c.subscriber_id.is_(None), subscribers.c.state == "active"))
+        query = query.where(
+            or_(batch_recipients.c.subscriber_id.is_(None), subscribers.c.state == SubscriberState.ACTIVE)
+        )
     with store.transaction() as conn:
         return [Planned(email, token) for email, token in conn.execute(query).all()]
 
@@ -194,7 +202,7 @@ def claim(store: Store, batch: Batch, now: datetime) -> bool:
 def mark(
     store: Store,
     batch_id: int,
-    state: str,
+    state: BatchState,
     now: datetime,
     *,
     error: str | None = None,
@@ -215,7 +223,7 @@ def mark(
             )
 
 
-def reopen(store: Store, digest_id: str, states: tuple[str, ...], now: datetime) -> int:
+def reopen(store: Store, digest_id: str, states: tuple[BatchState, ...], now: datetime) -> int:
     """Put batches in ``states`` back to pending with a fresh count of attempts (the operator's
     --resend-in-doubt / --retry-failed)."""
     with store.transaction() as conn:
@@ -262,13 +270,14 @@ def summary(store: Store, digest_id: str) -> Summary:
     return Summary(batches=by_state, recipients=people, rejected=int(rejected), errors=errors)
 
 
-INCOMPLETE, CLOSED = "incomplete", "closed"  # digest states: needs the operator; the operator closed it
-
-
 def incomplete_digests(store: Store) -> list[str]:
     """The ids of every digest that needs the operator (failed or in-doubt batches), oldest first."""
     with store.transaction() as conn:
-        query = select(digests.c.id).where(digests.c.state == INCOMPLETE).order_by(digests.c.created_at, digests.c.id)
+        query = (
+            select(digests.c.id)
+            .where(digests.c.state == DigestState.INCOMPLETE)
+            .order_by(digests.c.created_at, digests.c.id)
+        )
         return [str(row) for row in conn.execute(query).scalars()]
 
 
@@ -278,6 +287,8 @@ def close(store: Store, digest_id: str) -> bool:
     states, so ``status`` still shows who was not reached. False if it was not incomplete."""
     with store.transaction() as conn:
         changed = conn.execute(
-            update(digests).where(digests.c.id == digest_id, digests.c.state == INCOMPLETE).values(state=CLOSED)
+            update(digests)
+            .where(digests.c.id == digest_id, digests.c.state == DigestState.INCOMPLETE)
+            .values(state=DigestState.CLOSED)
         )
         return int(changed.rowcount) == 1

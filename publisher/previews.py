@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from publisher.config import Config
-from publisher.digest import Outgoing, outgoing
+from publisher.digest import outgoing
 from publisher.errors import PublisherError
 from publisher.files import write_atomic
+from publisher.message import Outgoing
 from publisher.store import Store
 
 

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from publisher import logs
 from publisher.dispatch import BatchReport
-from publisher.journal import ACCEPTED
+from publisher.states import BatchState
 
 ROWS_PER_LINE = 1000  # an import logs one line per this many rows when stderr is not a terminal
 log = logging.getLogger("publisher.progress")
@@ -32,7 +32,7 @@ def batch_line(report: BatchReport) -> str:
     people = f"{report.recipients} {'recipient' if report.recipients == 1 else 'recipients'}"
     state = report.state.replace("_", " ")
     line = f"digest {report.digest_id}: batch {report.number}/{report.total} ({people}) {state}"
-    return line if report.state == ACCEPTED or not report.detail else f"{line}: {report.detail}"
+    return line if report.state == BatchState.ACCEPTED or not report.detail else f"{line}: {report.detail}"
 
 
 class Display:
@@ -70,7 +70,7 @@ class Display:
         # Batches go in order, so the batch's number is how far the digest has got, also when
         # a resumed send skips the batches accepted earlier.
         bar = self._show(f"digest {report.digest_id}", report.number, report.total, "batches")
-        if report.state != ACCEPTED:
+        if report.state != BatchState.ACCEPTED:
             bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def rows(self, label: str) -> Callable[[int, int], None]:

@@ -90,6 +90,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from publisher import clock, logs, subscribers
 from publisher.config import Config, FeedConfig
 from publisher.errors import PublisherError, StoreError
+from publisher.states import SubscriberState
 from publisher.store import Store
 
 ATOM = "application/atom+xml; charset=utf-8"
@@ -418,7 +419,7 @@ class Unsubscribe:
         if request.method == "POST":
             state = "done"
         else:
-            state = "already" if person.state == subscribers.UNSUBSCRIBED else "confirm"
+            state = "already" if person.state == SubscriberState.UNSUBSCRIBED else "confirm"
         # Only a query: the form posts back to this very URL, whatever path a proxy forwarded.
         action = "?" + urlencode({"s": token, "t": sig})
         return self._page(200, state, address=_mask(person.email), action=action)

@@ -2,7 +2,8 @@
 
 Every method runs in its own transaction, so what it changed is committed when it returns:
 callers mark a step done only after the step happened. Database errors are translated into
-:class:`StoreError` here and nowhere else.
+:class:`StoreError` here and nowhere else: a broken constraint into :class:`StoreConflict`,
+another refused statement into :class:`StoreRefused`, so no caller needs to know SQLAlchemy's.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateColumn
 
 from publisher import clock
-from publisher.errors import StoreError
+from publisher.errors import StoreConflict, StoreError, StoreRefused
 from publisher.schema import (
     AdvisoryLock,
     article_changes,
@@ -58,6 +59,7 @@ from publisher.schema import (
     sources,
     subscribers,
 )
+from publisher.states import DigestState, SaveStatus
 
 
 def _v2_removed_at(conn: Connection) -> None:
@@ -174,7 +176,7 @@ class Digest:
     created_at: datetime
     subject: str
     message: bytes
-    state: str
+    state: DigestState
     attempts: int
     last_error: str | None
     provider_id: str | None
@@ -182,6 +184,9 @@ class Digest:
     claimed_by: str | None
     sent_at: datetime | None
     article_count: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", DigestState(self.state))  # read back as the plain string stored
 
 
 @dataclass(frozen=True)
@@ -251,8 +256,6 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except IntegrityError:
-            raise
         except SQLAlchemyError as exc:
             first_line = str(exc).splitlines()[0]
             if "database is locked" in first_line:  # SQLite's busy_timeout ran out
@@ -260,7 +263,12 @@ class Store:
                     f"store {safe_url(self.url)}: another run holds the store (waited {BUSY_SECONDS} s); "
                     "this run stopped here, the next one carries on"
                 ) from exc
-            raise StoreError(f"store {safe_url(self.url)}: {first_line}") from exc
+            message = f"store {safe_url(self.url)}: {first_line}"
+            if isinstance(exc, IntegrityError):
+                raise StoreConflict(message) from exc
+            if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError):
+                raise StoreRefused(message) from exc  # one statement refused, not the database gone
+            raise StoreError(message) from exc
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -307,14 +315,14 @@ class Store:
             with self._tx() as conn:
                 conn.execute(insert(settings), {"name": name, "value": value})
             return value
-        except IntegrityError:
+        except StoreConflict:
             kept = self.setting(name)
             assert kept is not None
             return kept
 
     # -- articles ---------------------------------------------------------------------------
 
-    def save_article(self, new: NewArticle, now: datetime) -> str:
+    def save_article(self, new: NewArticle, now: datetime) -> SaveStatus:
         """Insert or update the article for ``new.key``; returns new, updated or unchanged.
 
         The raw bytes of each distinct version are kept. An updated article keeps its id,
@@ -325,7 +333,7 @@ class Store:
             _lock_articles(conn)
             return _save_one(conn, new, now, None)
 
-    def save_articles(self, batch: Sequence[NewArticle], now: datetime) -> list[str]:
+    def save_articles(self, batch: Sequence[NewArticle], now: datetime) -> list[SaveStatus]:
         """:meth:`save_article` for each of ``batch`` (distinct keys), all in one transaction.
 
         All are stored or, when this raises, none: the caller may then save them one by one.
@@ -341,7 +349,7 @@ class Store:
             }
             wanted = {new.slug for new in batch if new.key not in rows}
             taken = set(conn.execute(select(articles.c.slug).where(articles.c.slug.in_(wanted))).scalars())
-            statuses: dict[str, str] = {}
+            statuses: dict[str, SaveStatus] = {}
             fresh: list[dict[str, Any]] = []
             for new in batch:
                 if new.key in rows:
@@ -362,7 +370,7 @@ class Store:
                         {"article_id": article_id, "content_hash": new.content_hash, "raw": new.raw, "ingested_at": now}
                     )
                     stats.append((article_id, new.source_path, new.source_size, new.source_mtime_ns))
-                    statuses[new.key] = "new"
+                    statuses[new.key] = SaveStatus.NEW
                 conn.execute(insert(sources), versions)
                 _put_stats(conn, stats)
             return [statuses[key] for key in keys]
@@ -452,7 +460,7 @@ class Store:
                         "created_at": created_at,
                         "subject": subject,
                         "message": message,
-                        "state": "pending",
+                        "state": DigestState.PENDING,
                         "attempts": 0,
                     },
                 )
@@ -461,7 +469,7 @@ class Store:
                         insert(digest_articles),
                         [{"digest_id": digest_id, "article_id": a, "position": i} for i, a in enumerate(article_ids)],
                     )
-        except IntegrityError:
+        except StoreConflict:  # another process claimed one of the articles
             return False
         return True
 
@@ -471,7 +479,7 @@ class Store:
             row = (
                 conn.execute(
                     _digest_query()
-                    .where(digests.c.state.in_(("pending", "sending")))
+                    .where(digests.c.state.in_((DigestState.PENDING, DigestState.SENDING)))
                     .order_by(digests.c.created_at, digests.c.id)
                     .limit(1)
                 )
@@ -512,15 +520,15 @@ class Store:
                     digests.c.state == digest.state,
                     digests.c.attempts == digest.attempts,
                 )
-                .values(state="sending", attempts=digests.c.attempts + 1, claimed_at=now, claimed_by=owner)
+                .values(state=DigestState.SENDING, attempts=digests.c.attempts + 1, claimed_at=now, claimed_by=owner)
             )
             return result.rowcount == 1
 
-    def finish_digest(self, digest_id: str, state: str, now: datetime, error: str | None = None) -> None:
+    def finish_digest(self, digest_id: str, state: DigestState, now: datetime, error: str | None = None) -> None:
         """Record where a send left the digest: sent, incomplete (some batches failed or in
         doubt), or pending (to be continued on the next run)."""
         values: dict[str, Any] = {"state": state, "last_error": error[:2000] if error else None}
-        if state in ("sent", "incomplete"):
+        if state in (DigestState.SENT, DigestState.INCOMPLETE):
             values["sent_at"] = now
         with self._tx() as conn:
             conn.execute(update(digests).where(digests.c.id == digest_id).values(**values))
@@ -574,7 +582,9 @@ def _digest_query() -> Any:
     )
 
 
-def _save_one(conn: Connection, new: NewArticle, now: datetime, row: Any, reserved: set[str] | None = None) -> str:
+def _save_one(
+    conn: Connection, new: NewArticle, now: datetime, row: Any, reserved: set[str] | None = None
+) -> SaveStatus:
     """save_article's work inside ``conn``; ``row`` is the stored article, if already read.
 
     ``reserved``: slugs given to articles of the same batch not inserted yet; a slug given
@@ -583,14 +593,14 @@ def _save_one(conn: Connection, new: NewArticle, now: datetime, row: Any, reserv
     if row is None:
         row = conn.execute(select(articles).where(articles.c.key == new.key)).mappings().first()
     if row is not None and row["content_hash"] == new.content_hash:
-        return "unchanged"  # a removed article stays removed while its file is unchanged
+        return SaveStatus.UNCHANGED  # a removed article stays removed while its file is unchanged
     values = _article_values(new, now)
     if row is None:
         values |= _first_values(new, _free_slug(conn, new.slug), now)
         inserted = conn.execute(insert(articles).values(**values)).inserted_primary_key
         assert inserted is not None
         article_id = inserted[0]
-        status = "new"
+        status = SaveStatus.NEW
     else:
         article_id = row["id"]
         # A draft without a date of its own is dated when it is published, as a new article is.
@@ -601,7 +611,7 @@ def _save_one(conn: Connection, new: NewArticle, now: datetime, row: Any, reserv
             if reserved is not None:
                 reserved.add(values["slug"])
         conn.execute(update(articles).where(articles.c.id == article_id).values(**values))
-        status = "updated"
+        status = SaveStatus.UPDATED
     _put_stats(conn, [(article_id, new.source_path, new.source_size, new.source_mtime_ns)])
     known = conn.execute(
         select(sources.c.id).where(sources.c.article_id == article_id, sources.c.content_hash == new.content_hash)

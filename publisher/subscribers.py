@@ -32,9 +32,10 @@ from sqlalchemy import func, insert, select, update
 from publisher.config import Config
 from publisher.errors import ConfigError
 from publisher.schema import subscribers
+from publisher.states import SubscriberState
 from publisher.store import Store
 
-ACTIVE, UNSUBSCRIBED = "active", "unsubscribed"
+ACTIVE, UNSUBSCRIBED = SubscriberState.ACTIVE, SubscriberState.UNSUBSCRIBED  # by their short names
 
 
 @dataclass(frozen=True)

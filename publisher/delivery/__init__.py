@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from publisher.config import Config
-from publisher.digest import Outgoing
+from publisher.message import Outgoing
 
 
 class Recipient(NamedTuple):

@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from markupsafe import escape
 
 from publisher.delivery import Envelope, Recipient
-from publisher.digest import POLICY, Outgoing
+from publisher.message import POLICY, Outgoing
 
 _REPLACED = ("To", "Message-ID", "List-Unsubscribe")
 

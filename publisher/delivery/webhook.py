@@ -12,7 +12,7 @@ from publisher import http
 from publisher.config import Config
 from publisher.delivery import Envelope, Receipt
 from publisher.delivery.base import HttpMailer, json_field
-from publisher.digest import UNSUBSCRIBE_PLACEHOLDER
+from publisher.message import UNSUBSCRIBE_PLACEHOLDER
 
 
 def build(config: Config) -> WebhookMailer:

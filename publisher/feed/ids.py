@@ -24,9 +24,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 from lxml import etree
 from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from publisher.config import SiteConfig
+from publisher.errors import StoreConflict
 from publisher.schema import article_changes, articles, feed_ids, settings
 from publisher.store import FEED_IDS_LEGACY_BEFORE, Store
 
@@ -85,12 +85,12 @@ def remember(store: Store, site: SiteConfig, feeds_dir: Path) -> int:
         try:
             with store.transaction() as conn:
                 conn.execute(insert(feed_ids), rows[start : start + _CHUNK])
-        except IntegrityError:  # another rebuild remembered some meanwhile: theirs stay
+        except StoreConflict:  # another rebuild remembered some meanwhile: theirs stay
             for row in rows[start : start + _CHUNK]:
                 try:
                     with store.transaction() as conn:
                         conn.execute(insert(feed_ids), row)
-                except IntegrityError:
+                except StoreConflict:
                     continue
     _done(store, upto)
     return len(rows)

@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, false, func, insert, literal, or_, select, text, update
-from sqlalchemy.exc import IntegrityError
 
 from publisher import clock
+from publisher.errors import StoreConflict
 from publisher.feed import tags
 from publisher.feed.model import clean_tags
 from publisher.schema import AdvisoryLock, article_changes, article_tags, articles, feed_builds, feed_content, settings
@@ -270,7 +270,7 @@ def save_contents(store: Store, prepared: dict[int, Prepared]) -> None:
                     for i in chunk
                 ]
                 conn.execute(insert(feed_content), rows)
-    except IntegrityError:
+    except StoreConflict:
         pass
 
 
@@ -287,7 +287,7 @@ def save_build(store: Store, folder: str, seen: int | None, state: dict[str, Any
     try:
         if _saved(store, folder, seen, data):
             return True
-    except IntegrityError:  # another rebuild saved the folder's first state meanwhile
+    except StoreConflict:  # another rebuild saved the folder's first state meanwhile
         pass
     forget_build(store, folder)
     return False
@@ -297,7 +297,7 @@ def _saved(store: Store, folder: str, seen: int | None, data: str) -> bool:
     # A write first, no read before it: on SQLite a read would pin a snapshot that another
     # writer could make stale, and the write would then fail instead of waiting its turn.
     with store.transaction() as conn:
-        if seen is None:  # the folder's first record; raises IntegrityError if one was saved meanwhile
+        if seen is None:  # the folder's first record; raises StoreConflict if one was saved meanwhile
             conn.execute(insert(feed_builds), {"dir": folder, "serial": 1, "state": data})
             return True
         saved = conn.execute(

@@ -28,12 +28,12 @@ from stat import S_ISREG
 from zoneinfo import ZoneInfo
 
 from slugify import slugify
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from publisher.config import ARTICLE_MAX_BYTES
-from publisher.errors import IngestError, StoreError
+from publisher.errors import IngestError, StoreRefused
 from publisher.ingest.formats import SUFFIXES, Draft, read
 from publisher.ingest.walk import Source, source_files
+from publisher.states import SaveStatus
 from publisher.store import NewArticle, SourceState, Store
 
 SUMMARY_CHARS = 280
@@ -108,31 +108,22 @@ def ingest(
 
 def _save(store: Store, batch: list[NewArticle], now: datetime, result: IngestResult) -> None:
     """Save ``batch`` in one transaction; if the store refuses it, article by article."""
+    statuses: list[SaveStatus | None]  # None: this article failed
     try:
-        statuses = store.save_articles(batch, now)
-    except (IntegrityError, StoreError) as exc:
-        if not _refused(exc):
-            raise
+        statuses = list(store.save_articles(batch, now))
+    except StoreRefused:  # one article's problem: the others go in one by one
         statuses = []
         for article in batch:
             try:
                 statuses.append(store.save_article(article, now))
-            except (IntegrityError, StoreError) as exc:
-                if not _refused(exc):
-                    raise
+            except StoreRefused as exc:
                 reason = str(exc).splitlines()[0]
                 result.errors.append(IngestError(article.source_path, f"cannot store the article: {reason}"))
-                statuses.append("failed")
+                statuses.append(None)
+    saved = {SaveStatus.NEW: result.new, SaveStatus.UPDATED: result.updated, SaveStatus.UNCHANGED: result.unchanged}
     for article, status in zip(batch, statuses, strict=True):
-        if status != "failed":
-            getattr(result, status).append(article.key)
-
-
-def _refused(exc: Exception) -> bool:
-    """The database refused a statement (a constraint, a value, a trigger), rather than failing
-    as a whole (connection lost, locked): only the first is one article's problem."""
-    cause = exc if isinstance(exc, IntegrityError) else exc.__cause__
-    return isinstance(cause, DBAPIError) and not isinstance(cause, OperationalError)
+        if status is not None:
+            saved[status].append(article.key)
 
 
 def _changed_article(

@@ -1,0 +1,40 @@
+"""The named states of what the store keeps: each is stored as its value, so naming them
+changed no data.
+
+    DigestState       a digest: pending --claim--> sending --> sent | incomplete --operator--> closed
+                      (sending back to pending when a run stops with batches still to send)
+    BatchState        one request of a digest: see publisher.journal
+    SubscriberState   a local subscriber: active or unsubscribed
+    SaveStatus        what saving a source file did to its article
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DigestState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    INCOMPLETE = "incomplete"  # some batches failed or are in doubt: needs the operator
+    CLOSED = "closed"  # the operator said an incomplete digest is done with
+
+
+class BatchState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+
+
+class SubscriberState(StrEnum):
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class SaveStatus(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
