@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from publisher.feed.model import own_date
 from publisher.ingest import ingest
 from publisher.store import Store
 
@@ -50,6 +51,15 @@ def test_front_matter_metadata_is_stored(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.parametrize("key", ["modified", "lastmod", "updated"])
+def test_front_matter_modified_date_is_the_feed_entrys_updated(tmp_path: Path, key: str) -> None:
+    store, failed = _ingest(tmp_path, f"date: 2024-03-01\n{key}: 2024-05-02T10:30:00+02:00\n")
+    assert failed == []
+    (article,) = store.newest_articles()
+    assert article.meta == {"modified": "2024-05-02T08:30:00+00:00"}
+    assert own_date(article) == datetime(2024, 5, 2, 8, 30, tzinfo=UTC)
+
+
 def test_article_without_metadata_has_an_empty_mapping(tmp_path: Path) -> None:
     store, failed = _ingest(tmp_path, "")
     assert failed == []
@@ -62,6 +72,7 @@ def test_article_without_metadata_has_an_empty_mapping(tmp_path: Path) -> None:
         ("image: 'javascript:alert(1)'\n", "image must be an http(s) URL"),
         ("lang: 'english please'\n", "lang must be a language tag"),
         ("dir: up\n", "dir must be ltr or rtl"),
+        ("modified: soon\n", "modified is not a date"),
         ("audio: {length: 3}\n", "audio needs a url"),
         ("audio: {url: /a.mp3, length: many}\n", "audio length must be a number of bytes"),
     ],

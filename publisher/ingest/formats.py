@@ -156,7 +156,7 @@ def _read_md(text: str, tz: ZoneInfo) -> Draft:
         slug=_meta_str(meta, "slug"),
         tags=_meta_tags(meta),
         draft=_meta_flag(meta, "draft"),
-        meta=_article_meta(meta),
+        meta=_article_meta(meta, tz),
     )
 
 
@@ -285,10 +285,16 @@ def _meta_str(meta: dict[str, Any], key: str) -> str | None:
     return _plain(str(value)) or None
 
 
-def _article_meta(meta: dict[str, Any]) -> ArticleMeta:
+def _article_meta(meta: dict[str, Any], tz: ZoneInfo) -> ArticleMeta:
     """Front matter's lang, dir, image (a URL, or url + alt), audio (a URL, or url, type,
-    length, duration) and canonical, checked: a URL must be http(s) or a path on the site."""
+    length, duration), canonical and modified (or Hugo's lastmod, Jekyll's updated), checked:
+    a URL must be http(s) or a path on the site, a date a date."""
     found = ArticleMeta()
+    for key in ("modified", "lastmod", "updated"):
+        changed = _meta_date(meta, key, tz)
+        if changed is not None:
+            found["modified"] = changed.astimezone(UTC).isoformat()
+            break
     language = _meta_str(meta, "lang") or _meta_str(meta, "language")
     if language:
         if not _LANGUAGE.fullmatch(language):
