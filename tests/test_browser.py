@@ -20,6 +20,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,6 +162,35 @@ def email_html(project: Project, endpoint: Endpoint) -> str:
     return digest.render(config, digest.next_articles(config, store, NOW), digest_id="x", now=NOW).html
 
 
+def layout_and_shot(
+    frame_page: str, email_html: str, tmp_path: Path, name: str, width: int, scheme: str
+) -> tuple[dict[str, Any], Path]:
+    """The email in ``frame_page`` (a FRAME whose script reports the layout in its title):
+    first the layout, measured in an iframe as tall as the window; then a screenshot of it
+    all, ``NAME-WIDTH-SCHEME.png`` (copied to DIGEST_SHOTS_DIR when that is set)."""
+    preference = f"--blink-settings=preferredColorScheme={0 if scheme == 'dark' else 1}"
+    frame = tmp_path / f"frame-{name}.html"
+    frame.write_text(frame_page.format(width=width, height=800, email=html.escape(email_html)), encoding="utf-8")
+    dom = _browse(frame.as_uri(), tmp_path / "profile-dom", preference, f"--window-size={width},800", "--dump-dom")
+    title = re.search(r"<title>(.*)</title>", dom.stdout)
+    assert title, f"Chromium reported no layout: {dom.stderr[-2000:]}"
+    layout: dict[str, Any] = json.loads(html.unescape(title.group(1)))
+    frame.write_text(
+        frame_page.format(width=width, height=layout["height"], email=html.escape(email_html)), encoding="utf-8"
+    )
+    shot = tmp_path / f"{name}-{width}-{scheme}.png"
+    _browse(
+        frame.as_uri(),
+        tmp_path / "profile-shot",
+        preference,
+        f"--window-size={width},{layout['height']}",
+        f"--screenshot={shot}",
+    )
+    if os.environ.get("DIGEST_SHOTS_DIR"):
+        shutil.copy(shot, Path(os.environ["DIGEST_SHOTS_DIR"]))
+    return layout, shot
+
+
 def _png_size(path: Path) -> tuple[int, int]:
     width, height = struct.unpack(">II", path.read_bytes()[16:24])
     return width, height
@@ -171,28 +201,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_the_digest_fits_a_phone_and_a_desktop_light_and_dark(
     email_html: str, tmp_path: Path, width: int, scheme: str
 ) -> None:
-    preference = f"--blink-settings=preferredColorScheme={0 if scheme == 'dark' else 1}"
-    frame = tmp_path / "frame.html"
-
-    # First the layout, measured in an iframe as tall as the window; then a screenshot of it all.
-    frame.write_text(FRAME.format(width=width, height=800, email=html.escape(email_html)), encoding="utf-8")
-    dom = _browse(frame.as_uri(), tmp_path / "profile-dom", preference, f"--window-size={width},800", "--dump-dom")
-    title = re.search(r"<title>(.*)</title>", dom.stdout)
-    assert title, f"Chromium reported no layout: {dom.stderr[-2000:]}"
-    layout = json.loads(html.unescape(title.group(1)))
-    frame.write_text(
-        FRAME.format(width=width, height=layout["height"], email=html.escape(email_html)), encoding="utf-8"
-    )
-    shot = tmp_path / f"digest-{width}-{scheme}.png"
-    _browse(
-        frame.as_uri(),
-        tmp_path / "profile-shot",
-        preference,
-        f"--window-size={width},{layout['height']}",
-        f"--screenshot={shot}",
-    )
-    if os.environ.get("DIGEST_SHOTS_DIR"):
-        shutil.copy(shot, Path(os.environ["DIGEST_SHOTS_DIR"]))
+    layout, shot = layout_and_shot(FRAME, email_html, tmp_path, "digest", width, scheme)
 
     assert layout["clientWidth"] == width
     assert layout["scrollWidth"] <= width, f"the email is {layout['scrollWidth']} px wide in {width} px: see {shot}"

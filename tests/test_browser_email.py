@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import email
 import email.policy
-import html
-import json
-import os
-import re
-import shutil
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import Project
 from tests.email_kinds import make
-from tests.test_browser import _browse, _png_size
+from tests.test_browser import _png_size, layout_and_shot
 
 # The email in an iframe exactly as wide as the window; the script reports its layout.
 FRAME = """<!DOCTYPE html>
@@ -63,27 +59,10 @@ def _html(raw: bytes) -> str:
     return str(part.get_content())
 
 
-def _layout_and_shot(email_html: str, tmp_path: Path, name: str, width: int, scheme: str) -> tuple[dict, Path]:  # type: ignore[type-arg]
-    preference = f"--blink-settings=preferredColorScheme={0 if scheme == 'dark' else 1}"
-    frame = tmp_path / f"frame-{name}.html"
-    frame.write_text(FRAME.format(width=width, height=800, email=html.escape(email_html)), encoding="utf-8")
-    dom = _browse(frame.as_uri(), tmp_path / "profile-dom", preference, f"--window-size={width},800", "--dump-dom")
-    title = re.search(r"<title>(.*)</title>", dom.stdout)
-    assert title, f"Chromium reported no layout: {dom.stderr[-2000:]}"
-    layout = json.loads(html.unescape(title.group(1)))
-    frame.write_text(
-        FRAME.format(width=width, height=layout["height"], email=html.escape(email_html)), encoding="utf-8"
-    )
-    shot = tmp_path / f"{name}-{width}-{scheme}.png"
-    _browse(
-        frame.as_uri(),
-        tmp_path / "profile-shot",
-        preference,
-        f"--window-size={width},{layout['height']}",
-        f"--screenshot={shot}",
-    )
-    if os.environ.get("DIGEST_SHOTS_DIR"):
-        shutil.copy(shot, Path(os.environ["DIGEST_SHOTS_DIR"]))
+def _layout_and_shot(
+    email_html: str, tmp_path: Path, name: str, width: int, scheme: str
+) -> tuple[dict[str, Any], Path]:
+    layout, shot = layout_and_shot(FRAME, email_html, tmp_path, name, width, scheme)
     assert _png_size(shot) == (width, layout["height"]), shot
     assert shot.stat().st_size > 10_000, f"no real screenshot at {shot}"
     return layout, shot
