@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -101,6 +102,23 @@ class Project:
 
     def outbox_files(self) -> list[Path]:
         return sorted(self.outbox.glob("*.eml")) if self.outbox.exists() else []
+
+
+def run_publisher(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``python -m publisher ARGS`` in ``cwd``, as a user types it: this environment less the
+    variables in ``unset``, plus ``env``."""
+    base = {key: value for key, value in os.environ.items() if key not in unset}
+    return subprocess.run(
+        [sys.executable, "-m", "publisher", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=base | (env or {}),
+        timeout=120,
+        check=False,
+    )
 
 
 def markdown_article(title: str, date: str, tags: list[str] | None = None, body: str = "") -> str:

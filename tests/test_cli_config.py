@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import tomli_w
 
-from tests.conftest import Project
+from tests.conftest import Project, run_publisher
 
 UNSET = ("PUBLISHER_CONFIG", "PUBLISHER_MAILER_KEY", "PUBLISHER_LOG_FORMAT")
 
 
 def publisher(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m publisher ARGS`` in ``cwd``, in an environment without publisher's variables but ``env``."""
-    base = {key: value for key, value in os.environ.items() if key not in UNSET}
-    return subprocess.run(
-        [sys.executable, "-m", "publisher", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=base | (env or {}),
-        timeout=120,
-        check=False,
-    )
+    return run_publisher(*args, cwd=cwd, env=env, unset=UNSET)
 
 
 # -- where the config is --------------------------------------------------------------------------

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import re
 import subprocess
-import sys
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -17,20 +15,12 @@ import feedparser
 from publisher import config as config_module
 from publisher.config import KEYS, PROVIDERS
 from publisher.scaffold import skeleton
-from tests.conftest import REPO
+from tests.conftest import REPO, run_publisher
 
 
 def publisher(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m publisher ARGS`` in ``cwd``, as a user types it."""
-    return subprocess.run(
-        [sys.executable, "-m", "publisher", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-        check=False,
-    )
+    return run_publisher(*args, cwd=cwd, env=env)
 
 
 def next_commands(stdout: str) -> list[str]:

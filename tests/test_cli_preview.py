@@ -5,28 +5,18 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE_TITLE, Project
+from tests.conftest import SAMPLE_TITLE, Project, run_publisher
 
 
 def publisher(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key != "PUBLISHER_CONFIG"}
-    return subprocess.run(
-        [sys.executable, "-m", "publisher", *args],
-        capture_output=True,
-        text=True,
-        cwd=project.root,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    """``python -m publisher ARGS`` in the project's folder (the program's clock comes with the environment)."""
+    return run_publisher(*args, cwd=project.root, unset=("PUBLISHER_CONFIG",))
 
 
 def sent_id(project: Project) -> str:

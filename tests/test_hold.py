@@ -5,9 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 import subprocess
-import sys
 from contextlib import closing
 from datetime import datetime
 
@@ -15,21 +13,12 @@ import feedparser
 import pytest
 
 from publisher import clock, scheduler
-from tests.conftest import SAMPLE_TITLE, Project, markdown_article
+from tests.conftest import SAMPLE_TITLE, Project, markdown_article, run_publisher
 
 
 def publisher(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m publisher ARGS`` in the project's folder (the program's clock comes with the environment)."""
-    env = {key: value for key, value in os.environ.items() if key != "PUBLISHER_CONFIG"}
-    return subprocess.run(
-        [sys.executable, "-m", "publisher", *args],
-        capture_output=True,
-        text=True,
-        cwd=project.root,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_publisher(*args, cwd=project.root, unset=("PUBLISHER_CONFIG",))
 
 
 def subjects(project: Project) -> list[str]:
