@@ -313,8 +313,8 @@ def _article_meta(meta: dict[str, Any], tz: ZoneInfo) -> ArticleMeta:
             found["image_alt"] = alt
     elif image is not None:
         found["image"] = _meta_url(meta, "image", "image") or ""
-    if _meta_str(meta, "image_alt"):
-        found["image_alt"] = _meta_str(meta, "image_alt") or ""
+    if image_alt := _meta_str(meta, "image_alt"):
+        found["image_alt"] = image_alt
     if not found.get("image"):
         found.pop("image", None)
     for key in ("audio", "enclosure"):
