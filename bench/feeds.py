@@ -29,8 +29,8 @@ from publisher import config as config_module
 from publisher.config import Config
 from publisher.feed import MAIN, ids, index, write_feeds
 from publisher.feed.model import Entry, entry
-from publisher.schema import articles
 from publisher.store import NewArticle, Store
+from publisher.store.schema import articles
 
 REPO = Path(__file__).resolve().parent.parent
 START = datetime(2000, 1, 1, tzinfo=UTC)

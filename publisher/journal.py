@@ -28,9 +28,9 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, Integer, and_, func, insert, or_, select, text, update
 
-from publisher.schema import batch_recipients, batches, digests, subscribers
 from publisher.states import BatchState, DigestState, SubscriberState
 from publisher.store import Store
+from publisher.store.schema import batch_recipients, batches, digests, subscribers
 
 # The batch states by their short names, as callers have long used them.
 PENDING, SENDING, ACCEPTED = BatchState.PENDING, BatchState.SENDING, BatchState.ACCEPTED

@@ -40,8 +40,8 @@ from publisher import config as config_module
 from publisher.config import Config
 from publisher.delivery import build_mailer
 from publisher.errors import PublisherError
-from publisher.schema import AdvisoryLock
 from publisher.store import Store
+from publisher.store.schema import AdvisoryLock
 
 log = logging.getLogger("publisher.daemon")
 DIGEST_JOB = "digest"

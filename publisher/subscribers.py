@@ -31,9 +31,9 @@ from sqlalchemy import func, insert, select, update
 
 from publisher.config import Config
 from publisher.errors import ConfigError
-from publisher.schema import subscribers
 from publisher.states import SubscriberState
 from publisher.store import Store
+from publisher.store.schema import subscribers
 
 ACTIVE, UNSUBSCRIBED = SubscriberState.ACTIVE, SubscriberState.UNSUBSCRIBED  # by their short names
 

@@ -50,8 +50,8 @@ from publisher.errors import FeedError
 from publisher.feed import atom, ids, index, jsonfeed, pages, rss, tags
 from publisher.feed.model import Document, Entry, clean_tags, entry, prepare
 from publisher.files import remove_orphans, write_atomic
-from publisher.schema import articles
 from publisher.store import Article, Store
+from publisher.store.schema import articles
 
 MAIN = {"atom": "atom.xml", "rss": "rss.xml", "json": "feed.json"}
 Renderer = Callable[[Config, Document], bytes]

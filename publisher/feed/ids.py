@@ -27,8 +27,8 @@ from sqlalchemy import Connection, func, insert, select
 
 from publisher.config import SiteConfig
 from publisher.errors import StoreConflict
-from publisher.schema import article_changes, articles, feed_ids, settings
 from publisher.store import FEED_IDS_LEGACY_BEFORE, Store
+from publisher.store.schema import article_changes, articles, feed_ids, settings
 
 _CHUNK = 2000
 IDS_REV = "feed_ids_rev"  # the newest article change by which every article had its id

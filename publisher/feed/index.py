@@ -21,8 +21,16 @@ from publisher import clock
 from publisher.errors import StoreConflict
 from publisher.feed import tags
 from publisher.feed.model import clean_tags
-from publisher.schema import AdvisoryLock, article_changes, article_tags, articles, feed_builds, feed_content, settings
 from publisher.store import ARTICLE_COLUMNS, Article, Store
+from publisher.store.schema import (
+    AdvisoryLock,
+    article_changes,
+    article_tags,
+    articles,
+    feed_builds,
+    feed_content,
+    settings,
+)
 
 SlugsOf = Callable[["tags.Names", list[str]], dict[str, str]]
 TAGS_REV = "article_tags_rev"  # the newest change applied to article_tags

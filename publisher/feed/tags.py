@@ -20,7 +20,7 @@ from functools import lru_cache
 from slugify import slugify
 from sqlalchemy import Connection, insert, select
 
-from publisher.schema import feed_tag_slugs
+from publisher.store.schema import feed_tag_slugs
 
 
 @lru_cache(maxsize=4096)

@@ -28,7 +28,7 @@ from typing import NamedTuple
 from sqlalchemy import String
 
 from publisher.errors import IngestError
-from publisher.schema import articles
+from publisher.store.schema import articles
 
 _KEY_TYPE = articles.c.key.type
 assert isinstance(_KEY_TYPE, String) and _KEY_TYPE.length is not None

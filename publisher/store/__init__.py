@@ -37,7 +37,8 @@ from sqlalchemy.schema import CreateColumn
 
 from publisher import clock
 from publisher.errors import StoreConflict, StoreError, StoreRefused
-from publisher.schema import (
+from publisher.states import DigestState, SaveStatus
+from publisher.store.schema import (
     AdvisoryLock,
     article_changes,
     article_tags,
@@ -59,7 +60,6 @@ from publisher.schema import (
     sources,
     subscribers,
 )
-from publisher.states import DigestState, SaveStatus
 
 
 def _v2_removed_at(conn: Connection) -> None:
