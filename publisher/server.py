@@ -65,7 +65,7 @@ import socket
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from email.utils import formatdate, mktime_tz, parsedate_tz
@@ -444,7 +444,7 @@ def _mask(address: str) -> str:
 
 
 class App:
-    """The feeds folder, and the unsubscribe path handed to a Starlette app of its own.
+    """The feeds folder, and the page paths (unsubscribe, ...) handed to a Starlette app of their own.
 
     Feed requests go straight to :class:`FeedFiles`: they are nearly all of the traffic, and a
     router and middleware in front of them cost more than the answer. ``access_log``, when
@@ -454,18 +454,22 @@ class App:
     """
 
     def __init__(
-        self, files: FeedFiles, pages: Starlette, pages_path: str, access_log: Callable[[str], object] | None = None
+        self,
+        files: FeedFiles,
+        pages: Starlette,
+        pages_paths: Collection[str],
+        access_log: Callable[[str], object] | None = None,
     ) -> None:
         self.files = files
         self.pages = pages
-        self.pages_path = pages_path
+        self.pages_paths = frozenset(pages_paths)
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan: the events that close the store
             await self.pages(scope, receive, send)
             return
-        app: ASGIApp = self.files if scope["path"] != self.pages_path else self.pages
+        app: ASGIApp = self.pages if scope["path"] in self.pages_paths else self.files
         if self.access_log is None:
             await app(scope, receive, send)
             return
@@ -507,11 +511,11 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
     if config.digest.recipients == "subscribers":
         store = Store.open(config.store_url)
         try:
-            pages = Unsubscribe(config, store)
+            unsubscribe = Unsubscribe(config, store)
         except PublisherError:
             store.close()
             raise
-        route = Route(path, pages.endpoint, methods=["GET", "POST"])
+        route = Route(path, unsubscribe.endpoint, methods=["GET", "POST"])
     else:  # a Response is an ASGI app of its own: every method gets it
         route = Route(path, PlainTextResponse("Not Found", status_code=404))
 
@@ -524,8 +528,10 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
                 store.close()
 
     middleware = [Middleware(GZipMiddleware), Middleware(NoSniff)]
-    unsubscribe = Starlette(routes=[route], middleware=middleware, lifespan=lifespan)
-    return App(FeedFiles(config.feed, cache_seconds=config.server.cache_seconds), unsubscribe, path, access_log)
+    routes = [route]  # every page of publisher's own: App sends exactly these paths to Starlette
+    pages = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    files = FeedFiles(config.feed, cache_seconds=config.server.cache_seconds)
+    return App(files, pages, [r.path for r in routes], access_log)
 
 
 def listen(host: str, port: int) -> socket.socket:
