@@ -54,3 +54,12 @@ def safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     parsed = _parse(url)
     return parsed.render_as_string(hide_password=True) if parsed is not None else "<invalid store URL>"
+
+
+def unreadable(url: str) -> str | None:
+    """Why SQLAlchemy cannot read ``url`` at all, in its words; None if it can."""
+    try:
+        make_url(url)
+    except Exception as exc:  # ArgumentError, ValueError: whatever the parser refuses with
+        return str(exc)
+    return None
