@@ -22,11 +22,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from publisher import crontab
 from publisher.errors import ConfigError
+from publisher.store.urls import resolved, url_problem
 
 PROVIDERS = ("outbox", "webhook", "mailgun", "sendgrid", "postmark", "ses", "resend", "listmonk", "buttondown")
 # Providers that keep the subscriber list themselves: the digest goes to their list, not to
@@ -512,15 +510,10 @@ def _non_empty(t: _Table, key: str) -> str:
 
 def _store_url(t: _Table, base: Path) -> str:
     value = t.text("url", "sqlite:///publisher.db")
-    try:
-        url = make_url(value)
-    except ArgumentError:
-        raise ConfigError(t.where("url"), "not a database URL (sqlite:///file.db or postgresql://...)") from None
-    if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ConfigError(t.where("url"), f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        url = url.set(database=str((base / url.database).resolve()))
-    return url.render_as_string(hide_password=False)
+    problem = url_problem(value)
+    if problem is not None:
+        raise ConfigError(t.where("url"), problem)
+    return resolved(value, base)
 
 
 # What is inside: the lead article's title, and how many more.

@@ -39,6 +39,7 @@ from publisher.message import Outgoing
 from publisher.pacing import Pace
 from publisher.states import BatchState, DigestState
 from publisher.store import Digest, Store
+from publisher.store.send import SendStore
 
 # One record per batch outcome, carrying the digest id and the batch key as fields, so that
 # one send can be followed in the logs (see publisher.logs for the JSON format).
@@ -215,7 +216,7 @@ class _Run:
     """One run over a digest's batches: what the sending threads share."""
 
     def __init__(
-        self, config: Config, store: Store, mailer: Mailer, message: Outgoing, resend_in_doubt: bool, pace: Pace
+        self, config: Config, store: SendStore, mailer: Mailer, message: Outgoing, resend_in_doubt: bool, pace: Pace
     ) -> None:
         self.config, self.store, self.mailer, self.message, self.pace = config, store, mailer, message, pace
         self.resend_in_doubt = resend_in_doubt
@@ -348,7 +349,7 @@ def _busy(digest_id: str) -> SendResult:
     return SendResult("busy", f"digest {digest_id}: being sent by another process", digest_id)
 
 
-def _finish(store: Store, digest: Digest, stop: str | None, last_detail: str) -> SendResult:
+def _finish(store: SendStore, digest: Digest, stop: str | None, last_detail: str) -> SendResult:
     done = journal.summary(store, digest.id)
     count = digest.article_count
     what = f"digest {digest.id}: {count} {'article' if count == 1 else 'articles'}"
@@ -386,7 +387,7 @@ def _batches(n: int) -> str:
     return f"{n} {'batch' if n == 1 else 'batches'}"
 
 
-def _reopen(store: Store, resend_in_doubt: bool, retry_failed: bool, when: datetime) -> int:
+def _reopen(store: SendStore, resend_in_doubt: bool, retry_failed: bool, when: datetime) -> int:
     """Put in-doubt (or failed) batches of incomplete digests back to pending, as the operator asked."""
     states = ((BatchState.IN_DOUBT,) if resend_in_doubt else ()) + ((BatchState.FAILED,) if retry_failed else ())
     if not states:
@@ -401,7 +402,7 @@ def _reopen(store: Store, resend_in_doubt: bool, retry_failed: bool, when: datet
     return count
 
 
-def _plan(config: Config, store: Store, mailer: Mailer, digest_id: str) -> None:
+def _plan(config: Config, store: SendStore, mailer: Mailer, digest_id: str) -> None:
     """Write who the digest goes to, in batches: nobody by name when the provider keeps the list."""
     size = mailer.batch_size or 1
     if mailer.batch_size and config.digest.recipients == "subscribers":

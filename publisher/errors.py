@@ -10,7 +10,7 @@
     ├── FeedError                  the feeds could not be written (folder, disk); the digest still goes
     └── DeliveryError              the mailing endpoint did not accept a digest (kept pending)
 
-Errors from lower layers (sqlalchemy, jinja2, httpx, OSError) are translated into these at one
+Errors from lower layers (the database, jinja2, httpx, OSError) are translated into these at one
 boundary each, with ``raise ... from exc``, so callers only ever catch this tree.
 """
 

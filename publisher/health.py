@@ -18,14 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
-
 from publisher import hold, journal, subscribers, websub
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
 from publisher.states import BatchState, DigestState
-from publisher.store import Article, Digest, Store, safe_url
+from publisher.store import Article, Digest, Store, safe_url, urls
 
 FORMAT = 1  # of the --json object
 RECENT_DIGESTS = 5  # shown with their batches, besides every incomplete one
@@ -131,17 +128,14 @@ def _digest_json(d: DigestStatus, config: Config) -> dict[str, Any]:
 
 def open_existing(url: str) -> Store | None:
     """The store at ``url`` if there is one, else None, creating nothing (no file, no table)."""
-    try:
-        parsed = make_url(url)
-    except Exception as exc:  # sqlalchemy's ArgumentError and the like: a URL it cannot read
-        raise StoreError(f"store: cannot use {safe_url(url)}: {exc} ([store] url)") from exc
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database in ("", ":memory:") or not Path(database).is_file():
-            return None  # connecting would create the file
+    problem = urls.unreadable(url)
+    if problem is not None:
+        raise StoreError(f"store: cannot use {safe_url(url)}: {problem} ([store] url)")
+    database = urls.sqlite_file(url)
+    if database is not None and (database in ("", ":memory:") or not Path(database).is_file()):
+        return None  # connecting would create the file
     store = Store(url)
-    with store.transaction() as conn:
-        found = inspect(conn).has_table("schema_version")
+    found = store.has_schema()
     if not found:
         store.close()
         return None

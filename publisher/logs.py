@@ -153,13 +153,10 @@ def _values(names: tuple[str, ...]) -> list[str]:
 
 
 def _store_password(url: str) -> list[str]:
-    from sqlalchemy.engine import make_url
+    from publisher.store.urls import password  # SQLAlchemy's parser: only when a store URL is set
 
-    try:
-        password = make_url(url).password
-    except Exception:  # an unparsable URL was refused when the config loaded; nothing to hide here
-        return []
-    return [str(password)] if password else []
+    found = password(url)  # None also for an unparsable URL, refused when the config loaded
+    return [found] if found else []
 
 
 class _Stderr(logging.Handler):

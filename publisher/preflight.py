@@ -17,14 +17,11 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
-
 from publisher import config as config_module
 from publisher import hold, logs
 from publisher.config import Config
 from publisher.errors import PublisherError
-from publisher.store import Store, safe_url
+from publisher.store import Store, safe_url, urls
 
 
 class Level(StrEnum):
@@ -136,10 +133,10 @@ def _store(config: Config, when: datetime) -> Iterator[Finding]:
     from publisher.scheduler import next_digest_time  # apscheduler: only when asked
 
     shown = safe_url(config.store_url)
-    url = make_url(config.store_url)
+    database = urls.sqlite_file(config.store_url)
     held = None
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        folder = Path(url.database or "").parent
+    if database is not None and not Path(database).is_file():
+        folder = Path(database).parent
         blocked = _unwritable(folder)
         if blocked is not None:
             yield Finding(Level.ERROR, f"store: {shown}: cannot be created ({blocked}) ([store] url)")
@@ -148,9 +145,7 @@ def _store(config: Config, when: datetime) -> Iterator[Finding]:
     else:
         store = Store(config.store_url)
         try:
-            with store.transaction() as conn:
-                found = inspect(conn).has_table("schema_version")
-            if found:
+            if store.has_schema():
                 yield Finding(Level.OK, f"store: {shown} reached, schema v{store.schema_version()}")
                 held = hold.held_since(store)
             else:

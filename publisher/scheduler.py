@@ -15,9 +15,7 @@ with its digest id and key, so ``--log-format json`` lets an operator follow one
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -28,12 +26,10 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import text
 
 from publisher import clock, crontab, health, jobs
 from publisher import config as config_module
@@ -41,7 +37,7 @@ from publisher.config import Config
 from publisher.delivery import build_mailer
 from publisher.errors import PublisherError
 from publisher.store import Store
-from publisher.store.schema import AdvisoryLock
+from publisher.store.locks import Lock, LockHeld
 
 log = logging.getLogger("publisher.daemon")
 DIGEST_JOB = "digest"
@@ -145,28 +141,12 @@ def only_daemon(store: Store) -> Iterator[None]:
     The operating system drops the lock when the process dies, even by SIGKILL: a file lock
     (flock) beside a SQLite store, a session advisory lock on PostgreSQL.
     """
-    url = store.engine.url
-    if url.get_backend_name() == "sqlite":
-        path = Path(f"{url.database}.daemon.lock")
-        with path.open("a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                raise _already_running(f"pid {handle.read().strip() or '?'}, lock {path}") from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            yield
-        return
-    with store.engine.connect() as conn:
-        if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": int(AdvisoryLock.DAEMON)}).scalar():
-            raise _already_running("PostgreSQL advisory lock held")
+    with ExitStack() as held:
         try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": int(AdvisoryLock.DAEMON)})
+            held.enter_context(store.lock(Lock.DAEMON))
+        except LockHeld as taken:
+            raise _already_running(taken.detail) from None
+        yield
 
 
 def _already_running(detail: str) -> PublisherError:
@@ -183,7 +163,7 @@ def _schedule(
     ready: Callable[[str], None] | None,
 ) -> None:
     scheduler = _Scheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=store.engine), "memory": MemoryJobStore()},
+        jobstores={"default": store.job_store(), "memory": MemoryJobStore()},
         # One worker: the refresh and the digest never write the store at the same time.
         executors={"default": ThreadPoolExecutor(1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},

@@ -24,16 +24,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, insert, select, update
 
 from publisher.config import Config
 from publisher.errors import ConfigError
 from publisher.states import SubscriberState
 from publisher.store import Store
-from publisher.store.schema import subscribers
+from publisher.store import subscribers as table
 
 ACTIVE, UNSUBSCRIBED = SubscriberState.ACTIVE, SubscriberState.UNSUBSCRIBED  # by their short names
 
@@ -90,9 +90,8 @@ def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime
     ``resubscribe`` is for an operator adding someone by hand; an import never resubscribes.
     """
     result = ImportResult()
-    with store.transaction() as conn:
-        rows = conn.execute(select(subscribers.c.email_key, subscribers.c.state))
-        state: dict[str, str] = {email_key: current for email_key, current in rows}
+    with store.transaction() as tx:
+        state = table.states(tx)
         new_rows = []
         for address, name in addresses:
             k = key(address)
@@ -110,19 +109,14 @@ def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime
                 state[k] = ACTIVE
                 result.added += 1
             elif state[k] == UNSUBSCRIBED and resubscribe:
-                conn.execute(
-                    update(subscribers)
-                    .where(subscribers.c.email_key == k)
-                    .values(state=ACTIVE, unsubscribed_at=None, token=_new_token())
-                )
+                table.resubscribe(tx, k, _new_token())
                 state[k] = ACTIVE
                 result.resubscribed += 1
             elif state[k] == UNSUBSCRIBED:
                 result.kept_unsubscribed += 1
             else:
                 result.already += 1
-        if new_rows:
-            conn.execute(insert(subscribers), new_rows)
+        table.insert_many(tx, new_rows)
     return result
 
 
@@ -192,46 +186,34 @@ def _shown(cell: str) -> str:
 
 def find(store: Store, address: str) -> Subscriber | None:
     """The subscriber with ``address`` (compared as :func:`key` does), active or not."""
-    with store.transaction() as conn:
-        row = conn.execute(select(subscribers).where(subscribers.c.email_key == key(address))).mappings().first()
+    with store.transaction() as tx:
+        row = table.by_key(tx, key(address))
         return _subscriber(row) if row else None
 
 
 def remove(store: Store, address: str, now: datetime) -> bool:
     """Unsubscribe ``address``; False if it is not on the list (or unsubscribed already)."""
-    with store.transaction() as conn:
-        changed = conn.execute(
-            update(subscribers)
-            .where(subscribers.c.email_key == key(address), subscribers.c.state == ACTIVE)
-            .values(state=UNSUBSCRIBED, unsubscribed_at=now)
-        )
-        return changed.rowcount == 1
+    with store.transaction() as tx:
+        return table.unsubscribe_key(tx, key(address), now)
 
 
 def unsubscribe_token(store: Store, token: str, now: datetime) -> Subscriber | None:
     """Unsubscribe whoever holds ``token`` (checked already); None if nobody does."""
-    with store.transaction() as conn:
-        conn.execute(
-            update(subscribers)
-            .where(subscribers.c.token == token, subscribers.c.state == ACTIVE)
-            .values(state=UNSUBSCRIBED, unsubscribed_at=now)
-        )
-        row = conn.execute(select(subscribers).where(subscribers.c.token == token)).mappings().first()
+    with store.transaction() as tx:
+        table.unsubscribe_token(tx, token, now)
+        row = table.by_token(tx, token)
         return _subscriber(row) if row else None
 
 
 def by_token(store: Store, token: str) -> Subscriber | None:
-    with store.transaction() as conn:
-        row = conn.execute(select(subscribers).where(subscribers.c.token == token)).mappings().first()
+    with store.transaction() as tx:
+        row = table.by_token(tx, token)
         return _subscriber(row) if row else None
 
 
 def listing(store: Store, *, include_unsubscribed: bool = False) -> list[Subscriber]:
-    query = select(subscribers).order_by(subscribers.c.email_key)
-    if not include_unsubscribed:
-        query = query.where(subscribers.c.state == ACTIVE)
-    with store.transaction() as conn:
-        return [_subscriber(row) for row in conn.execute(query).mappings()]
+    with store.transaction() as tx:
+        return [_subscriber(row) for row in table.listing(tx, include_unsubscribed=include_unsubscribed)]
 
 
 def active_count(store: Store) -> int:
@@ -240,21 +222,18 @@ def active_count(store: Store) -> int:
 
 def any_active(store: Store) -> bool:
     """Whether anyone is subscribed: one row looked at, where counting reads the whole list."""
-    query = select(subscribers.c.id).where(subscribers.c.state == ACTIVE).limit(1)
-    with store.transaction() as conn:
-        return conn.execute(query).first() is not None
+    with store.transaction() as tx:
+        return table.any_active(tx)
 
 
 def counts(store: Store) -> Counter[str]:
     """Subscribers by state (active, unsubscribed)."""
-    query = select(subscribers.c.state, func.count()).group_by(subscribers.c.state)
-    with store.transaction() as conn:
-        return Counter({state: int(count) for state, count in conn.execute(query)})
+    with store.transaction() as tx:
+        return table.counts(tx)
 
 
-def _subscriber(row: object) -> Subscriber:
-    data = dict(row)  # type: ignore[call-overload]
-    return Subscriber(**{name: data[name] for name in Subscriber.__dataclass_fields__})
+def _subscriber(row: dict[str, Any]) -> Subscriber:
+    return Subscriber(**{name: row[name] for name in Subscriber.__dataclass_fields__})
 
 
 def _new_token() -> str:

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import Connection, select
 
 from publisher import __version__, clock
 from publisher.config import Config, FeedConfig
@@ -50,8 +49,7 @@ from publisher.errors import FeedError
 from publisher.feed import atom, ids, index, jsonfeed, pages, rss, tags
 from publisher.feed.model import Document, Entry, clean_tags, entry, prepare
 from publisher.files import remove_orphans, write_atomic
-from publisher.store import Article, Store
-from publisher.store.schema import articles
+from publisher.store import Article, Store, Tx, feeds
 
 MAIN = {"atom": "atom.xml", "rss": "rss.xml", "json": "feed.json"}
 Renderer = Callable[[Config, Document], bytes]
@@ -171,7 +169,7 @@ def _archives(config: Config) -> bool:
 class _Rebuild:
     """One rebuild of one feeds folder, inside one store transaction."""
 
-    def __init__(self, config: Config, conn: Connection, upto: int, created: str | None, now: datetime) -> None:
+    def __init__(self, config: Config, conn: Tx, upto: int, created: str | None, now: datetime) -> None:
         self.config = config
         self.conn = conn
         self.now = now  # articles dated later are embargoed: left out until a rebuild after their date
@@ -269,17 +267,11 @@ class _Rebuild:
         the n-th live article (by id) dated an instant is updated n seconds after it."""
         self._ids.update(ids.lookup(self.conn, [a.key for a in found if a.key not in self._ids]))
         instants = sorted({a.published for a in found if a.id not in self._ties})
-        for start in range(0, len(instants), 500):
-            query = (
-                select(articles.c.id, articles.c.published)
-                .where(index.LIVE, articles.c.published.in_(instants[start : start + 500]))
-                .order_by(articles.c.published, articles.c.id)
-            )
-            previous, n = None, 0
-            for article_id, published in self.conn.execute(query):
-                n = n + 1 if published == previous else 0
-                previous = published
-                self._ties[article_id] = n
+        previous, n = None, 0
+        for article_id, published in feeds.dated_in_order(self.conn, instants):
+            n = n + 1 if published == previous else 0
+            previous = published
+            self._ties[article_id] = n
 
     def _prepared(self, article: Article) -> tuple[str, str]:
         """The article's URL and content as stored, if made from this version; else made now."""
@@ -336,7 +328,7 @@ class _Rebuild:
 
     def source_path(self, key: str) -> str:
         """The file an article was read from, as a warning names it."""
-        found = self.conn.execute(select(articles.c.source_path).where(articles.c.key == key)).scalar_one_or_none()
+        found = feeds.source_path(self.conn, key)
         return str(found or key)
 
     def main_page(self, tag_slugs: list[str]) -> bytes:

@@ -23,12 +23,10 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from lxml import etree
-from sqlalchemy import Connection, func, insert, select
 
 from publisher.config import SiteConfig
 from publisher.errors import StoreConflict
-from publisher.store import FEED_IDS_LEGACY_BEFORE, Store
-from publisher.store.schema import article_changes, articles, feed_ids, settings
+from publisher.store import Store, Tx, feeds
 
 _CHUNK = 2000
 IDS_REV = "feed_ids_rev"  # the newest article change by which every article had its id
@@ -56,17 +54,13 @@ def remember(store: Store, site: SiteConfig, feeds_dir: Path) -> int:
     Its own transaction, before the rebuild's: two rebuilds at once may both try, and the
     second insert of a key loses (the first id stays).
     """
-    with store.transaction() as conn:
-        upto = conn.execute(select(func.coalesce(func.max(article_changes.c.rev), 0))).scalar_one()
-        done = conn.execute(select(settings.c.value).where(settings.c.name == IDS_REV)).scalar_one_or_none()
+    with store.transaction() as tx:
+        upto, done = feeds.current_rev(tx), feeds.setting(tx, IDS_REV)
         if done is not None and int(done) == upto:
             return 0  # no article written since every one had its id: a rebuild costs what changed
         since = int(done) if done is not None and int(done) < upto else None
-        missing = _missing(conn, since, upto)
-        known = conn.execute(select(feed_ids.c.key).limit(1)).first() is not None
-        legacy = conn.execute(
-            select(settings.c.value).where(settings.c.name == FEED_IDS_LEGACY_BEFORE)
-        ).scalar_one_or_none()
+        missing = feeds.without_id(tx, since, upto)
+        known, legacy = feeds.known_ids(tx)
     before = datetime.fromisoformat(legacy) if legacy else None
     published = published_ids(feeds_dir, site) if not known else {}
     rows = []
@@ -83,33 +77,17 @@ def remember(store: Store, site: SiteConfig, feeds_dir: Path) -> int:
         return 0
     for start in range(0, len(rows), _CHUNK):
         try:
-            with store.transaction() as conn:
-                conn.execute(insert(feed_ids), rows[start : start + _CHUNK])
+            with store.transaction() as tx:
+                feeds.insert_ids(tx, rows[start : start + _CHUNK])
         except StoreConflict:  # another rebuild remembered some meanwhile: theirs stay
             for row in rows[start : start + _CHUNK]:
                 try:
-                    with store.transaction() as conn:
-                        conn.execute(insert(feed_ids), row)
+                    with store.transaction() as tx:
+                        feeds.insert_ids(tx, [row])
                 except StoreConflict:
                     continue
     _done(store, upto)
     return len(rows)
-
-
-def _missing(conn: Connection, since: int | None, upto: int) -> list[tuple[str, datetime]]:
-    """The articles without an id: among those written after change ``since``, or all."""
-    query = (
-        select(articles.c.key, articles.c.first_seen)
-        .outerjoin(feed_ids, feed_ids.c.key == articles.c.key)
-        .where(feed_ids.c.key.is_(None))
-        .order_by(articles.c.id)
-    )
-    if since is not None:
-        changed = select(article_changes.c.article_id).where(
-            article_changes.c.rev > since, article_changes.c.rev <= upto
-        )
-        query = query.where(articles.c.id.in_(changed))
-    return [(row[0], row[1]) for row in conn.execute(query)]
 
 
 def _done(store: Store, upto: int) -> None:
@@ -117,14 +95,9 @@ def _done(store: Store, upto: int) -> None:
     store.put_setting(IDS_REV, str(upto))
 
 
-def lookup(conn: Connection, keys: Iterable[str]) -> dict[str, str]:
+def lookup(tx: Tx, keys: Iterable[str]) -> dict[str, str]:
     """The remembered ids of these article keys."""
-    found: dict[str, str] = {}
-    wanted = sorted(set(keys))
-    for start in range(0, len(wanted), _CHUNK):
-        query = select(feed_ids.c.key, feed_ids.c.entry_id).where(feed_ids.c.key.in_(wanted[start : start + _CHUNK]))
-        found.update((row[0], row[1]) for row in conn.execute(query))
-    return found
+    return feeds.lookup_ids(tx, keys)
 
 
 def published_ids(feeds_dir: Path, site: SiteConfig) -> dict[str, str]:

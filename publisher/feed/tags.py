@@ -18,9 +18,8 @@ from datetime import datetime
 from functools import lru_cache
 
 from slugify import slugify
-from sqlalchemy import Connection, insert, select
 
-from publisher.store.schema import feed_tag_slugs
+from publisher.store import Tx, feeds
 
 
 @lru_cache(maxsize=4096)
@@ -37,8 +36,8 @@ def tag_key(tag: str) -> str:
 class Names:
     """The remembered tag feed names, as one rebuild (or tag index sync) sees them."""
 
-    def __init__(self, conn: Connection) -> None:
-        rows = list(conn.execute(select(feed_tag_slugs.c.tag_key, feed_tag_slugs.c.slug, feed_tag_slugs.c.tag)))
+    def __init__(self, tx: Tx) -> None:
+        rows = feeds.tag_names(tx)
         self.slugs: dict[str, str] = {row[0]: row[1] for row in rows}
         self.spelling: dict[str, str] = {row[1]: row[2] for row in rows}  # slug -> the tag as first met
         self.taken = set(self.slugs.values())
@@ -46,7 +45,7 @@ class Names:
     def slug(self, tag: str) -> str | None:
         return self.slugs.get(tag_key(tag))
 
-    def assign(self, conn: Connection, uses: Iterable[tuple[str, datetime]]) -> None:
+    def assign(self, tx: Tx, uses: Iterable[tuple[str, datetime]]) -> None:
         """Name the tags of ``uses`` (tag, the date of an article using it) that have none yet."""
         first: dict[str, tuple[str, datetime]] = {}
         for tag, when in uses:
@@ -65,8 +64,7 @@ class Names:
             self.taken.add(slug)
             self.spelling[slug] = tag
             rows.append({"tag_key": key, "tag": tag, "slug": slug})
-        if rows:
-            conn.execute(insert(feed_tag_slugs), rows)
+        feeds.add_tag_names(tx, rows)
 
     def _free(self, tag: str, key: str) -> str:
         plain = plain_slug(tag)

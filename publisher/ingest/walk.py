@@ -25,14 +25,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from sqlalchemy import String
-
 from publisher.errors import IngestError
-from publisher.store.schema import articles
+from publisher.store.schema import ARTICLE_KEY_CHARS
 
-_KEY_TYPE = articles.c.key.type
-assert isinstance(_KEY_TYPE, String) and _KEY_TYPE.length is not None
-KEY_CHARS: int = _KEY_TYPE.length
+KEY_CHARS: int = ARTICLE_KEY_CHARS
 LEAVES = "symlink leaves the articles folder; set [articles] follow_symlinks = true to allow"
 NOT_UTF8 = "name is not valid UTF-8, which the store cannot hold; rename it"
 

@@ -31,23 +31,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateColumn
 
 from publisher import clock
 from publisher.errors import StoreConflict, StoreError, StoreRefused
 from publisher.states import DigestState, SaveStatus
+from publisher.store import locks, schema
+from publisher.store.locks import Lock
 from publisher.store.schema import (
-    AdvisoryLock,
     article_changes,
     article_tags,
     articles,
     articles_by_published,
     batch_recipients,
-    batches,
     digest_articles,
-    digests,
     feed_builds,
     feed_content,
     feed_ids,
@@ -58,8 +56,11 @@ from publisher.store.schema import (
     settings,
     source_stats,
     sources,
-    subscribers,
 )
+from publisher.store.urls import safe_url as safe_url
+
+# A transaction of the store, as repositories take it: opaque outside the store package.
+Tx = Connection
 
 
 def _v2_removed_at(conn: Connection) -> None:
@@ -68,8 +69,8 @@ def _v2_removed_at(conn: Connection) -> None:
 
 
 def _v3_subscribers_and_journal(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[subscribers, batches, batch_recipients])
-    column_type = digests.c.claimed_by.type.compile(dialect=conn.dialect)
+    metadata.create_all(conn, tables=[schema.subscribers, schema.batches, batch_recipients])
+    column_type = schema.digests.c.claimed_by.type.compile(dialect=conn.dialect)
     conn.execute(text(f"ALTER TABLE digests ADD COLUMN claimed_by {column_type}"))
 
 
@@ -246,10 +247,29 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One transaction, committed on leaving; publisher.subscribers and publisher.journal use it."""
+    def transaction(self) -> Iterator[Tx]:
+        """One transaction, committed on leaving, for several repository calls (publisher.store.batches,
+        .subscribers, .feeds...) that must commit together; its errors are translated here."""
         with self._tx() as conn:
             yield conn
+
+    @contextmanager
+    def lock(self, name: Lock) -> Iterator[None]:
+        """Hold the named lock while the block runs (a file lock beside a SQLite store, a session
+        advisory lock on PostgreSQL), or raise :class:`publisher.store.locks.LockHeld` at once."""
+        with locks.held(self.engine, name):
+            yield
+
+    def has_schema(self) -> bool:
+        """Whether the database holds a store already (read without creating anything)."""
+        with self._tx() as conn:
+            return bool(inspect(conn).has_table("schema_version"))
+
+    def job_store(self) -> Any:
+        """APScheduler's job store in this database (the daemon's schedule survives restarts)."""
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+        return SQLAlchemyJobStore(engine=self.engine)
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -274,9 +294,8 @@ class Store:
 
     def migrate(self) -> None:
         with self._tx() as conn:
-            if conn.dialect.name == "postgresql":  # several machines may start at once
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(AdvisoryLock.MIGRATION)})
-            elif not _up_to_date(conn):  # SQLite: two first runs must not both create the store
+            locked = locks.in_transaction(conn, Lock.MIGRATION)  # PostgreSQL: several machines may start at once
+            if not locked and not _up_to_date(conn):  # SQLite: two first runs must not both create the store
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             if not inspect(conn).has_table("schema_version"):
                 metadata.create_all(conn)
@@ -454,7 +473,7 @@ class Store:
         try:
             with self._tx() as conn:
                 conn.execute(
-                    insert(digests),
+                    insert(schema.digests),
                     {
                         "id": digest_id,
                         "created_at": created_at,
@@ -479,8 +498,8 @@ class Store:
             row = (
                 conn.execute(
                     _digest_query()
-                    .where(digests.c.state.in_((DigestState.PENDING, DigestState.SENDING)))
-                    .order_by(digests.c.created_at, digests.c.id)
+                    .where(schema.digests.c.state.in_((DigestState.PENDING, DigestState.SENDING)))
+                    .order_by(schema.digests.c.created_at, schema.digests.c.id)
                     .limit(1)
                 )
                 .mappings()
@@ -490,7 +509,7 @@ class Store:
 
     def digest(self, digest_id: str) -> Digest | None:
         with self._tx() as conn:
-            row = conn.execute(_digest_query().where(digests.c.id == digest_id)).mappings().first()
+            row = conn.execute(_digest_query().where(schema.digests.c.id == digest_id)).mappings().first()
             return Digest(**row) if row else None
 
     def last_digest(self) -> Digest | None:
@@ -514,13 +533,15 @@ class Store:
         """
         with self._tx() as conn:
             result = conn.execute(
-                update(digests)
+                update(schema.digests)
                 .where(
-                    digests.c.id == digest.id,
-                    digests.c.state == digest.state,
-                    digests.c.attempts == digest.attempts,
+                    schema.digests.c.id == digest.id,
+                    schema.digests.c.state == digest.state,
+                    schema.digests.c.attempts == digest.attempts,
                 )
-                .values(state=DigestState.SENDING, attempts=digests.c.attempts + 1, claimed_at=now, claimed_by=owner)
+                .values(
+                    state=DigestState.SENDING, attempts=schema.digests.c.attempts + 1, claimed_at=now, claimed_by=owner
+                )
             )
             return result.rowcount == 1
 
@@ -531,11 +552,13 @@ class Store:
         if state in (DigestState.SENT, DigestState.INCOMPLETE):
             values["sent_at"] = now
         with self._tx() as conn:
-            conn.execute(update(digests).where(digests.c.id == digest_id).values(**values))
+            conn.execute(update(schema.digests).where(schema.digests.c.id == digest_id).values(**values))
 
     def recent_digests(self, limit: int) -> list[Digest]:
         with self._tx() as conn:
-            query = _digest_query().order_by(digests.c.created_at.desc(), digests.c.id.desc()).limit(limit)
+            query = (
+                _digest_query().order_by(schema.digests.c.created_at.desc(), schema.digests.c.id.desc()).limit(limit)
+            )
             return [Digest(**row) for row in conn.execute(query).mappings()]
 
 
@@ -561,23 +584,23 @@ ARTICLE_COLUMNS = [  # an Article row; publisher.feed.index reads the same, less
 def _digest_query() -> Any:
     count = (
         select(func.count())
-        .where(digest_articles.c.digest_id == digests.c.id)
-        .correlate(digests)
+        .where(digest_articles.c.digest_id == schema.digests.c.id)
+        .correlate(schema.digests)
         .scalar_subquery()
         .label("article_count")
     )
     return select(
-        digests.c.id,
-        digests.c.created_at,
-        digests.c.subject,
-        digests.c.message,
-        digests.c.state,
-        digests.c.attempts,
-        digests.c.last_error,
-        digests.c.provider_id,
-        digests.c.claimed_at,
-        digests.c.claimed_by,
-        digests.c.sent_at,
+        schema.digests.c.id,
+        schema.digests.c.created_at,
+        schema.digests.c.subject,
+        schema.digests.c.message,
+        schema.digests.c.state,
+        schema.digests.c.attempts,
+        schema.digests.c.last_error,
+        schema.digests.c.provider_id,
+        schema.digests.c.claimed_at,
+        schema.digests.c.claimed_by,
+        schema.digests.c.sent_at,
         count,
     )
 
@@ -634,9 +657,7 @@ def _lock_articles(conn: Connection) -> None:
     so overlapping runs never collide on ``articles.key`` or ``articles.slug``. It is held for
     one batch's transaction (milliseconds), never while files are read or parsed.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(AdvisoryLock.ARTICLE_CHANGES)})
-    else:  # waits up to busy_timeout for the writer ahead
+    if not locks.in_transaction(conn, Lock.ARTICLE_CHANGES):  # SQLite: waits up to busy_timeout for the writer ahead
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -703,11 +724,3 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<invalid store URL>"

@@ -30,6 +30,8 @@ from sqlalchemy import (
     text,
 )
 
+ARTICLE_KEY_CHARS = 500  # articles.key: PostgreSQL enforces the width, SQLite would not (ingest checks)
+
 
 class AdvisoryLock(IntEnum):
     """PostgreSQL advisory lock keys, all here so that no two uses ever share one."""
@@ -82,7 +84,7 @@ articles = Table(
     "articles",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("key", String(500), nullable=False, unique=True),  # source path, stable identity
+    Column("key", String(ARTICLE_KEY_CHARS), nullable=False, unique=True),  # source path, stable identity
     Column("slug", String(200), nullable=False, unique=True),  # URL part
     Column("title", Text, nullable=False),
     Column("summary", Text, nullable=False),
