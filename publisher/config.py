@@ -10,6 +10,8 @@ Each ``[section]`` is a frozen dataclass, and its fields are the one place a key
 field of a section the same way, and :data:`KEYS` (the keys each section accepts) is derived
 from the fields. ``[mailer]`` is a tagged union: one dataclass per provider, all sharing
 :class:`MailerConfig`, chosen by ``provider``; each delivery module reads only its own.
+
+In this file: :func:`load`, then the section functions and readers, then the dataclasses.
 """
 
 # ruff: noqa: RUF009 (`setting` is this module's dataclasses.field: it makes no default value)
@@ -182,6 +184,116 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     except OverflowError:
         raise ValueError(f"duration too long: {text!r}") from None
+
+
+def load(path: Path) -> Config:
+    """Read ``path`` and return a checked :class:`Config`, or raise ConfigError."""
+    name = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            name, "not found (`publisher init` writes one; or pass --config, set PUBLISHER_CONFIG, or cd to its folder)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(name, f"cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, f"not valid TOML: {exc}") from None
+    base = path.resolve().parent
+
+    for key, value in raw.items():
+        if key not in KEYS:
+            raise ConfigError(f"{name}: [{key}]", "unknown section")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: [{key}]", f"expected a table ([{key}] with keys under it), got a value")
+
+    def table(section: str) -> _Table:
+        return _Table(name, section, raw.get(section, {}), KEYS[section], base)
+
+    site = _section(table("site"), SiteConfig)
+
+    st = table("store")
+    store_url = _store_url(st, base)
+
+    digest = _digest(table("digest"))
+    return Config(
+        path=path.resolve(),
+        site=site,
+        store=StoreConfig(url=store_url),
+        articles=_section(table("articles"), ArticlesConfig),
+        feed=_feed(table("feed"), site),
+        daemon=_section(table("daemon"), DaemonConfig),
+        server=_section(table("server"), ServerConfig),
+        digest=digest,
+        mailer=_mailer(table("mailer"), digest, path.resolve().name),
+    )
+
+
+def check_ready(config: Config, *, articles: bool) -> None:
+    """What the settings point at, checked before a command's work (a ConfigError, exit 2):
+    the digest's subject and templates compile, the local list's secret is set and, for the
+    commands that ingest (``articles``), the articles folder exists.
+
+    Not part of :func:`load`: the commands that need none of it (status, subscribers, serve
+    of a copied config) run without them.
+    """
+    if articles and not config.articles_dir.is_dir():
+        raise ConfigError(
+            f"{config.path.name}: [articles] dir",
+            f"folder not found: {config.articles_dir} (create it, or fix the path)",
+        )
+    from publisher import digest, subscribers  # they import this module
+
+    digest.check_templates(config)
+    if config.digest.recipients == "subscribers":
+        subscribers.secret(config)
+
+
+def _feed(f: _Table, site: SiteConfig) -> FeedConfig:
+    podcast = f.flag("podcast", False)
+    return _section(
+        f,
+        FeedConfig,
+        url=f.url("url", site.url + "feeds/atom.xml"),
+        icon=_site_url(f, "icon", site),
+        logo=_site_url(f, "logo", site),
+        podcast_category=_podcast_category(f, podcast),
+        podcast_email=_podcast_email(f, podcast),
+    )
+
+
+def _digest(d: _Table) -> DigestConfig:
+    tz = d.timezone("timezone", "UTC")
+    schedule = d.text("schedule", "0 7 * * *")
+    try:
+        crontab.trigger(schedule, tz)
+    except ValueError as exc:
+        raise ConfigError(d.where("schedule"), f"not a crontab line ({exc})") from None
+    return _section(d, DigestConfig, schedule=schedule, timezone=tz)
+
+
+def _mailer(m: _Table, digest: DigestConfig, file: str) -> ProviderConfig:
+    provider = m.text("provider", "outbox")
+    cls = MAILERS.get(provider)
+    if cls is None:
+        raise ConfigError(m.where("provider"), f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    if cls.owns_list and digest.recipients == "subscribers":
+        raise ConfigError(
+            f"{m.file}: [digest] recipients",
+            f'{provider} keeps its own subscriber list; set recipients = "to" (it is ignored) or use another provider',
+        )
+    settings = cast(ProviderConfig, _section(m, cls, file=file, provider=provider, url=""))
+    # Another provider's keys are allowed (switching provider keeps them) but must be strings.
+    mine = {f.name for f in fields(cls)}
+    for other in _MAILERS:
+        for f in fields(other):
+            if f.name not in mine and f.type in ("str", "Path"):
+                m.text(f.name, "")
+    if cls.api_url is None:  # the outbox
+        return settings
+    api = cls.api_url.format(region=getattr(settings, "region", ""))
+    url = m.url("url") if not api or m.text("url", "").strip() else api
+    return replace(settings, url=url.rstrip("/"))
 
 
 # Readers of the keys whose type alone does not say what is allowed.
@@ -677,113 +789,3 @@ class Config:
     @property
     def refresh_minutes(self) -> int:
         return self.daemon.refresh_minutes
-
-
-def load(path: Path) -> Config:
-    """Read ``path`` and return a checked :class:`Config`, or raise ConfigError."""
-    name = str(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            name, "not found (`publisher init` writes one; or pass --config, set PUBLISHER_CONFIG, or cd to its folder)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(name, f"cannot be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(name, f"not valid TOML: {exc}") from None
-    base = path.resolve().parent
-
-    for key, value in raw.items():
-        if key not in KEYS:
-            raise ConfigError(f"{name}: [{key}]", "unknown section")
-        if not isinstance(value, dict):
-            raise ConfigError(f"{name}: [{key}]", f"expected a table ([{key}] with keys under it), got a value")
-
-    def table(section: str) -> _Table:
-        return _Table(name, section, raw.get(section, {}), KEYS[section], base)
-
-    site = _section(table("site"), SiteConfig)
-
-    st = table("store")
-    store_url = _store_url(st, base)
-
-    digest = _digest(table("digest"))
-    return Config(
-        path=path.resolve(),
-        site=site,
-        store=StoreConfig(url=store_url),
-        articles=_section(table("articles"), ArticlesConfig),
-        feed=_feed(table("feed"), site),
-        daemon=_section(table("daemon"), DaemonConfig),
-        server=_section(table("server"), ServerConfig),
-        digest=digest,
-        mailer=_mailer(table("mailer"), digest, path.resolve().name),
-    )
-
-
-def check_ready(config: Config, *, articles: bool) -> None:
-    """What the settings point at, checked before a command's work (a ConfigError, exit 2):
-    the digest's subject and templates compile, the local list's secret is set and, for the
-    commands that ingest (``articles``), the articles folder exists.
-
-    Not part of :func:`load`: the commands that need none of it (status, subscribers, serve
-    of a copied config) run without them.
-    """
-    if articles and not config.articles_dir.is_dir():
-        raise ConfigError(
-            f"{config.path.name}: [articles] dir",
-            f"folder not found: {config.articles_dir} (create it, or fix the path)",
-        )
-    from publisher import digest, subscribers  # they import this module
-
-    digest.check_templates(config)
-    if config.digest.recipients == "subscribers":
-        subscribers.secret(config)
-
-
-def _feed(f: _Table, site: SiteConfig) -> FeedConfig:
-    podcast = f.flag("podcast", False)
-    return _section(
-        f,
-        FeedConfig,
-        url=f.url("url", site.url + "feeds/atom.xml"),
-        icon=_site_url(f, "icon", site),
-        logo=_site_url(f, "logo", site),
-        podcast_category=_podcast_category(f, podcast),
-        podcast_email=_podcast_email(f, podcast),
-    )
-
-
-def _digest(d: _Table) -> DigestConfig:
-    tz = d.timezone("timezone", "UTC")
-    schedule = d.text("schedule", "0 7 * * *")
-    try:
-        crontab.trigger(schedule, tz)
-    except ValueError as exc:
-        raise ConfigError(d.where("schedule"), f"not a crontab line ({exc})") from None
-    return _section(d, DigestConfig, schedule=schedule, timezone=tz)
-
-
-def _mailer(m: _Table, digest: DigestConfig, file: str) -> ProviderConfig:
-    provider = m.text("provider", "outbox")
-    cls = MAILERS.get(provider)
-    if cls is None:
-        raise ConfigError(m.where("provider"), f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
-    if cls.owns_list and digest.recipients == "subscribers":
-        raise ConfigError(
-            f"{m.file}: [digest] recipients",
-            f'{provider} keeps its own subscriber list; set recipients = "to" (it is ignored) or use another provider',
-        )
-    settings = cast(ProviderConfig, _section(m, cls, file=file, provider=provider, url=""))
-    # Another provider's keys are allowed (switching provider keeps them) but must be strings.
-    mine = {f.name for f in fields(cls)}
-    for other in _MAILERS:
-        for f in fields(other):
-            if f.name not in mine and f.type in ("str", "Path"):
-                m.text(f.name, "")
-    if cls.api_url is None:  # the outbox
-        return settings
-    api = cls.api_url.format(region=getattr(settings, "region", ""))
-    url = m.url("url") if not api or m.text("url", "").strip() else api
-    return replace(settings, url=url.rstrip("/"))
