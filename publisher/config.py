@@ -171,6 +171,12 @@ def _section(t: _Table, cls: type[S], **given: Any) -> S:
     return cls(**values)
 
 
+def _one(t: _Table, cls: type[DataclassInstance], name: str) -> Any:
+    """One field of a section, read ahead because another depends on it."""
+    f = next(f for f in fields(cls) if f.name == name)
+    return _read(t, f.name, f.type, f.metadata)
+
+
 def _keys(cls: type[DataclassInstance]) -> set[str]:
     return {f.metadata["key"] or f.name for f in fields(cls) if "default" in f.metadata}
 
@@ -250,7 +256,7 @@ def check_ready(config: Config, *, articles: bool) -> None:
 
 
 def _feed(f: _Table, site: SiteConfig) -> FeedConfig:
-    podcast = f.flag("podcast", False)
+    podcast = _one(f, FeedConfig, "podcast")
     return _section(
         f,
         FeedConfig,
@@ -263,8 +269,8 @@ def _feed(f: _Table, site: SiteConfig) -> FeedConfig:
 
 
 def _digest(d: _Table) -> DigestConfig:
-    tz = d.timezone("timezone", "UTC")
-    schedule = d.text("schedule", "0 7 * * *")
+    tz = _one(d, DigestConfig, "timezone")
+    schedule = _one(d, DigestConfig, "schedule")
     try:
         crontab.trigger(schedule, tz)
     except ValueError as exc:
@@ -273,7 +279,7 @@ def _digest(d: _Table) -> DigestConfig:
 
 
 def _mailer(m: _Table, digest: DigestConfig, file: str) -> ProviderConfig:
-    provider = m.text("provider", "outbox")
+    provider = _one(m, MailerConfig, "provider")
     cls = MAILERS.get(provider)
     if cls is None:
         raise ConfigError(m.where("provider"), f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
