@@ -4,21 +4,30 @@ Every problem is reported as a :class:`ConfigError` naming the key, e.g.
 ``publisher.toml: [digest] schedule: not a crontab line: ...``. Relative paths resolve
 against the folder of the config file, so ``publisher --config /srv/news/publisher.toml``
 works from any working directory.
+
+Each ``[section]`` is a frozen dataclass, and its fields are the one place a key is named:
+:func:`setting` gives a field its default, bounds or reader, :func:`_section` reads every
+field of a section the same way, and :data:`KEYS` (the keys each section accepts) is derived
+from the fields. ``[mailer]`` is a tagged union: one dataclass per provider, all sharing
+:class:`MailerConfig`, chosen by ``provider``; each delivery module reads only its own.
+
+In this file: :func:`load`, then the section functions and readers, then the dataclasses.
 """
 
+# ruff: noqa: RUF009 (`setting` is this module's dataclasses.field: it makes no default value)
 from __future__ import annotations
 
 import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias, TypeVar, cast
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,140 +35,27 @@ from publisher import crontab
 from publisher.errors import ConfigError
 from publisher.store.urls import resolved, url_problem
 
-PROVIDERS = ("outbox", "webhook", "mailgun", "sendgrid", "postmark", "ses", "resend", "listmonk", "buttondown")
-# Providers that keep the subscriber list themselves: the digest goes to their list, not to
-# [digest] to or the local subscribers.
-LIST_OWNERS = ("listmonk", "buttondown")
-_API_URLS = {
-    "mailgun": "https://api.mailgun.net",
-    "sendgrid": "https://api.sendgrid.com",
-    "postmark": "https://api.postmarkapp.com",
-    "resend": "https://api.resend.com",
-    "buttondown": "https://api.buttondown.com",
-}
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from _typeshed import DataclassInstance
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-@dataclass(frozen=True)
-class SiteConfig:
-    title: str
-    url: str
-    author: str
-    language: str = "en"
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
-    article_path: str = "{slug}/"
-
-
+_REQUIRED: Any = object()
+_MINUTES_A_MONTH = 31 * 24 * 60  # the longest refresh interval: longer ones overflow the scheduler
 FEED_FORMATS = ("atom", "rss", "json")
+FEED_CONTENT = ("full", "summary")
 ARTICLE_MAX_BYTES = 20_000_000  # [articles] max_bytes: far above any written article, 10 MB ones included
 # The article is held in memory, parsed, and stored whole (SQLite and bytea cap a value at 1 GB).
 ARTICLE_MAX_BYTES_LIMIT = 100_000_000
 
 
-@dataclass(frozen=True)
-class FeedConfig:
-    dir: Path
-    url: str  # the Atom feed's public URL; the other documents sit beside it
-    max_entries: int
-    formats: tuple[str, ...]
-    tag_feeds: bool
-    archives: bool
-    hubs: tuple[str, ...]
-    stylesheet: bool
-    content: str = "full"  # "full": each entry's whole body; "summary": the summary and a link
-    icon: str = ""  # absolute URLs ("" = none): a small square icon (favicon), a larger logo
-    logo: str = ""
-    subtitle: str = ""
-    rights: str = ""  # e.g. "© 2026 Example News, CC BY 4.0"
-    generator_uri: str = ""  # the generator's home page, if the site wants it named
-    podcast: bool = False  # iTunes tags for the articles with audio (feedgen's podcast extension)
-    podcast_category: str = ""  # an Apple Podcasts category, e.g. "News"
-    podcast_explicit: bool = False
-    podcast_email: str = ""  # itunes:owner: where Apple writes about the podcast (not shown)
-
-    @property
-    def base_url(self) -> str:
-        """The public URL of the feeds folder."""
-        return self.url.rsplit("/", 1)[0] + "/"
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    host: str
-    port: int
-    cache_seconds: int
-
-
-@dataclass(frozen=True)
-class DigestConfig:
-    schedule: str
-    timezone: ZoneInfo
-    subject: str
-    sender: str
-    to: tuple[str, ...]
-    unsubscribe_url: str
-    recipients: str  # "to": the [digest] to addresses; "subscribers": the local list
-    secret_env: str  # HMAC secret for personal unsubscribe links (local list only)
-    backlog: timedelta
-    templates_dir: Path | None
-    max_html_bytes: int
-    # The sender's postal address, in every footer (CAN-SPAM wants one in commercial mail).
-    postal_address: str = ""
-    # An address that unsubscribes whoever writes to it, offered beside the link ("" = none).
-    unsubscribe_mailto: str = ""
-    # Each sent digest as a web page (feeds/issues/), linked from the email as "view in browser".
-    archive: bool = True
-    reading_time: bool = True  # "4 min read" beside each article's date
-    lead_images: bool = True  # each article's lead image (ArticleMeta image) above its text
-
-
-@dataclass(frozen=True)
-class MailerConfig:
-    provider: str
-    outbox_dir: Path
-    url: str
-    api_key_env: str
-    domain: str
-    timeout: float
-    retries: int  # quick retries within one run
-    max_retry_seconds: float  # and the most time they may take
-    max_attempts: int  # runs that may try a batch before it is failed
-    rate: float  # messages (recipients) per second; 0 = no limit
-    concurrency: int  # requests in flight at once
-    batch_size: int  # recipients per request; 0 = the provider's own limit
-    message_stream: str  # postmark
-    region: str  # ses
-    lists: tuple[int, ...]  # listmonk list ids
-    username: str  # listmonk API user
-
-    def api_key(self) -> str | None:
-        """The secret, read from the environment at the moment it is needed."""
-        return os.environ.get(self.api_key_env) or None
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path
-    site: SiteConfig
-    store_url: str
-    articles_dir: Path
-    feed: FeedConfig
-    refresh_minutes: int
-    server: ServerConfig
-    digest: DigestConfig
-    mailer: MailerConfig
-    # [articles] follow_symlinks: follow symlinks that leave the articles folder (see ingest.walk)
-    follow_symlinks: bool = False
-    # [articles] max_bytes: a bigger article file is refused, after reading at most this + 1 bytes
-    max_bytes: int = ARTICLE_MAX_BYTES
-
-
 class _Table:
     """One ``[section]`` of the file: typed getters that name the key on error."""
 
-    def __init__(self, file: str, name: str, data: dict[str, Any], known: frozenset[str]) -> None:
-        self.file, self.name, self.data = file, name, data
+    def __init__(self, file: str, name: str, data: dict[str, Any], known: frozenset[str], base: Path) -> None:
+        self.file, self.name, self.data, self.base = file, name, data, base
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(self.where(unknown[0]), "unknown key (check the spelling)")
@@ -230,8 +126,57 @@ class _Table:
             raise ConfigError(self.where(key), f"unknown time zone {name!r}") from None
 
 
-_REQUIRED = object()
-_MINUTES_A_MONTH = 31 * 24 * 60  # the longest refresh interval: longer ones overflow the scheduler
+# A reader turns one key of a table into a field's value, or raises ConfigError naming it.
+Reader: TypeAlias = "Callable[[_Table, str, Any], Any]"
+
+
+def setting(
+    default: Any = _REQUIRED, *, key: str = "", low: int = 0, high: int = 10**9, read: Reader | None = None
+) -> Any:
+    """A dataclass field that is a key of the file: its TOML name (when not the field's),
+    its default (in the file's terms: "UTC", "7d", "outbox"), integer bounds, and a reader for
+    what the field's type alone does not say. Fields without it are not keys."""
+    return field(metadata={"key": key, "default": default, "low": low, "high": high, "read": read})
+
+
+def _read(t: _Table, name: str, kind: Any, meta: Any) -> Any:
+    """One field, read by its reader or else by its annotated type."""
+    key, default = meta["key"] or name, meta["default"]
+    if meta["read"] is not None:
+        return meta["read"](t, key, default)
+    if kind == "str":
+        return t.text(key, None if default is _REQUIRED else default)
+    if kind == "int":
+        return t.integer(key, default, meta["low"], meta["high"])
+    if kind == "float":
+        return t.number(key, default)
+    if kind == "bool":
+        return t.flag(key, default)
+    if kind == "Path":
+        return t.path(key, default, t.base)
+    if kind == "ZoneInfo":
+        return t.timezone(key, default)
+    raise TypeError(f"config field {name}: no reader for {kind}")  # a mistake here, not in the file
+
+
+S = TypeVar("S", bound="DataclassInstance")
+
+
+def _section(t: _Table, cls: type[S], **given: Any) -> S:
+    """A section's dataclass, each key read from ``t`` unless ``given`` (a value that depends
+    on another key or section)."""
+    values = {f.name: given[f.name] if f.name in given else _read(t, f.name, f.type, f.metadata) for f in fields(cls)}
+    return cls(**values)
+
+
+def _one(t: _Table, cls: type[DataclassInstance], name: str) -> Any:
+    """One field of a section, read ahead because another depends on it."""
+    f = next(f for f in fields(cls) if f.name == name)
+    return _read(t, f.name, f.type, f.metadata)
+
+
+def _keys(cls: type[DataclassInstance]) -> set[str]:
+    return {f.metadata["key"] or f.name for f in fields(cls) if "default" in f.metadata}
 
 
 def parse_duration(text: str) -> timedelta:
@@ -243,79 +188,6 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     except OverflowError:
         raise ValueError(f"duration too long: {text!r}") from None
-
-
-# Every key each section accepts (another is refused as a typo); `publisher init`'s
-# publisher.toml documents each of them (tests/test_cli_init.py checks it).
-KEYS: dict[str, frozenset[str]] = {
-    "site": frozenset({"title", "url", "author", "language", "timezone", "article_path"}),
-    "store": frozenset({"url"}),
-    "articles": frozenset({"dir", "follow_symlinks", "max_bytes"}),
-    "feed": frozenset(
-        {
-            "dir",
-            "max_entries",
-            "url",
-            "formats",
-            "tag_feeds",
-            "archives",
-            "hubs",
-            "stylesheet",
-            "content",
-            "icon",
-            "logo",
-            "subtitle",
-            "rights",
-            "generator_uri",
-            "podcast",
-            "podcast_category",
-            "podcast_explicit",
-            "podcast_email",
-        }
-    ),
-    "digest": frozenset(
-        {
-            "schedule",
-            "timezone",
-            "subject",
-            "from",
-            "to",
-            "unsubscribe_url",
-            "recipients",
-            "secret_env",
-            "backlog",
-            "templates_dir",
-            "max_html_bytes",
-            "postal_address",
-            "unsubscribe_mailto",
-            "archive",
-            "reading_time",
-            "lead_images",
-        }
-    ),
-    "mailer": frozenset(
-        {
-            "provider",
-            "outbox_dir",
-            "url",
-            "api_key_env",
-            "domain",
-            "timeout",
-            "retries",
-            "max_retry_seconds",
-            "max_attempts",
-            "rate",
-            "concurrency",
-            "batch_size",
-            "message_stream",
-            "region",
-            "lists",
-            "username",
-        }
-    ),
-    "daemon": frozenset({"refresh_minutes"}),
-    "server": frozenset({"host", "port", "cache_seconds"}),
-}
 
 
 def load(path: Path) -> Config:
@@ -340,47 +212,24 @@ def load(path: Path) -> Config:
             raise ConfigError(f"{name}: [{key}]", f"expected a table ([{key}] with keys under it), got a value")
 
     def table(section: str) -> _Table:
-        return _Table(name, section, raw.get(section, {}), KEYS[section])
+        return _Table(name, section, raw.get(section, {}), KEYS[section], base)
 
-    s = table("site")
-    site_url = s.url("url")
-    site = SiteConfig(
-        title=_non_empty(s, "title"),
-        url=site_url if site_url.endswith("/") else site_url + "/",
-        author=_non_empty(s, "author"),
-        language=s.text("language", "en"),
-        timezone=s.timezone("timezone", "UTC"),
-        article_path=_article_path(s),
-    )
+    site = _section(table("site"), SiteConfig)
 
     st = table("store")
     store_url = _store_url(st, base)
 
-    a = table("articles")
-    dm = table("daemon")
-    sv = table("server")
-
-    digest = _digest(table, base)
+    digest = _digest(table("digest"))
     return Config(
         path=path.resolve(),
         site=site,
-        store_url=store_url,
-        articles_dir=a.path("dir", "articles", base),
-        feed=_feed(
-            table("feed"),
-            site,
-            base,
-        ),
-        refresh_minutes=dm.integer("refresh_minutes", 5, minimum=1, maximum=_MINUTES_A_MONTH),
-        server=ServerConfig(
-            host=sv.text("host", "127.0.0.1"),
-            port=sv.integer("port", 8080, minimum=1, maximum=65535),
-            cache_seconds=sv.integer("cache_seconds", 300, maximum=31_536_000),
-        ),
+        store=StoreConfig(url=store_url),
+        articles=_section(table("articles"), ArticlesConfig),
+        feed=_feed(table("feed"), site),
+        daemon=_section(table("daemon"), DaemonConfig),
+        server=_section(table("server"), ServerConfig),
         digest=digest,
-        mailer=_mailer(table, base, digest),
-        follow_symlinks=a.flag("follow_symlinks", False),
-        max_bytes=a.integer("max_bytes", ARTICLE_MAX_BYTES, minimum=1_000, maximum=ARTICLE_MAX_BYTES_LIMIT),
+        mailer=_mailer(table("mailer"), digest, path.resolve().name),
     )
 
 
@@ -404,40 +253,102 @@ def check_ready(config: Config, *, articles: bool) -> None:
         subscribers.secret(config)
 
 
-FEED_CONTENT = ("full", "summary")
-
-
-def _feed(f: _Table, site: SiteConfig, base: Path) -> FeedConfig:
-    url = f.url("url", site.url + "feeds/atom.xml")
-    formats = f.str_list("formats") if "formats" in f.data else FEED_FORMATS
-    unknown = [name for name in formats if name not in FEED_FORMATS]
-    if unknown:
-        raise ConfigError(f.where("formats"), f"unknown format {unknown[0]!r}; choose from {', '.join(FEED_FORMATS)}")
-    hubs = f.str_list("hubs") if f.data.get("hubs") else ()
-    for hub in hubs:
-        if urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).netloc:
-            raise ConfigError(f.where("hubs"), f"expected http(s) URLs of WebSub hubs, got {hub!r}")
-    podcast = f.flag("podcast", False)
-    return FeedConfig(
-        dir=f.path("dir", "feeds", base),
-        url=url,
-        max_entries=f.integer("max_entries", 50, minimum=1, maximum=10_000),
-        formats=tuple(dict.fromkeys(formats)),
-        tag_feeds=f.flag("tag_feeds", True),
-        archives=f.flag("archives", True),
-        hubs=hubs,
-        stylesheet=f.flag("stylesheet", True),
-        content=_choice(f, "content", FEED_CONTENT),
+def _feed(f: _Table, site: SiteConfig) -> FeedConfig:
+    podcast = _one(f, FeedConfig, "podcast")
+    return _section(
+        f,
+        FeedConfig,
+        url=f.url("url", site.url + "feeds/atom.xml"),
         icon=_site_url(f, "icon", site),
         logo=_site_url(f, "logo", site),
-        subtitle=" ".join(f.text("subtitle", "").split()),
-        rights=" ".join(f.text("rights", "").split()),
-        generator_uri=f.url("generator_uri") if "generator_uri" in f.data else "",
-        podcast=podcast,
         podcast_category=_podcast_category(f, podcast),
-        podcast_explicit=f.flag("podcast_explicit", False),
         podcast_email=_podcast_email(f, podcast),
     )
+
+
+def _digest(d: _Table) -> DigestConfig:
+    tz = _one(d, DigestConfig, "timezone")
+    schedule = _one(d, DigestConfig, "schedule")
+    try:
+        crontab.trigger(schedule, tz)
+    except ValueError as exc:
+        raise ConfigError(d.where("schedule"), f"not a crontab line ({exc})") from None
+    return _section(d, DigestConfig, schedule=schedule, timezone=tz)
+
+
+def _mailer(m: _Table, digest: DigestConfig, file: str) -> ProviderConfig:
+    provider = _one(m, MailerConfig, "provider")
+    cls = MAILERS.get(provider)
+    if cls is None:
+        raise ConfigError(m.where("provider"), f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    if cls.owns_list and digest.recipients == "subscribers":
+        raise ConfigError(
+            f"{m.file}: [digest] recipients",
+            f'{provider} keeps its own subscriber list; set recipients = "to" (it is ignored) or use another provider',
+        )
+    settings = cast(ProviderConfig, _section(m, cls, file=file, provider=provider, url=""))
+    # Another provider's keys are allowed (switching provider keeps them) but must be strings.
+    mine = {f.name for f in fields(cls)}
+    for other in _MAILERS:
+        for f in fields(other):
+            if f.name not in mine and f.type in ("str", "Path"):
+                m.text(f.name, "")
+    if cls.api_url is None:  # the outbox
+        return settings
+    api = cls.api_url.format(region=getattr(settings, "region", ""))
+    url = m.url("url") if not api or m.text("url", "").strip() else api
+    return replace(settings, url=url.rstrip("/"))
+
+
+# Readers of the keys whose type alone does not say what is allowed.
+
+
+def _choice(t: _Table, key: str, choices: tuple[str, ...]) -> str:
+    value = t.text(key, choices[0])
+    if value not in choices:
+        raise ConfigError(t.where(key), f"expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _feed_content(t: _Table, key: str, default: str) -> str:
+    return _choice(t, key, FEED_CONTENT)
+
+
+def _one_line(t: _Table, key: str, default: str) -> str:
+    return " ".join(t.text(key, default).split())
+
+
+def _stripped(t: _Table, key: str, default: str) -> str:
+    return t.text(key, default).strip()
+
+
+def _optional_url(t: _Table, key: str, default: str) -> str:
+    return t.url(key) if key in t.data else default
+
+
+def _https_url(t: _Table, key: str, default: Any) -> str:
+    return t.url(key, https_only=True)
+
+
+def _site_root(t: _Table, key: str, default: Any) -> str:
+    url = t.url(key)
+    return url if url.endswith("/") else url + "/"
+
+
+def _formats(t: _Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    formats = t.str_list(key) if key in t.data else default
+    unknown = [name for name in formats if name not in FEED_FORMATS]
+    if unknown:
+        raise ConfigError(t.where(key), f"unknown format {unknown[0]!r}; choose from {', '.join(FEED_FORMATS)}")
+    return tuple(dict.fromkeys(formats))
+
+
+def _hubs(t: _Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    hubs = t.str_list(key) if t.data.get(key) else default
+    for hub in hubs:
+        if urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).netloc:
+            raise ConfigError(t.where(key), f"expected http(s) URLs of WebSub hubs, got {hub!r}")
+    return hubs
 
 
 def _podcast_category(t: _Table, podcast: bool) -> str:
@@ -469,13 +380,6 @@ PODCAST_CATEGORIES = (
 )  # fmt: skip
 
 
-def _choice(t: _Table, key: str, choices: tuple[str, ...]) -> str:
-    value = t.text(key, choices[0])
-    if value not in choices:
-        raise ConfigError(t.where(key), f"expected one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
 def _site_url(t: _Table, key: str, site: SiteConfig) -> str:
     """An http(s) URL, or a path on the site made absolute against [site] url; "" if unset."""
     value = t.text(key, "").strip()
@@ -488,20 +392,20 @@ def _site_url(t: _Table, key: str, site: SiteConfig) -> str:
     return url
 
 
-def _article_path(t: _Table) -> str:
-    value = t.text("article_path", "{slug}/")
+def _article_path(t: _Table, key: str, default: str) -> str:
+    value = t.text(key, default)
     try:
         value.format(slug="s", year="2024", month="01", day="01")
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(
-            t.where("article_path"), f"unknown placeholder {exc}; use {{slug}}, {{year}}, {{month}}, {{day}}"
+            t.where(key), f"unknown placeholder {exc}; use {{slug}}, {{year}}, {{month}}, {{day}}"
         ) from None
     if "{slug}" not in value:
-        raise ConfigError(t.where("article_path"), "must contain {slug}, or articles would share one URL")
+        raise ConfigError(t.where(key), "must contain {slug}, or articles would share one URL")
     return value.lstrip("/")
 
 
-def _non_empty(t: _Table, key: str) -> str:
+def _non_empty(t: _Table, key: str, default: Any = None) -> str:
     value = t.text(key).strip()
     if not value:
         raise ConfigError(t.where(key), "must not be empty")
@@ -523,54 +427,49 @@ DEFAULT_SUBJECT = (
 )
 
 
-def _digest(table: Any, base: Path) -> DigestConfig:
-    d = table("digest")
-    tz = d.timezone("timezone", "UTC")
-    schedule = d.text("schedule", "0 7 * * *")
+def _duration(t: _Table, key: str, default: str) -> timedelta:
     try:
-        crontab.trigger(schedule, tz)
+        return parse_duration(t.text(key, default))
     except ValueError as exc:
-        raise ConfigError(d.where("schedule"), f"not a crontab line ({exc})") from None
-    try:
-        backlog = parse_duration(d.text("backlog", "7d"))
-    except ValueError as exc:
-        raise ConfigError(d.where("backlog"), str(exc)) from None
-    recipients = d.text("recipients", "to")
-    if recipients not in ("to", "subscribers"):
-        raise ConfigError(d.where("recipients"), f'expected "to" or "subscribers", got {recipients!r}')
-    sender = d.text("from")
-    _check_address(d, "from", sender)
-    to = d.str_list("to")
+        raise ConfigError(t.where(key), str(exc)) from None
+
+
+def _recipients(t: _Table, key: str, default: str) -> str:
+    value = t.text(key, default)
+    if value not in ("to", "subscribers"):
+        raise ConfigError(t.where(key), f'expected "to" or "subscribers", got {value!r}')
+    return value
+
+
+def _address(t: _Table, key: str, default: Any) -> str:
+    value = t.text(key)
+    _check_address(t, key, value)
+    return value
+
+
+def _addresses(t: _Table, key: str, default: Any) -> tuple[str, ...]:
+    to = t.str_list(key)
     for address in to:
-        _check_address(d, "to", address)
-    mailto = d.text("unsubscribe_mailto", "")
+        _check_address(t, key, address)
+    return to
+
+
+def _mailto(t: _Table, key: str, default: str) -> str:
+    mailto = t.text(key, default)
     if mailto:
-        _check_address(d, "unsubscribe_mailto", mailto)
+        _check_address(t, key, mailto)
         if parseaddr(mailto)[1] != mailto.strip():
-            raise ConfigError(
-                d.where("unsubscribe_mailto"), f"expected a bare address (name@example.org), got {mailto!r}"
-            )
-    templates = d.path("templates_dir", "", base) if "templates_dir" in d.data else None
-    if templates is not None and not templates.is_dir():
-        raise ConfigError(d.where("templates_dir"), f"folder not found: {templates}")
-    return DigestConfig(
-        schedule=schedule,
-        timezone=tz,
-        subject=d.text("subject", DEFAULT_SUBJECT),
-        sender=sender,
-        to=to,
-        unsubscribe_url=d.url("unsubscribe_url", https_only=True),
-        recipients=recipients,
-        secret_env=_env_name(d, "secret_env", "PUBLISHER_UNSUBSCRIBE_SECRET"),
-        backlog=backlog,
-        templates_dir=templates,
-        max_html_bytes=d.integer("max_html_bytes", 100_000, minimum=10_000),
-        postal_address=" ".join(d.text("postal_address", "").split()),
-        unsubscribe_mailto=mailto.strip(),
-        archive=d.flag("archive", True),
-        reading_time=d.flag("reading_time", True),
-        lead_images=d.flag("lead_images", True),
-    )
+            raise ConfigError(t.where(key), f"expected a bare address (name@example.org), got {mailto!r}")
+    return mailto.strip()
+
+
+def _folder(t: _Table, key: str, default: None) -> Path | None:
+    if key not in t.data:
+        return default
+    folder = t.path(key, "", t.base)
+    if not folder.is_dir():
+        raise ConfigError(t.where(key), f"folder not found: {folder}")
+    return folder
 
 
 def _check_address(t: _Table, key: str, value: str) -> None:
@@ -596,57 +495,296 @@ def _env_name(t: _Table, key: str, default: str) -> str:
     return name
 
 
-def _mailer(table: Any, base: Path, digest: DigestConfig) -> MailerConfig:
-    m = table("mailer")
-    provider = m.text("provider", "outbox")
-    if provider not in PROVIDERS:
-        raise ConfigError(m.where("provider"), f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
-    region = m.text("region", "us-east-1").strip()
-    if provider == "ses" and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
-        raise ConfigError(m.where("region"), f"not an AWS region: {region!r}")
-    # An empty url means the provider's public API; webhook and listmonk are the operator's own.
-    defaults = _API_URLS | {"ses": f"https://email.{region}.amazonaws.com"}
-    url = ""
-    if provider in ("webhook", "listmonk"):
-        url = m.url("url")
-    elif provider in defaults:
-        url = m.url("url") if m.text("url", "").strip() else defaults[provider]
-    if provider == "mailgun" and not m.text("domain", "").strip():
-        raise ConfigError(m.where("domain"), "missing (the Mailgun sending domain is required)")
-    lists: tuple[int, ...] = ()
-    if provider == "listmonk":
-        raw = m._get("lists", list, _REQUIRED)
-        if not raw or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in raw):
-            raise ConfigError(m.where("lists"), "expected a non-empty list of listmonk list ids (integers)")
-        lists = tuple(raw)
-    if provider in LIST_OWNERS and digest.recipients == "subscribers":
-        raise ConfigError(
-            f"{m.file}: [digest] recipients",
-            f'{provider} keeps its own subscriber list; set recipients = "to" (it is ignored) or use another provider',
-        )
-    return MailerConfig(
-        provider=provider,
-        outbox_dir=m.path("outbox_dir", "outbox", base),
-        url=url.rstrip("/"),
-        api_key_env=_env_name(m, "api_key_env", "PUBLISHER_MAILER_KEY"),
-        domain=m.text("domain", "").strip(),
-        timeout=m.number("timeout", 30.0),
-        retries=m.integer("retries", 2, maximum=100),
-        max_retry_seconds=m.number("max_retry_seconds", 120.0),
-        max_attempts=m.integer("max_attempts", 10, minimum=1, maximum=1000),
-        rate=_rate(m),
-        concurrency=m.integer("concurrency", 1, minimum=1, maximum=64),
-        batch_size=m.integer("batch_size", 0),
-        message_stream=m.text("message_stream", "broadcast").strip() or "broadcast",
-        region=region,
-        lists=lists,
-        username=m.text("username", "").strip(),
-    )
-
-
-def _rate(m: _Table) -> float:
+def _rate(t: _Table, key: str, default: float) -> float:
     """[mailer] rate: 0 (the default) for no limit, else a positive number of messages a second."""
-    value = m.data.get("rate", 0)
+    value = t.data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ConfigError(m.where("rate"), f"expected messages per second (0 for no limit), got {value!r}")
+        raise ConfigError(t.where(key), f"expected messages per second (0 for no limit), got {value!r}")
     return float(value)
+
+
+def _mailgun_domain(t: _Table, key: str, default: str) -> str:
+    value = t.text(key, default).strip()
+    if not value:
+        raise ConfigError(t.where(key), "missing (the Mailgun sending domain is required)")
+    return value
+
+
+def _message_stream(t: _Table, key: str, default: str) -> str:
+    return t.text(key, default).strip() or default
+
+
+def _aws_region(t: _Table, key: str, default: str) -> str:
+    region = t.text(key, default).strip()
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+        raise ConfigError(t.where(key), f"not an AWS region: {region!r}")
+    return region
+
+
+def _list_ids(t: _Table, key: str, default: Any) -> tuple[int, ...]:
+    raw = t._get(key, list, _REQUIRED)
+    if not raw or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in raw):
+        raise ConfigError(t.where(key), "expected a non-empty list of listmonk list ids (integers)")
+    return tuple(raw)
+
+
+# The sections, in the file's terms. Field order is kept: feed.py fingerprints site and feed.
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = setting(read=_non_empty)
+    url: str = setting(read=_site_root)  # ends with "/"
+    author: str = setting(read=_non_empty)
+    language: str = setting("en")
+    timezone: ZoneInfo = setting("UTC")
+    article_path: str = setting("{slug}/", read=_article_path)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = setting("sqlite:///publisher.db")  # read by _store_url: a relative SQLite file made absolute
+
+
+@dataclass(frozen=True)
+class ArticlesConfig:
+    dir: Path = setting("articles")
+    # Follow symlinks that leave the articles folder (see ingest.walk).
+    follow_symlinks: bool = setting(False)
+    # A bigger article file is refused, after reading at most this + 1 bytes.
+    max_bytes: int = setting(ARTICLE_MAX_BYTES, low=1_000, high=ARTICLE_MAX_BYTES_LIMIT)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    refresh_minutes: int = setting(5, low=1, high=_MINUTES_A_MONTH)
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    dir: Path = setting("feeds")
+    url: str = setting()  # the Atom feed's public URL (default: the site's feeds/atom.xml); the others sit beside it
+    max_entries: int = setting(50, low=1, high=10_000)
+    formats: tuple[str, ...] = setting(FEED_FORMATS, read=_formats)
+    tag_feeds: bool = setting(True)
+    archives: bool = setting(True)
+    hubs: tuple[str, ...] = setting((), read=_hubs)
+    stylesheet: bool = setting(True)
+    # "full": each entry's whole body; "summary": the summary and a link
+    content: str = setting(FEED_CONTENT[0], read=_feed_content)
+    icon: str = setting("")  # absolute URLs ("" = none): a small square icon (favicon), a larger logo
+    logo: str = setting("")
+    subtitle: str = setting("", read=_one_line)
+    rights: str = setting("", read=_one_line)  # e.g. "© 2026 Example News, CC BY 4.0"
+    generator_uri: str = setting("", read=_optional_url)  # the generator's home page, if the site wants it named
+    podcast: bool = setting(False)  # iTunes tags for the articles with audio (feedgen's podcast extension)
+    podcast_category: str = setting("")  # an Apple Podcasts category, e.g. "News"
+    podcast_explicit: bool = setting(False)
+    podcast_email: str = setting("")  # itunes:owner: where Apple writes about the podcast (not shown)
+
+    @property
+    def base_url(self) -> str:
+        """The public URL of the feeds folder."""
+        return self.url.rsplit("/", 1)[0] + "/"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = setting("127.0.0.1")
+    port: int = setting(8080, low=1, high=65535)
+    cache_seconds: int = setting(300, high=31_536_000)
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    schedule: str = setting("0 7 * * *")  # a crontab line, read in the digest's time zone
+    timezone: ZoneInfo = setting("UTC")
+    subject: str = setting(DEFAULT_SUBJECT)
+    sender: str = setting(key="from", read=_address)
+    to: tuple[str, ...] = setting(read=_addresses)
+    unsubscribe_url: str = setting(read=_https_url)
+    recipients: str = setting("to", read=_recipients)  # "to": the [digest] to addresses; "subscribers": the local list
+    secret_env: str = setting("PUBLISHER_UNSUBSCRIBE_SECRET", read=_env_name)  # HMAC secret (local list only)
+    backlog: timedelta = setting("7d", read=_duration)
+    templates_dir: Path | None = setting(None, read=_folder)
+    max_html_bytes: int = setting(100_000, low=10_000)
+    # The sender's postal address, in every footer (CAN-SPAM wants one in commercial mail).
+    postal_address: str = setting("", read=_one_line)
+    # An address that unsubscribes whoever writes to it, offered beside the link ("" = none).
+    unsubscribe_mailto: str = setting("", read=_mailto)
+    # Each sent digest as a web page (feeds/issues/), linked from the email as "view in browser".
+    archive: bool = setting(True)
+    reading_time: bool = setting(True)  # "4 min read" beside each article's date
+    lead_images: bool = setting(True)  # each article's lead image (ArticleMeta image) above its text
+
+
+@dataclass(frozen=True)
+class MailerConfig:
+    """[mailer]: what every provider reads. Each provider's class below adds its own keys."""
+
+    file: str  # the config file's name, for errors raised when the mailer is built
+    provider: str = setting("outbox")
+    # The service's API; "" for the outbox. Empty in the file: the provider's public API.
+    url: str = setting("")
+    api_key_env: str = setting("PUBLISHER_MAILER_KEY", read=_env_name)
+    timeout: float = setting(30.0)
+    retries: int = setting(2, high=100)  # quick retries within one run
+    max_retry_seconds: float = setting(120.0)  # and the most time they may take
+    max_attempts: int = setting(10, low=1, high=1000)  # runs that may try a batch before it is failed
+    rate: float = setting(0.0, read=_rate)  # messages (recipients) per second; 0 = no limit
+    concurrency: int = setting(1, low=1, high=64)  # requests in flight at once
+    batch_size: int = setting(0)  # recipients per request; 0 = the provider's own limit
+
+    # The provider's public API ("{region}" filled in); "": the operator's own, url required;
+    # None: no API at all.
+    api_url: ClassVar[str | None] = None
+    # The service keeps the subscriber list: the digest goes to its list, not to [digest] to
+    # or the local subscribers.
+    owns_list: ClassVar[bool] = False
+
+    def api_key(self) -> str | None:
+        """The secret, read from the environment at the moment it is needed."""
+        return os.environ.get(self.api_key_env) or None
+
+    def where(self, key: str) -> str:
+        return f"{self.file}: [mailer] {key}"
+
+
+@dataclass(frozen=True)
+class OutboxConfig(MailerConfig):
+    provider: Literal["outbox"] = setting("outbox")
+    outbox_dir: Path = setting("outbox")
+
+
+@dataclass(frozen=True)
+class WebhookConfig(MailerConfig):
+    provider: Literal["webhook"] = setting("webhook")
+    api_url: ClassVar[str | None] = ""
+
+
+@dataclass(frozen=True)
+class MailgunConfig(MailerConfig):
+    provider: Literal["mailgun"] = setting("mailgun")
+    domain: str = setting("", read=_mailgun_domain)  # the Mailgun sending domain
+    api_url: ClassVar[str | None] = "https://api.mailgun.net"
+
+
+@dataclass(frozen=True)
+class SendgridConfig(MailerConfig):
+    provider: Literal["sendgrid"] = setting("sendgrid")
+    api_url: ClassVar[str | None] = "https://api.sendgrid.com"
+
+
+@dataclass(frozen=True)
+class PostmarkConfig(MailerConfig):
+    provider: Literal["postmark"] = setting("postmark")
+    message_stream: str = setting("broadcast", read=_message_stream)
+    api_url: ClassVar[str | None] = "https://api.postmarkapp.com"
+
+
+@dataclass(frozen=True)
+class SesConfig(MailerConfig):
+    provider: Literal["ses"] = setting("ses")
+    region: str = setting("us-east-1", read=_aws_region)
+    api_url: ClassVar[str | None] = "https://email.{region}.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class ResendConfig(MailerConfig):
+    provider: Literal["resend"] = setting("resend")
+    api_url: ClassVar[str | None] = "https://api.resend.com"
+
+
+@dataclass(frozen=True)
+class ListmonkConfig(MailerConfig):
+    provider: Literal["listmonk"] = setting("listmonk")
+    lists: tuple[int, ...] = setting(read=_list_ids)  # listmonk list ids
+    username: str = setting("", read=_stripped)  # the API user
+    api_url: ClassVar[str | None] = ""
+    owns_list: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class ButtondownConfig(MailerConfig):
+    provider: Literal["buttondown"] = setting("buttondown")
+    api_url: ClassVar[str | None] = "https://api.buttondown.com"
+    owns_list: ClassVar[bool] = True
+
+
+# [mailer], by provider: a tagged union on `provider`.
+ProviderConfig = (
+    OutboxConfig
+    | WebhookConfig
+    | MailgunConfig
+    | SendgridConfig
+    | PostmarkConfig
+    | SesConfig
+    | ResendConfig
+    | ListmonkConfig
+    | ButtondownConfig
+)
+_MAILERS: tuple[type[MailerConfig], ...] = (
+    OutboxConfig, WebhookConfig, MailgunConfig, SendgridConfig, PostmarkConfig, SesConfig, ResendConfig,
+    ListmonkConfig, ButtondownConfig,
+)  # fmt: skip
+
+
+def _tag(cls: type[MailerConfig]) -> str:
+    """The provider a class stands for: the default of its ``provider`` field."""
+    return str(next(f.metadata["default"] for f in fields(cls) if f.name == "provider"))
+
+
+MAILERS: dict[str, type[MailerConfig]] = {_tag(cls): cls for cls in _MAILERS}
+PROVIDERS = tuple(MAILERS)
+LIST_OWNERS = tuple(name for name, cls in MAILERS.items() if cls.owns_list)
+
+_SECTIONS: dict[str, tuple[type[DataclassInstance], ...]] = {
+    "site": (SiteConfig,),
+    "store": (StoreConfig,),
+    "articles": (ArticlesConfig,),
+    "feed": (FeedConfig,),
+    "digest": (DigestConfig,),
+    "mailer": _MAILERS,
+    "daemon": (DaemonConfig,),
+    "server": (ServerConfig,),
+}
+# Every key each section accepts (another is refused as a typo): the fields made with
+# setting(); [mailer] takes any provider's. `publisher init`'s publisher.toml documents each
+# of them (tests/test_cli_init.py checks it).
+KEYS: dict[str, frozenset[str]] = {
+    name: frozenset(key for cls in classes for key in _keys(cls)) for name, classes in _SECTIONS.items()
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    site: SiteConfig
+    store: StoreConfig
+    articles: ArticlesConfig
+    feed: FeedConfig
+    daemon: DaemonConfig
+    server: ServerConfig
+    digest: DigestConfig
+    mailer: ProviderConfig
+
+    # The names the settings had before they were sections.
+    @property
+    def store_url(self) -> str:
+        return self.store.url
+
+    @property
+    def articles_dir(self) -> Path:
+        return self.articles.dir
+
+    @property
+    def follow_symlinks(self) -> bool:
+        return self.articles.follow_symlinks
+
+    @property
+    def max_bytes(self) -> int:
+        return self.articles.max_bytes
+
+    @property
+    def refresh_minutes(self) -> int:
+        return self.daemon.refresh_minutes

@@ -273,7 +273,7 @@ class _Run:
             return None
         if not self._claim(batch):
             return _Outcome(batch, BUSY, "being sent by another process")
-        if self.mailer.batch_size and not envelope.recipients:  # an empty list, or all unsubscribed since
+        if not self.mailer.owns_list and not envelope.recipients:  # an empty list, or all unsubscribed since
             self._mark(batch.id, BatchState.ACCEPTED, error="no recipients")
             return _Outcome(batch, BatchState.ACCEPTED, "no recipients")
         try:
@@ -405,10 +405,10 @@ def _reopen(store: SendStore, resend_in_doubt: bool, retry_failed: bool, when: d
 def _plan(config: Config, store: SendStore, mailer: Mailer, digest_id: str) -> None:
     """Write who the digest goes to, in batches: nobody by name when the provider keeps the list."""
     size = mailer.batch_size or 1
-    if mailer.batch_size and config.digest.recipients == "subscribers":
+    if not mailer.owns_list and config.digest.recipients == "subscribers":
         journal.plan_subscribers(store, digest_id, size, clock.now())  # in the database: the list may be long
         return
-    audience = [(address, None) for address in config.digest.to] if mailer.batch_size else []
+    audience = [] if mailer.owns_list else [(address, None) for address in config.digest.to]
     journal.plan(store, digest_id, audience, size, clock.now())
 
 

@@ -6,6 +6,7 @@ changed no data.
     BatchState        one request of a digest: see publisher.journal
     SubscriberState   a local subscriber: active or unsubscribed
     SaveStatus        what saving a source file did to its article
+    SendState         what one send did to the digest (dispatch.SendResult; never stored)
 """
 
 from __future__ import annotations
@@ -38,3 +39,13 @@ class SaveStatus(StrEnum):
     NEW = "new"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+
+
+class SendState(StrEnum):
+    NOTHING = "nothing"  # nothing new, nothing to resume: no email
+    HELD = "held"  # the digest waits (a hold is in force)
+    SENT = "sent"
+    INCOMPLETE = "incomplete"  # some batches failed or are in doubt: needs the operator
+    PENDING = "pending"  # a batch waits for the next run
+    BUSY = "busy"  # another process is sending it
+    FAILED = "failed"  # a test send that did not go out

@@ -5,16 +5,28 @@ postmark, ses, resend, listmonk, buttondown). Each ``send`` takes an :class:`Env
 digest, who it goes to, and the batch's idempotency key) and returns a :class:`Receipt` once
 the service accepted it, or raises :class:`~publisher.errors.DeliveryError`: retryable or not,
 and ``maybe_delivered`` when the request may have arrived (a timeout after sending). Nothing
-here touches the store; :mod:`publisher.jobs` keeps the journal.
+here touches the store: :mod:`publisher.dispatch` sends batch by batch and keeps the journal
+(:mod:`publisher.journal`). Each provider is built from its own ``[mailer]`` settings (one
+dataclass per provider in :mod:`publisher.config`), never from the whole Config.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from publisher.config import Config
+from publisher.config import (
+    ButtondownConfig,
+    Config,
+    ListmonkConfig,
+    MailgunConfig,
+    OutboxConfig,
+    PostmarkConfig,
+    ResendConfig,
+    SendgridConfig,
+    SesConfig,
+    WebhookConfig,
+)
 from publisher.message import Outgoing
 
 
@@ -53,6 +65,8 @@ class Mailer(Protocol):
     idempotent: bool
     # Most recipients in one request; 0 when the service sends to its own list.
     batch_size: int
+    # The service keeps the subscriber list (listmonk, Buttondown): requests carry no recipients.
+    owns_list: bool
 
     def send(self, envelope: Envelope) -> Receipt: ...
 
@@ -65,10 +79,50 @@ class Mailer(Protocol):
 
 def build_mailer(config: Config) -> Mailer:
     """The configured mailer; raises ConfigError when a secret it needs is missing."""
-    # One module per provider, named as in [mailer] provider; imported here because each
-    # imports the types above.
-    module = importlib.import_module(f"publisher.delivery.{config.mailer.provider}")
-    mailer: Mailer = module.build(config)
-    if config.mailer.batch_size and mailer.batch_size:  # the operator may ask for smaller requests
+    mailer = _build(config)
+    if config.mailer.batch_size and not mailer.owns_list:  # the operator may ask for smaller requests
         mailer.batch_size = min(mailer.batch_size, config.mailer.batch_size)
     return mailer
+
+
+def _build(config: Config) -> Mailer:
+    """Each provider's module, handed its own settings; imported here because each imports
+    the types above."""
+    settings = config.mailer
+    match settings:
+        case OutboxConfig():
+            from publisher.delivery import outbox
+
+            return outbox.build(settings, personal_copies=config.digest.recipients == "subscribers")
+        case WebhookConfig():
+            from publisher.delivery import webhook
+
+            return webhook.build(settings)
+        case MailgunConfig():
+            from publisher.delivery import mailgun
+
+            return mailgun.build(settings)
+        case SendgridConfig():
+            from publisher.delivery import sendgrid
+
+            return sendgrid.build(settings)
+        case PostmarkConfig():
+            from publisher.delivery import postmark
+
+            return postmark.build(settings)
+        case SesConfig():
+            from publisher.delivery import ses
+
+            return ses.build(settings)
+        case ResendConfig():
+            from publisher.delivery import resend
+
+            return resend.build(settings)
+        case ListmonkConfig():
+            from publisher.delivery import listmonk
+
+            return listmonk.build(settings)
+        case ButtondownConfig():
+            from publisher.delivery import buttondown
+
+            return buttondown.build(settings)

@@ -15,12 +15,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from publisher import http
-from publisher.config import Config, MailerConfig
+from publisher.config import MailerConfig
 from publisher.errors import ConfigError, DeliveryError
 
 # Raised after the request may have reached the service (as opposed to ConnectError and
@@ -28,25 +28,27 @@ from publisher.errors import ConfigError, DeliveryError
 _AFTER_SENDING = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 T = TypeVar("T")
+C = TypeVar("C", bound=MailerConfig)  # the provider's own [mailer] settings
 
 
-def require_key(config: Config, what: str) -> str:
+def require_key(settings: MailerConfig, what: str) -> str:
     """The API key from the environment, or a ConfigError naming the variable."""
-    key = config.mailer.api_key()
+    key = settings.api_key()
     if not key:
         raise ConfigError(
-            f"{config.path.name}: [mailer] api_key_env",
-            f"environment variable {config.mailer.api_key_env} is not set ({what})",
+            settings.where("api_key_env"),
+            f"environment variable {settings.api_key_env} is not set ({what})",
         )
     return key
 
 
-class HttpMailer:
+class HttpMailer(Generic[C]):
     name = "http"
     idempotent = False
     batch_size = 1
+    owns_list = False
 
-    def __init__(self, config: MailerConfig, key: str | None) -> None:
+    def __init__(self, config: C, key: str | None) -> None:
         self.config = config
         self.key = key
         self.sleep: Callable[[float], None] = time.sleep

@@ -12,12 +12,13 @@ to the given addresses (``POST /v1/emails/{id}/send-draft``); subscribers get no
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import httpx
 
 from publisher import http
-from publisher.config import Config
+from publisher.config import ButtondownConfig
 from publisher.delivery import Envelope, Receipt, personal
 from publisher.delivery.base import HttpMailer, json_field, require_key
 from publisher.errors import DeliveryError
@@ -25,21 +26,29 @@ from publisher.errors import DeliveryError
 UNSUBSCRIBE_VARIABLE = "{{ unsubscribe_url }}"
 
 
-def build(config: Config) -> ButtondownMailer:
-    return ButtondownMailer(config.mailer, require_key(config, "Buttondown needs an API key"))
+class EmailStatus(StrEnum):
+    """The states a new Buttondown email is created in (Buttondown's own names)."""
+
+    DRAFT = "draft"  # a test: sent to the given addresses from the draft
+    ABOUT_TO_SEND = "about_to_send"  # sent to the subscribers at once
 
 
-class ButtondownMailer(HttpMailer):
+def build(settings: ButtondownConfig) -> ButtondownMailer:
+    return ButtondownMailer(settings, require_key(settings, "Buttondown needs an API key"))
+
+
+class ButtondownMailer(HttpMailer[ButtondownConfig]):
     name = "buttondown"
     idempotent = True  # Buttondown honours X-Idempotency-Key
-    batch_size = 0  # Buttondown sends to its own subscribers
+    batch_size = 0  # no recipients of ours in a request
+    owns_list = True  # Buttondown sends to its own subscribers
 
     def send(self, envelope: Envelope) -> Receipt:
         digest = envelope.digest
         payload = {
             "subject": digest.subject,
             "body": digest.personal(personal.guard_braces_html(digest.html), UNSUBSCRIBE_VARIABLE),
-            "status": "draft" if envelope.test else "about_to_send",
+            "status": (EmailStatus.DRAFT if envelope.test else EmailStatus.ABOUT_TO_SEND).value,
         }
         created = self._post("/v1/emails", payload, envelope.key)
         email_id = json_field(created, "id")

@@ -20,36 +20,50 @@ listmonk puts its own per-subscriber unsubscribe link where the body says
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import httpx
 
 from publisher import http
-from publisher.config import Config, MailerConfig
+from publisher.config import ListmonkConfig
 from publisher.delivery import Envelope, Receipt, personal
 from publisher.delivery.base import HttpMailer, require_key
 from publisher.errors import ConfigError, DeliveryError
 
 UNSUBSCRIBE_TAG = "{{ UnsubscribeURL }}"
-ALREADY_SENT = ("running", "finished", "paused", "scheduled")  # started before: the send was accepted
 
 
-def build(config: Config) -> ListmonkMailer:
-    if not config.mailer.username:
+class Campaign(StrEnum):
+    """The listmonk campaign states a send acts on (listmonk's own names)."""
+
+    DRAFT = "draft"
+    RUNNING = "running"
+    FINISHED = "finished"
+    PAUSED = "paused"
+    SCHEDULED = "scheduled"
+
+
+# Started before: the send was accepted.
+ALREADY_SENT = (Campaign.RUNNING, Campaign.FINISHED, Campaign.PAUSED, Campaign.SCHEDULED)
+
+
+def build(settings: ListmonkConfig) -> ListmonkMailer:
+    if not settings.username:
         raise ConfigError(
-            f"{config.path.name}: [mailer] username",
-            "missing (the listmonk API user; its API key goes in the environment variable "
-            f"{config.mailer.api_key_env})",
+            settings.where("username"),
+            f"missing (the listmonk API user; its API key goes in the environment variable {settings.api_key_env})",
         )
-    return ListmonkMailer(config.mailer, require_key(config, "listmonk needs an API user's key"))
+    return ListmonkMailer(settings, require_key(settings, "listmonk needs an API user's key"))
 
 
-class ListmonkMailer(HttpMailer):
+class ListmonkMailer(HttpMailer[ListmonkConfig]):
     name = "listmonk"
     idempotent = True  # the campaign is found by name before anything is created
-    batch_size = 0  # listmonk sends to its own lists
+    batch_size = 0  # no recipients of ours in a request
+    owns_list = True  # listmonk sends to its own lists
 
-    def __init__(self, config: MailerConfig, key: str) -> None:
+    def __init__(self, config: ListmonkConfig, key: str) -> None:
         super().__init__(config, key)
         self.headers = {"Authorization": f"token {config.username}:{key}"}
 
@@ -71,8 +85,8 @@ class ListmonkMailer(HttpMailer):
             self._call("POST", f"/api/campaigns/{number}/test", json=test)
             return Receipt(provider_id=str(number), detail=f"test sent by listmonk from draft campaign {number}")
         status = campaign.get("status")
-        if status == "draft":
-            self._call("PUT", f"/api/campaigns/{number}/status", json={"status": "running"})
+        if status == Campaign.DRAFT:
+            self._call("PUT", f"/api/campaigns/{number}/status", json={"status": Campaign.RUNNING.value})
             return Receipt(provider_id=str(number), detail=f"campaign {number} started by listmonk")
         if status in ALREADY_SENT:
             return Receipt(provider_id=str(number), detail=f"campaign {number} already {status} in listmonk")

@@ -20,7 +20,7 @@ import re
 from markupsafe import escape
 
 from publisher import http
-from publisher.config import Config
+from publisher.config import MailgunConfig
 from publisher.delivery import Envelope, Receipt, Recipient
 from publisher.delivery.base import HttpMailer, json_field, require_key
 
@@ -28,11 +28,11 @@ UNSUBSCRIBE_VARIABLE = "%recipient.unsubscribe_url%"
 UNSUBSCRIBE_HTML_VARIABLE = "%recipient.unsubscribe_url_html%"  # Mailgun inserts values as they are
 
 
-def build(config: Config) -> MailgunMailer:
-    return MailgunMailer(config.mailer, require_key(config, "Mailgun needs an API key"))
+def build(settings: MailgunConfig) -> MailgunMailer:
+    return MailgunMailer(settings, require_key(settings, "Mailgun needs an API key"))
 
 
-class MailgunMailer(HttpMailer):
+class MailgunMailer(HttpMailer[MailgunConfig]):
     name = "mailgun"
     idempotent = False  # Mailgun has no idempotency key: a blind resend may mail twice
     batch_size = 1000  # Mailgun's limit of recipients per message

@@ -12,20 +12,21 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from publisher.config import Config
+from publisher.config import OutboxConfig
 from publisher.delivery import Envelope, Receipt, personal
 from publisher.errors import DeliveryError
 from publisher.files import write_atomic
 
 
-def build(config: Config) -> OutboxMailer:
-    return OutboxMailer(config.mailer.outbox_dir, personal_copies=config.digest.recipients == "subscribers")
+def build(settings: OutboxConfig, *, personal_copies: bool) -> OutboxMailer:
+    return OutboxMailer(settings.outbox_dir, personal_copies=personal_copies)
 
 
 class OutboxMailer:
     name = "outbox"
     idempotent = True  # files are named by digest and address: a second write replaces the same copy
     batch_size = 1000
+    owns_list = False
 
     def __init__(self, folder: Path, *, personal_copies: bool) -> None:
         self.dir = folder

@@ -14,17 +14,17 @@ from typing import Any
 import httpx
 
 from publisher import http
-from publisher.config import Config
+from publisher.config import PostmarkConfig
 from publisher.delivery import Envelope, Receipt, personal
 from publisher.delivery.base import HttpMailer, require_key
 from publisher.errors import DeliveryError
 
 
-def build(config: Config) -> PostmarkMailer:
-    return PostmarkMailer(config.mailer, require_key(config, "Postmark needs an API key"))
+def build(settings: PostmarkConfig) -> PostmarkMailer:
+    return PostmarkMailer(settings, require_key(settings, "Postmark needs an API key"))
 
 
-class PostmarkMailer(HttpMailer):
+class PostmarkMailer(HttpMailer[PostmarkConfig]):
     name = "postmark"
     idempotent = False  # no idempotency key: a blind resend may mail twice
     batch_size = 500  # Postmark's limit of messages per batch request

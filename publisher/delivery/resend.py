@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import httpx
 
-from publisher.config import Config
+from publisher.config import ResendConfig
 from publisher.delivery import Envelope, Receipt, personal
 from publisher.delivery.base import HttpMailer, json_field, require_key
 from publisher.errors import DeliveryError
@@ -19,11 +19,11 @@ from publisher.errors import DeliveryError
 _STILL_RUNNING = "concurrent_idempotent_requests"
 
 
-def build(config: Config) -> ResendMailer:
-    return ResendMailer(config.mailer, require_key(config, "Resend needs an API key"))
+def build(settings: ResendConfig) -> ResendMailer:
+    return ResendMailer(settings, require_key(settings, "Resend needs an API key"))
 
 
-class ResendMailer(HttpMailer):
+class ResendMailer(HttpMailer[ResendConfig]):
     name = "resend"
     idempotent = True  # Resend dedupes on the Idempotency-Key for 24 hours
     batch_size = 100  # Resend's limit of emails per batch request

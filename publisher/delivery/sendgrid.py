@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from markupsafe import escape
 
-from publisher.config import Config
+from publisher.config import SendgridConfig
 from publisher.delivery import Envelope, Receipt
 from publisher.delivery.base import HttpMailer, require_key
 from publisher.errors import DeliveryError
@@ -24,11 +24,11 @@ UNSUBSCRIBE_TAG = "-unsubscribe_url-"
 UNSUBSCRIBE_HTML_TAG = "-unsubscribe_url_html-"  # the link escaped for HTML (& -> &amp;)
 
 
-def build(config: Config) -> SendGridMailer:
-    return SendGridMailer(config.mailer, require_key(config, "SendGrid needs an API key"))
+def build(settings: SendgridConfig) -> SendGridMailer:
+    return SendGridMailer(settings, require_key(settings, "SendGrid needs an API key"))
 
 
-class SendGridMailer(HttpMailer):
+class SendGridMailer(HttpMailer[SendgridConfig]):
     name = "sendgrid"
     idempotent = False  # no idempotency key: a blind resend may mail twice
     batch_size = 1000  # SendGrid's limit of personalizations per request

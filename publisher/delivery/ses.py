@@ -21,7 +21,7 @@ import httpx
 from httpx_auth import AWS4Auth
 
 from publisher import http
-from publisher.config import Config, MailerConfig
+from publisher.config import SesConfig
 from publisher.delivery import Envelope, Receipt, Recipient, personal
 from publisher.delivery.base import HttpMailer, json_field
 from publisher.errors import ConfigError, DeliveryError
@@ -31,26 +31,26 @@ RETRYABLE_TYPES = ("TooManyRequestsException", "LimitExceededException", "Thrott
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")  # SES allows only these in tag names and values
 
 
-def build(config: Config) -> SesMailer:
+def build(settings: SesConfig) -> SesMailer:
     def required(name: str) -> str:
         value = os.environ.get(name)
         if not value:
             raise ConfigError(
-                f"{config.path.name}: [mailer] provider",
+                settings.where("provider"),
                 f"environment variable {name} is not set (SES requests are signed with AWS credentials)",
             )
         return value
 
     access_key, secret_key = required("AWS_ACCESS_KEY_ID"), required("AWS_SECRET_ACCESS_KEY")
-    return SesMailer(config.mailer, access_key, secret_key, os.environ.get("AWS_SESSION_TOKEN") or None)
+    return SesMailer(settings, access_key, secret_key, os.environ.get("AWS_SESSION_TOKEN") or None)
 
 
-class SesMailer(HttpMailer):
+class SesMailer(HttpMailer[SesConfig]):
     name = "ses"
     idempotent = False  # SES has no idempotency key: a blind resend may mail twice
     batch_size = 1  # one reader per request: each copy is personal
 
-    def __init__(self, config: MailerConfig, access_key: str, secret_key: str, session_token: str | None) -> None:
+    def __init__(self, config: SesConfig, access_key: str, secret_key: str, session_token: str | None) -> None:
         super().__init__(config, None)
         self.access_key = access_key
         self.secret_key = secret_key

@@ -9,17 +9,17 @@ can personalize; ``personal`` says which string to replace.
 from __future__ import annotations
 
 from publisher import http
-from publisher.config import Config
+from publisher.config import WebhookConfig
 from publisher.delivery import Envelope, Receipt
 from publisher.delivery.base import HttpMailer, json_field
 from publisher.message import UNSUBSCRIBE_PLACEHOLDER
 
 
-def build(config: Config) -> WebhookMailer:
-    return WebhookMailer(config.mailer, config.mailer.api_key())
+def build(settings: WebhookConfig) -> WebhookMailer:
+    return WebhookMailer(settings, settings.api_key())
 
 
-class WebhookMailer(HttpMailer):
+class WebhookMailer(HttpMailer[WebhookConfig]):
     name = "webhook"
     idempotent = True  # the endpoint gets the batch key as Idempotency-Key
     batch_size = 1000
