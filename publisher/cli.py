@@ -12,9 +12,7 @@ digest send's outcome with its digest id.
 from __future__ import annotations
 
 import logging
-import os
 import shlex
-import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -861,51 +859,14 @@ def daemon(ctx: click.Context) -> None:
     """Run the digest on [digest] schedule and refresh feeds every few minutes; stop with SIGTERM or Ctrl-C."""
     from publisher.config import check_ready
     from publisher.scheduler import run_daemon
+    from publisher.signals import stop_on_signals
 
     config = _config(ctx)
     check_ready(config, articles=True)
     stop = threading.Event()
-    with _stop_on_signals(stop, (signal.SIGTERM, signal.SIGINT)):
+    with stop_on_signals(stop.set):
         run_daemon(config, stop, ready=lambda line: click.echo(line))
     click.echo("daemon: stopped")
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event, signums: tuple[signal.Signals, ...]) -> Iterator[None]:
-    """Set ``stop`` when one of ``signums`` arrives; the previous handlers are restored on the way out.
-
-    Not by ``stop.set()`` in a Python handler: that runs only when the main thread next runs
-    Python code, and the main thread sleeps in ``stop.wait()``, a lock that a signal the
-    kernel hands to another thread (a scheduler thread) does not interrupt, so the daemon
-    would not stop; and ``set()`` inside the handler could deadlock on the Event's own lock.
-    Instead the C-level handler writes the signal number to a pipe (``signal.set_wakeup_fd``),
-    from whichever thread got it, and a thread reading the pipe sets ``stop``.
-    """
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-
-    def watch() -> None:
-        os.read(read_fd, 1)  # a signal number, or the byte written below when the daemon returned
-        stop.set()
-
-    watcher = threading.Thread(target=watch, name="publisher-signals", daemon=True)
-    watcher.start()
-    previous = {signum: signal.signal(signum, _no_op_handler) for signum in signums}
-    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    try:
-        yield
-    finally:
-        signal.set_wakeup_fd(previous_fd)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        os.write(write_fd, b"\0")
-        watcher.join()
-        os.close(read_fd)
-        os.close(write_fd)
-
-
-def _no_op_handler(signum: int, frame: Any) -> None:
-    """Replaces the default action (exit, or KeyboardInterrupt); the wakeup fd does the work."""
 
 
 @main.command(
