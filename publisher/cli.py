@@ -15,7 +15,7 @@ import logging
 import shlex
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,11 +29,12 @@ from publisher.states import BatchState, DigestState, SubscriberState
 # Each command imports the modules it uses when it runs, so that `publisher --help` or a
 # command with little to do does not pay for them all (the feed, the digest, the mailers).
 if TYPE_CHECKING:
-    from publisher import health
+    from publisher import health, progress
     from publisher.config import Config
     from publisher.delivery import Mailer
-    from publisher.dispatch import SendResult
+    from publisher.dispatch import BatchReport, SendResult
     from publisher.errors import IngestError
+    from publisher.ingest import IngestResult
     from publisher.jobs import PublishResult
     from publisher.message import Outgoing
     from publisher.store import Store
@@ -274,31 +275,56 @@ def run(ctx: click.Context) -> None:
 
     Exits 1 while a digest needs you (batches failed or in doubt), with one line saying what to do.
     """
-    from publisher import clock, health, jobs
+    from publisher import clock, jobs
     from publisher.config import check_ready
     from publisher.delivery import build_mailer
 
     config = _config(ctx)
     check_ready(config, articles=True)  # before any work: folders, templates, secrets
     mailer = build_mailer(config)
-    when = clock.now()
-    # jobs.run_cycle's steps, one by one, so that the send can show its progress.
-    with _store(config) as store:
-        ingested = jobs.ingest_articles(config, store, when)
-        _report_ingest_errors(ingested.errors)
-        click.echo(ingested.summary())
-        published = jobs.publish_feeds(config, store)
-        _report_published(published)
-        sent = _send(config, store, mailer, when)
-        waiting = health.problems(config, store)
-    # On every run until settled (cron mails it, a log keeps it); the send's own outcome line
-    # said it already for the digest this run left incomplete.
-    said = sent.digest_id if sent.state == "incomplete" else None
-    for problem in waiting:
-        if problem.digest_id != said:
-            _stderr(problem.message, digest_id=problem.digest_id)
-    result = jobs.CycleResult(ingest=ingested, published=published, digest=sent)
-    ctx.exit(0 if result.ok and not waiting else 1)
+    with _store(config) as store, _CycleShown(mailer.name) as shown:
+        result = jobs.run_cycle(config, store, mailer, clock.now(), observer=shown)
+    # On every run until settled (cron mails it, a log keeps it).
+    for problem in result.unsaid():
+        _stderr(problem.message, digest_id=problem.digest_id)
+    ctx.exit(0 if result.settled else 1)
+
+
+class _CycleShown:
+    """`publisher run`'s view of the cycle (a jobs.CycleObserver): each stage's lines as it
+    ends, the send's progress while it goes, then its outcome."""
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._display: progress.Display | None = None
+        self._cleanup = ExitStack()
+
+    def __enter__(self) -> _CycleShown:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._cleanup.close()
+
+    def started(self, stage: str) -> None:
+        from publisher import progress
+
+        if stage == "send":
+            self._display = self._cleanup.enter_context(progress.Display())
+
+    def ingested(self, result: IngestResult) -> None:
+        _report_ingest_errors(result.errors)
+        click.echo(result.summary())
+
+    def published(self, result: PublishResult) -> None:
+        _report_published(result)
+
+    def batch(self, report: BatchReport) -> None:
+        if self._display is not None:
+            self._display.batch(report)
+
+    def sent(self, result: SendResult) -> None:
+        self._cleanup.close()  # the progress display ends before the outcome line
+        _outcome(result, digest_id=result.digest_id, provider=self._provider)
 
 
 @main.command(
