@@ -29,7 +29,7 @@ from publisher.states import BatchState, DigestState, SubscriberState
 # Each command imports the modules it uses when it runs, so that `publisher --help` or a
 # command with little to do does not pay for them all (the feed, the digest, the mailers).
 if TYPE_CHECKING:
-    from publisher import health, progress
+    from publisher import health, progress, resume
     from publisher.config import Config
     from publisher.delivery import Mailer
     from publisher.dispatch import BatchReport, SendResult
@@ -617,6 +617,7 @@ def send(ctx: click.Context, resend_in_doubt: bool) -> None:
 
 
 @digest_group.command(
+    name="resume",
     short_help="Finish an unsent digest: the batches not yet accepted.",
     epilog=_examples("publisher digest resume", "publisher digest resume --retry-failed"),
 )
@@ -627,29 +628,26 @@ def send(ctx: click.Context, resend_in_doubt: bool) -> None:
 )
 @click.option("--retry-failed", is_flag=True, help="Also retry batches the provider refused (fix the cause first).")
 @click.pass_context
-def resume(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> None:
+def resume_digest(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> None:
     """Continue an unfinished digest: send only the batches not yet accepted; never starts a new one.
 
     `publisher status` shows which batches failed or are in doubt, and why.
     """
-    from publisher import clock
+    from publisher import clock, resume
     from publisher.delivery import build_mailer
 
     config = _config(ctx)
     mailer = build_mailer(config)
     with _store(config) as store:
-        waiting = _resumable(store, resend_in_doubt, retry_failed)
-        if waiting:
-            result = _send(
-                config, store, mailer, clock.now(), resend_in_doubt=resend_in_doubt, retry_failed=retry_failed
-            )
-            ctx.exit(0 if result.ok else 1)
-        held = _held_back(store)
+        if resume.resumable(store, resend_in_doubt, retry_failed):
+            flags = {"resend_in_doubt": resend_in_doubt, "retry_failed": retry_failed}
+            ctx.exit(0 if _send(config, store, mailer, clock.now(), **flags).ok else 1)
+        held = resume.held_back(store)
     if not held:
         click.echo("digest: nothing to resume (no digest is waiting to be sent)")
         return
-    for digest_id, line in held:
-        _stderr(line, digest_id=digest_id)
+    for digest in held:
+        _stderr(_held_line(digest), digest_id=digest.digest_id)
     ctx.exit(1)
 
 
@@ -688,41 +686,14 @@ def _send(config: Config, store: Store, mailer: Mailer, when: datetime, **option
     return result
 
 
-def _resumable(store: Store, resend_in_doubt: bool, retry_failed: bool) -> bool:
-    """Whether send_digest would continue a digest (rather than start a new one)."""
-    from publisher import journal
-
-    if store.unsent_digest() is not None:
-        return True
-    states = {BatchState.IN_DOUBT} if resend_in_doubt else set()
-    states |= {BatchState.FAILED} if retry_failed else set()
-    return any(
-        journal.summary(store, d.id).batches[state]
-        for d in store.recent_digests(50)
-        if d.state == DigestState.INCOMPLETE
-        for state in states
-    )
-
-
-def _held_back(store: Store) -> list[tuple[str, str]]:
-    """What keeps incomplete digests from being resumed without a flag: (digest id, line) per digest."""
-    from publisher import journal
-
-    lines = []
-    for d in store.recent_digests(50):
-        if d.state != DigestState.INCOMPLETE:
-            continue
-        done = journal.summary(store, d.id)
-        flags = []
-        if done.batches[BatchState.IN_DOUBT]:
-            flags.append(f"{_count(done.batches[BatchState.IN_DOUBT], 'batch', 'batches')} in doubt: --resend-in-doubt")
-        if done.batches[BatchState.FAILED]:
-            flags.append(f"{_count(done.batches[BatchState.FAILED], 'batch', 'batches')} failed: --retry-failed")
-        if flags:
-            lines.append(
-                (d.id, f"digest {d.id}: nothing resumed without a flag ({'; '.join(flags)}; see `publisher status`)")
-            )
-    return lines
+def _held_line(held: resume.HeldBack) -> str:
+    """What keeps an incomplete digest from being resumed without a flag."""
+    flags = []
+    if held.in_doubt:
+        flags.append(f"{_count(held.in_doubt, 'batch', 'batches')} in doubt: --resend-in-doubt")
+    if held.failed:
+        flags.append(f"{_count(held.failed, 'batch', 'batches')} failed: --retry-failed")
+    return f"digest {held.digest_id}: nothing resumed without a flag ({'; '.join(flags)}; see `publisher status`)"
 
 
 def _count(n: int, noun: str, plural: str = "") -> str:
