@@ -24,12 +24,12 @@ import click
 
 from publisher import __version__, logs
 from publisher.errors import PublisherError
-from publisher.states import BatchState, DigestState, SubscriberState
+from publisher.states import SubscriberState
 
 # Each command imports the modules it uses when it runs, so that `publisher --help` or a
 # command with little to do does not pay for them all (the feed, the digest, the mailers).
 if TYPE_CHECKING:
-    from publisher import health, progress, resume
+    from publisher import progress, report, resume
     from publisher.config import Config
     from publisher.delivery import Mailer
     from publisher.dispatch import BatchReport, SendResult
@@ -888,19 +888,19 @@ def status(ctx: click.Context, as_json: bool, check: bool) -> None:
     """
     import json
 
-    from publisher import clock, health
+    from publisher import clock, report
 
     config = _config(ctx)
-    shown = health.status(config, clock.now())
+    shown = report.status(config, clock.now())
     if as_json:
-        click.echo(json.dumps(_redacted(shown.as_json(config)), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(_redacted(report.as_json(config, shown)), indent=2, ensure_ascii=False))
     elif check:
         for problem in shown.problems:
             click.echo(logs.redact(problem.message))
         if not shown.problems:
             click.echo("ok")
     else:
-        for line in _status_lines(config, shown):
+        for line in _status_lines(shown):
             click.echo(logs.redact(line))  # stored errors are a provider's words
     ctx.exit(1 if check and shown.problems else 0)
 
@@ -916,86 +916,77 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
-
-    if not shown.exists:
-        yield f"store: {shown.store}, no store yet (`publisher run` creates it)"
+def _status_lines(shown: report.StatusReport) -> Iterator[str]:
+    facts = shown.facts
+    if not facts.exists:
+        yield f"store: {facts.store}, no store yet (`publisher run` creates it)"
     else:
-        yield f"store: {shown.store} (schema v{shown.schema_version})"
-    line = f"articles: {shown.articles}"
-    if shown.newest is not None:
-        line += f", newest {shown.newest.published.isoformat()} {shown.newest.title!r}"
-    yield line
-    if shown.subscribers is not None:
-        listed = shown.subscribers
-        active, gone = listed.get(SubscriberState.ACTIVE, 0), listed.get(SubscriberState.UNSUBSCRIBED, 0)
-        yield f"subscribers: {active} active, {gone} unsubscribed"
-    if not shown.digests:
-        yield "last digest: none yet"
-    elif shown.digests:
-        last = shown.digests[0].digest
-        noun = "article" if last.article_count == 1 else "articles"
-        line = f"last digest: {last.id} {last.state}, {last.article_count} {noun}"
-        line += f", created {last.created_at.isoformat()}"
-        if last.sent_at and last.state == DigestState.SENT:
-            line += f", sent {last.sent_at.isoformat()}"
-        elif last.sent_at:
-            line += f", last tried {last.sent_at.isoformat()}"
-        if last.state != DigestState.SENT:
-            line += f", {last.attempts} attempts"
-        yield line
-        if last.last_error:
-            yield f"last error: {last.last_error}"
+        yield f"store: {facts.store} (schema v{facts.schema_version})"
+    newest = facts.newest
+    yield f"articles: {facts.articles}" + (
+        f", newest {newest.published.isoformat()} {newest.title!r}" if newest else ""
+    )
+    if shown.active is not None:
+        yield f"subscribers: {shown.active} active, {shown.unsubscribed} unsubscribed"
+    yield from _last_digest_lines(shown.last)
     for digest in shown.digests:
-        yield from _journal_lines(config, digest)
-    for hub in shown.hubs:
+        yield from _journal_lines(digest)
+    for hub in facts.hubs:
         when = f", next try after {hub.retry_at.isoformat()}" if hub.retry_at else ""
         down = f"down ({hub.error}), " if hub.failures else ""
         yield f"websub: {hub.hub}: {down}{_count(len(hub.topics), 'feed')} to announce{when}"
-    schedule = f"'{config.digest.schedule}', {config.digest.timezone.key}"
-    yield f"next digest: {shown.next_digest.isoformat() if shown.next_digest else 'never'} ({schedule})"
-    if shown.held_since is not None:
+    upcoming = facts.next_digest.isoformat() if facts.next_digest else "never"
+    yield f"next digest: {upcoming} ('{shown.schedule}', {shown.timezone})"
+    if facts.held_since is not None:
         yield (
-            f"digest hold: held since {shown.held_since.isoformat()}: no digest goes out until "
+            f"digest hold: held since {facts.held_since.isoformat()}: no digest goes out until "
             "`publisher digest release`"
         )
 
 
-def _journal_lines(config: Config, shown: health.DigestStatus) -> list[str]:
-    """A digest's batches by state and the recipients reached; each failed or in-doubt batch
-    with its reason, and what the operator can do about it."""
-    from publisher.config import LIST_OWNERS
+def _last_digest_lines(last: report.LastDigest | None) -> Iterator[str]:
+    if last is None:
+        yield "last digest: none yet"
+        return
+    d = last.digest
+    line = f"last digest: {d.id} {d.state}, {_count(d.article_count, 'article')}, created {d.created_at.isoformat()}"
+    line += f", sent {last.sent_at.isoformat()}" if last.sent_at else ""
+    line += f", last tried {last.tried_at.isoformat()}" if last.tried_at else ""
+    line += f", {last.attempts} attempts" if last.attempts is not None else ""
+    yield line
+    if d.last_error:
+        yield f"last error: {d.last_error}"
 
-    sent, done = shown.digest, shown.batches
-    if not shown.total:
+
+def _journal_lines(shown: report.DigestReport) -> list[str]:
+    """A digest's batches by state and the recipients reached; each failed or in-doubt batch
+    with its reason, and the advice the report gives."""
+    sent = shown.digest
+    if not shown.counts:
         return [f"digest {sent.id}: {sent.state}, no batches recorded"]
-    states = [BatchState.ACCEPTED, BatchState.FAILED, BatchState.IN_DOUBT, BatchState.PENDING]
-    states += [BatchState.SENDING] if done[BatchState.SENDING] else []
-    counted = ", ".join(f"{done[state]} {state.replace('_', ' ')}" for state in states)
-    if not shown.recipients and config.mailer.provider in LIST_OWNERS:
+    counted = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in shown.counts)
+    if shown.provider_list:
         reached = "recipients: the provider's own list"
     else:
         reached = f"{shown.reached} of {_count(shown.recipients, 'recipient')} reached"
-        reached += f" ({shown.refused} refused by {config.mailer.provider})" if shown.refused else ""
+        reached += f" ({shown.refused} refused by {shown.provider})" if shown.refused else ""
     lines = [f"digest {sent.id}: {sent.state}; batches: {counted}; {reached}"]
-    in_doubt = [b for b in shown.unfinished if b.state == BatchState.IN_DOUBT]
-    failed = [b for b in shown.unfinished if b.state == BatchState.FAILED]
-    for batch in failed + in_doubt:
-        reason = batch.last_error or "no reason recorded"
-        lines.append(f"  batch {batch.number} {batch.state.replace('_', ' ')}: {reason}")
-    if sent.state == DigestState.CLOSED:
-        return lines  # the operator left it as it is
-    if in_doubt:
-        keys = ", ".join(b.key for b in in_doubt)
+    for batch in shown.unfinished:
         lines.append(
-            f"  to do: the batches in doubt may have been delivered: look for {keys} in {config.mailer.provider}'s "
-            "log; if they were not delivered, run `publisher digest resume --resend-in-doubt`"
+            f"  batch {batch.number} {batch.state.replace('_', ' ')}: {batch.last_error or 'no reason recorded'}"
         )
-    if failed:
-        lines.append("  to do: fix what made the batches fail, then run `publisher digest resume --retry-failed`")
-    if sent.state == DigestState.INCOMPLETE:
-        lines.append(f"  or, to leave it as it is, `publisher digest close {sent.id}`")
-    return lines
+    return lines + [f"  {_advice_line(advice, shown)}" for advice in shown.advice]
+
+
+def _advice_line(advice: str, shown: report.DigestReport) -> str:
+    if advice == "check_in_doubt":
+        return (
+            f"to do: the batches in doubt may have been delivered: look for {', '.join(shown.in_doubt_keys)} in "
+            f"{shown.provider}'s log; if they were not delivered, run `publisher digest resume --resend-in-doubt`"
+        )
+    if advice == "retry_failed":
+        return "to do: fix what made the batches fail, then run `publisher digest resume --retry-failed`"
+    return f"or, to leave it as it is, `publisher digest close {shown.digest.id}`"
 
 
 @main.command(
