@@ -29,7 +29,7 @@ from publisher.states import SubscriberState
 # Each command imports the modules it uses when it runs, so that `publisher --help` or a
 # command with little to do does not pay for them all (the feed, the digest, the mailers).
 if TYPE_CHECKING:
-    from publisher import progress, report, resume
+    from publisher import membership, progress, report, resume
     from publisher.config import Config
     from publisher.delivery import Mailer
     from publisher.dispatch import BatchReport, SendResult
@@ -335,20 +335,11 @@ class _CycleShown:
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Store the articles in PATHS (.txt, .md, .html files, or folders of them)."""
-    from publisher import clock
-    from publisher.ingest import ingest as ingest_paths
+    from publisher import clock, intake
 
     config = _config(ctx)
     with _store(config) as store:
-        result = ingest_paths(
-            store,
-            paths,
-            articles_dir=config.articles_dir,
-            tz=config.site.timezone,
-            now=clock.now(),
-            follow_symlinks=config.follow_symlinks,
-            max_bytes=config.max_bytes,
-        )
+        result = intake.ingest_files(config, store, paths, clock.now())
     _report_ingest_errors(result.errors)
     click.echo(result.summary())
     ctx.exit(1 if result.errors else 0)
@@ -423,22 +414,17 @@ def remove_articles(ctx: click.Context, ids: tuple[str, ...]) -> None:
     The raw source stays in the store. An unchanged source file does not bring the article
     back; delete the file too, or it returns the next time the file changes.
     """
-    from publisher import clock, jobs
+    from publisher import clock, removal
 
     config = _config(ctx)
-    when = clock.now()
-    missing = []
     with _store(config) as store:
-        for key in ids:
-            if store.remove_article(key, when):
-                click.echo(f"removed {key}")
-            else:
-                missing.append(key)
-        published = jobs.publish_feeds(config, store)
-    for key in missing:
+        done = removal.remove_articles(config, store, ids, clock.now())
+    for key in done.removed:
+        click.echo(f"removed {key}")
+    for key in done.missing:
         _stderr(f"{key}: no such article (see `publisher articles list`)", article=key)
-    _report_published(published)
-    ctx.exit(1 if missing or not published.ok else 0)
+    _report_published(done.published)
+    ctx.exit(0 if done.ok else 1)
 
 
 @main.group(
@@ -579,10 +565,10 @@ def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
 
     Marks nothing: the next `publisher run` still sends the digest to everyone.
     """
-    from publisher import clock, dispatch
+    from publisher import clock, dispatch, membership
     from publisher.delivery import build_mailer
 
-    valid, bad = _addresses(addresses)
+    valid, bad = membership.normalized(addresses)
     for line in bad:
         _stderr(f"--to {line}")
     if bad:
@@ -700,22 +686,6 @@ def _count(n: int, noun: str, plural: str = "") -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
-def _addresses(given: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """Normalized addresses without repeats, and a "'value': reason" line for each bad one."""
-    from publisher import subscribers
-
-    valid: dict[str, str] = {}
-    bad = []
-    for address in given:
-        try:
-            normalized = subscribers.normalize(address)
-        except subscribers.BadAddress as exc:
-            bad.append(f"{address.strip()!r}: {exc}")
-            continue
-        valid.setdefault(subscribers.key(normalized), normalized)
-    return list(valid.values()), bad
-
-
 # -- subscribers --------------------------------------------------------------------------------
 
 
@@ -767,21 +737,16 @@ def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
 @click.pass_context
 def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     """Subscribe the ADDRESSes; one that had unsubscribed is subscribed again."""
-    from publisher import clock, subscribers
+    from publisher import clock, membership
 
     config = _config(ctx)
-    valid, bad = _addresses(addresses)
+    valid, bad = membership.normalized(addresses)
     for line in bad:
         _stderr(line)
     with _store(config) as store:
-        for address in valid:
-            added = subscribers.add(store, [(address, None)], clock.now(), resubscribe=True)
-            if added.added:
-                click.echo(f"added {address}")
-            elif added.resubscribed:
-                click.echo(f"resubscribed {address}")
-            else:
-                click.echo(f"{address}: already subscribed")
+        changes = membership.subscribe(store, valid, clock.now())
+    for change in changes:
+        click.echo(_change_line(change))
     _note_unused_list(config)
     ctx.exit(1 if bad else 0)
 
@@ -793,23 +758,31 @@ def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
 @click.pass_context
 def remove_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     """Unsubscribe the ADDRESSes. They stay on the list as unsubscribed, so an import cannot add them back."""
-    from publisher import clock, subscribers
+    from publisher import clock, membership
 
     config = _config(ctx)
-    unknown = []
     with _store(config) as store:
-        for address in addresses:
-            found = subscribers.find(store, address)
-            if found is None:
-                unknown.append(address)
-            elif subscribers.remove(store, found.email, clock.now()):
-                click.echo(f"unsubscribed {found.email}")
-            else:
-                click.echo(f"{found.email}: already unsubscribed")
+        changes = membership.unsubscribe(store, addresses, clock.now())
+    unknown = [change.address for change in changes if change.outcome == membership.Outcome.UNKNOWN]
+    for change in changes:
+        if change.outcome != membership.Outcome.UNKNOWN:
+            click.echo(_change_line(change))
     for address in unknown:
-        why = "not on the list (see `publisher subscribers list`)"
-        _stderr(f"{address.strip()!r}: {why}")
+        _stderr(f"{address.strip()!r}: not on the list (see `publisher subscribers list`)")
     ctx.exit(1 if unknown else 0)
+
+
+_CHANGES = {
+    "added": "added {}",
+    "resubscribed": "resubscribed {}",
+    "already_subscribed": "{}: already subscribed",
+    "unsubscribed": "unsubscribed {}",
+    "already_unsubscribed": "{}: already unsubscribed",
+}
+
+
+def _change_line(change: membership.Change) -> str:
+    return _CHANGES[change.outcome].format(change.address)
 
 
 @subscribers_group.command(

@@ -19,9 +19,10 @@ from publisher import clock, health
 from publisher.config import Config
 from publisher.delivery import Mailer
 from publisher.dispatch import BatchReport, SendResult, send_digest
-from publisher.errors import IngestError, PublisherError
+from publisher.errors import PublisherError
 from publisher.feed import MAIN, FeedResult, write_feeds
-from publisher.ingest import IngestResult, ingest
+from publisher.ingest import IngestResult
+from publisher.intake import ingest_articles
 from publisher.states import DigestState
 from publisher.store import Store
 from publisher.websub import Backlog, PingResult, announce
@@ -122,23 +123,6 @@ class _Unwatched:
 
     def sent(self, result: SendResult) -> None:
         pass
-
-
-def ingest_articles(config: Config, store: Store, when: datetime) -> IngestResult:
-    """Pick up new or changed files from ``articles.dir``."""
-    if not config.articles_dir.is_dir():
-        result = IngestResult()
-        result.errors.append(IngestError(str(config.articles_dir), "articles folder not found ([articles] dir)"))
-        return result
-    return ingest(
-        store,
-        [config.articles_dir],
-        articles_dir=config.articles_dir,
-        tz=config.site.timezone,
-        now=when,
-        follow_symlinks=config.follow_symlinks,
-        max_bytes=config.max_bytes,
-    )
 
 
 def run_cycle(
