@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from publisher.errors import IngestError
     from publisher.ingest import IngestResult
     from publisher.jobs import PublishResult
-    from publisher.message import Outgoing
     from publisher.store import Store
 
 log = logging.getLogger("publisher.cli")
@@ -466,22 +465,18 @@ def preview(ctx: click.Context, out: Path | None, open_it: bool, digest_id: str 
     """
     import webbrowser
 
-    from publisher import clock, digest, previews
+    from publisher import clock, previews
 
     if digest_id is not None and last:
         raise click.UsageError("--id and --last: give one of them")
     config = _config(ctx)
     with _existing_store(ctx, config) as store:
-        if digest_id is not None or last:
-            shown: Outgoing | None = previews.stored(config, store, digest_id)
-        else:
-            shown = digest.preview(config, store, clock.now())
-        newest = store.last_digest() if shown is None else None
-    if shown is None:
-        offer = f"; `publisher digest preview --last` shows the last one, {newest.id}" if newest else ""
+        chosen = previews.choose(config, store, clock.now(), digest_id=digest_id, last=last)
+    if chosen.shown is None:
+        offer = f"; `publisher digest preview --last` shows the last one, {chosen.newest.id}" if chosen.newest else ""
         click.echo(f"digest: nothing new since the last digest, nothing to preview{offer}")
         return
-    paths = previews.write(shown, out or config.path.parent / "preview")
+    paths = previews.write(chosen.shown, out or config.path.parent / "preview")
     for path in paths:
         click.echo(str(path))
     # webbrowser, not click.launch: it honours $BROWSER, where click.launch runs xdg-open on Linux.
