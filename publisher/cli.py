@@ -12,12 +12,10 @@ digest send's outcome with its digest id.
 from __future__ import annotations
 
 import logging
-import os
 import shlex
-import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,18 +24,18 @@ import click
 
 from publisher import __version__, logs
 from publisher.errors import PublisherError
-from publisher.states import BatchState, DigestState, SubscriberState
+from publisher.states import SubscriberState
 
 # Each command imports the modules it uses when it runs, so that `publisher --help` or a
 # command with little to do does not pay for them all (the feed, the digest, the mailers).
 if TYPE_CHECKING:
-    from publisher import health
+    from publisher import membership, progress, report, resume
     from publisher.config import Config
     from publisher.delivery import Mailer
-    from publisher.dispatch import SendResult
+    from publisher.dispatch import BatchReport, SendResult
     from publisher.errors import IngestError
+    from publisher.ingest import IngestResult
     from publisher.jobs import PublishResult
-    from publisher.message import Outgoing
     from publisher.store import Store
 
 log = logging.getLogger("publisher.cli")
@@ -276,31 +274,56 @@ def run(ctx: click.Context) -> None:
 
     Exits 1 while a digest needs you (batches failed or in doubt), with one line saying what to do.
     """
-    from publisher import clock, health, jobs
+    from publisher import clock, jobs
     from publisher.config import check_ready
     from publisher.delivery import build_mailer
 
     config = _config(ctx)
     check_ready(config, articles=True)  # before any work: folders, templates, secrets
     mailer = build_mailer(config)
-    when = clock.now()
-    # jobs.run_cycle's steps, one by one, so that the send can show its progress.
-    with _store(config) as store:
-        ingested = jobs.ingest_articles(config, store, when)
-        _report_ingest_errors(ingested.errors)
-        click.echo(ingested.summary())
-        published = jobs.publish_feeds(config, store)
-        _report_published(published)
-        sent = _send(config, store, mailer, when)
-        waiting = health.problems(config, store)
-    # On every run until settled (cron mails it, a log keeps it); the send's own outcome line
-    # said it already for the digest this run left incomplete.
-    said = sent.digest_id if sent.state == "incomplete" else None
-    for problem in waiting:
-        if problem.digest_id != said:
-            _stderr(problem.message, digest_id=problem.digest_id)
-    result = jobs.CycleResult(ingest=ingested, published=published, digest=sent)
-    ctx.exit(0 if result.ok and not waiting else 1)
+    with _store(config) as store, _CycleShown(mailer.name) as shown:
+        result = jobs.run_cycle(config, store, mailer, clock.now(), observer=shown)
+    # On every run until settled (cron mails it, a log keeps it).
+    for problem in result.unsaid():
+        _stderr(problem.message, digest_id=problem.digest_id)
+    ctx.exit(0 if result.settled else 1)
+
+
+class _CycleShown:
+    """`publisher run`'s view of the cycle (a jobs.CycleObserver): each stage's lines as it
+    ends, the send's progress while it goes, then its outcome."""
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._display: progress.Display | None = None
+        self._cleanup = ExitStack()
+
+    def __enter__(self) -> _CycleShown:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._cleanup.close()
+
+    def started(self, stage: str) -> None:
+        from publisher import progress
+
+        if stage == "send":
+            self._display = self._cleanup.enter_context(progress.Display())
+
+    def ingested(self, result: IngestResult) -> None:
+        _report_ingest_errors(result.errors)
+        click.echo(result.summary())
+
+    def published(self, result: PublishResult) -> None:
+        _report_published(result)
+
+    def batch(self, report: BatchReport) -> None:
+        if self._display is not None:
+            self._display.batch(report)
+
+    def sent(self, result: SendResult) -> None:
+        self._cleanup.close()  # the progress display ends before the outcome line
+        _outcome(result, digest_id=result.digest_id, provider=self._provider)
 
 
 @main.command(
@@ -311,20 +334,11 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Store the articles in PATHS (.txt, .md, .html files, or folders of them)."""
-    from publisher import clock
-    from publisher.ingest import ingest as ingest_paths
+    from publisher import clock, intake
 
     config = _config(ctx)
     with _store(config) as store:
-        result = ingest_paths(
-            store,
-            paths,
-            articles_dir=config.articles_dir,
-            tz=config.site.timezone,
-            now=clock.now(),
-            follow_symlinks=config.follow_symlinks,
-            max_bytes=config.max_bytes,
-        )
+        result = intake.ingest_files(config, store, paths, clock.now())
     _report_ingest_errors(result.errors)
     click.echo(result.summary())
     ctx.exit(1 if result.errors else 0)
@@ -399,22 +413,17 @@ def remove_articles(ctx: click.Context, ids: tuple[str, ...]) -> None:
     The raw source stays in the store. An unchanged source file does not bring the article
     back; delete the file too, or it returns the next time the file changes.
     """
-    from publisher import clock, jobs
+    from publisher import clock, removal
 
     config = _config(ctx)
-    when = clock.now()
-    missing = []
     with _store(config) as store:
-        for key in ids:
-            if store.remove_article(key, when):
-                click.echo(f"removed {key}")
-            else:
-                missing.append(key)
-        published = jobs.publish_feeds(config, store)
-    for key in missing:
+        done = removal.remove_articles(config, store, ids, clock.now())
+    for key in done.removed:
+        click.echo(f"removed {key}")
+    for key in done.missing:
         _stderr(f"{key}: no such article (see `publisher articles list`)", article=key)
-    _report_published(published)
-    ctx.exit(1 if missing or not published.ok else 0)
+    _report_published(done.published)
+    ctx.exit(0 if done.ok else 1)
 
 
 @main.group(
@@ -456,22 +465,18 @@ def preview(ctx: click.Context, out: Path | None, open_it: bool, digest_id: str 
     """
     import webbrowser
 
-    from publisher import clock, digest, previews
+    from publisher import clock, previews
 
     if digest_id is not None and last:
         raise click.UsageError("--id and --last: give one of them")
     config = _config(ctx)
     with _existing_store(ctx, config) as store:
-        if digest_id is not None or last:
-            shown: Outgoing | None = previews.stored(config, store, digest_id)
-        else:
-            shown = digest.preview(config, store, clock.now())
-        newest = store.last_digest() if shown is None else None
-    if shown is None:
-        offer = f"; `publisher digest preview --last` shows the last one, {newest.id}" if newest else ""
+        chosen = previews.choose(config, store, clock.now(), digest_id=digest_id, last=last)
+    if chosen.shown is None:
+        offer = f"; `publisher digest preview --last` shows the last one, {chosen.newest.id}" if chosen.newest else ""
         click.echo(f"digest: nothing new since the last digest, nothing to preview{offer}")
         return
-    paths = previews.write(shown, out or config.path.parent / "preview")
+    paths = previews.write(chosen.shown, out or config.path.parent / "preview")
     for path in paths:
         click.echo(str(path))
     # webbrowser, not click.launch: it honours $BROWSER, where click.launch runs xdg-open on Linux.
@@ -555,10 +560,10 @@ def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
 
     Marks nothing: the next `publisher run` still sends the digest to everyone.
     """
-    from publisher import clock, dispatch
+    from publisher import clock, dispatch, membership
     from publisher.delivery import build_mailer
 
-    valid, bad = _addresses(addresses)
+    valid, bad = membership.normalized(addresses)
     for line in bad:
         _stderr(f"--to {line}")
     if bad:
@@ -593,6 +598,7 @@ def send(ctx: click.Context, resend_in_doubt: bool) -> None:
 
 
 @digest_group.command(
+    name="resume",
     short_help="Finish an unsent digest: the batches not yet accepted.",
     epilog=_examples("publisher digest resume", "publisher digest resume --retry-failed"),
 )
@@ -603,29 +609,26 @@ def send(ctx: click.Context, resend_in_doubt: bool) -> None:
 )
 @click.option("--retry-failed", is_flag=True, help="Also retry batches the provider refused (fix the cause first).")
 @click.pass_context
-def resume(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> None:
+def resume_digest(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool) -> None:
     """Continue an unfinished digest: send only the batches not yet accepted; never starts a new one.
 
     `publisher status` shows which batches failed or are in doubt, and why.
     """
-    from publisher import clock
+    from publisher import clock, resume
     from publisher.delivery import build_mailer
 
     config = _config(ctx)
     mailer = build_mailer(config)
     with _store(config) as store:
-        waiting = _resumable(store, resend_in_doubt, retry_failed)
-        if waiting:
-            result = _send(
-                config, store, mailer, clock.now(), resend_in_doubt=resend_in_doubt, retry_failed=retry_failed
-            )
-            ctx.exit(0 if result.ok else 1)
-        held = _held_back(store)
+        if resume.resumable(store, resend_in_doubt, retry_failed):
+            flags = {"resend_in_doubt": resend_in_doubt, "retry_failed": retry_failed}
+            ctx.exit(0 if _send(config, store, mailer, clock.now(), **flags).ok else 1)
+        held = resume.held_back(store)
     if not held:
         click.echo("digest: nothing to resume (no digest is waiting to be sent)")
         return
-    for digest_id, line in held:
-        _stderr(line, digest_id=digest_id)
+    for digest in held:
+        _stderr(_held_line(digest), digest_id=digest.digest_id)
     ctx.exit(1)
 
 
@@ -664,61 +667,18 @@ def _send(config: Config, store: Store, mailer: Mailer, when: datetime, **option
     return result
 
 
-def _resumable(store: Store, resend_in_doubt: bool, retry_failed: bool) -> bool:
-    """Whether send_digest would continue a digest (rather than start a new one)."""
-    from publisher import journal
-
-    if store.unsent_digest() is not None:
-        return True
-    states = {BatchState.IN_DOUBT} if resend_in_doubt else set()
-    states |= {BatchState.FAILED} if retry_failed else set()
-    return any(
-        journal.summary(store, d.id).batches[state]
-        for d in store.recent_digests(50)
-        if d.state == DigestState.INCOMPLETE
-        for state in states
-    )
-
-
-def _held_back(store: Store) -> list[tuple[str, str]]:
-    """What keeps incomplete digests from being resumed without a flag: (digest id, line) per digest."""
-    from publisher import journal
-
-    lines = []
-    for d in store.recent_digests(50):
-        if d.state != DigestState.INCOMPLETE:
-            continue
-        done = journal.summary(store, d.id)
-        flags = []
-        if done.batches[BatchState.IN_DOUBT]:
-            flags.append(f"{_count(done.batches[BatchState.IN_DOUBT], 'batch', 'batches')} in doubt: --resend-in-doubt")
-        if done.batches[BatchState.FAILED]:
-            flags.append(f"{_count(done.batches[BatchState.FAILED], 'batch', 'batches')} failed: --retry-failed")
-        if flags:
-            lines.append(
-                (d.id, f"digest {d.id}: nothing resumed without a flag ({'; '.join(flags)}; see `publisher status`)")
-            )
-    return lines
+def _held_line(held: resume.HeldBack) -> str:
+    """What keeps an incomplete digest from being resumed without a flag."""
+    flags = []
+    if held.in_doubt:
+        flags.append(f"{_count(held.in_doubt, 'batch', 'batches')} in doubt: --resend-in-doubt")
+    if held.failed:
+        flags.append(f"{_count(held.failed, 'batch', 'batches')} failed: --retry-failed")
+    return f"digest {held.digest_id}: nothing resumed without a flag ({'; '.join(flags)}; see `publisher status`)"
 
 
 def _count(n: int, noun: str, plural: str = "") -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
-
-
-def _addresses(given: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """Normalized addresses without repeats, and a "'value': reason" line for each bad one."""
-    from publisher import subscribers
-
-    valid: dict[str, str] = {}
-    bad = []
-    for address in given:
-        try:
-            normalized = subscribers.normalize(address)
-        except subscribers.BadAddress as exc:
-            bad.append(f"{address.strip()!r}: {exc}")
-            continue
-        valid.setdefault(subscribers.key(normalized), normalized)
-    return list(valid.values()), bad
 
 
 # -- subscribers --------------------------------------------------------------------------------
@@ -772,21 +732,16 @@ def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
 @click.pass_context
 def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     """Subscribe the ADDRESSes; one that had unsubscribed is subscribed again."""
-    from publisher import clock, subscribers
+    from publisher import clock, membership
 
     config = _config(ctx)
-    valid, bad = _addresses(addresses)
+    valid, bad = membership.normalized(addresses)
     for line in bad:
         _stderr(line)
     with _store(config) as store:
-        for address in valid:
-            added = subscribers.add(store, [(address, None)], clock.now(), resubscribe=True)
-            if added.added:
-                click.echo(f"added {address}")
-            elif added.resubscribed:
-                click.echo(f"resubscribed {address}")
-            else:
-                click.echo(f"{address}: already subscribed")
+        changes = membership.subscribe(store, valid, clock.now())
+    for change in changes:
+        click.echo(_change_line(change))
     _note_unused_list(config)
     ctx.exit(1 if bad else 0)
 
@@ -798,23 +753,31 @@ def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
 @click.pass_context
 def remove_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     """Unsubscribe the ADDRESSes. They stay on the list as unsubscribed, so an import cannot add them back."""
-    from publisher import clock, subscribers
+    from publisher import clock, membership
 
     config = _config(ctx)
-    unknown = []
     with _store(config) as store:
-        for address in addresses:
-            found = subscribers.find(store, address)
-            if found is None:
-                unknown.append(address)
-            elif subscribers.remove(store, found.email, clock.now()):
-                click.echo(f"unsubscribed {found.email}")
-            else:
-                click.echo(f"{found.email}: already unsubscribed")
+        changes = membership.unsubscribe(store, addresses, clock.now())
+    unknown = [change.address for change in changes if change.outcome == membership.Outcome.UNKNOWN]
+    for change in changes:
+        if change.outcome != membership.Outcome.UNKNOWN:
+            click.echo(_change_line(change))
     for address in unknown:
-        why = "not on the list (see `publisher subscribers list`)"
-        _stderr(f"{address.strip()!r}: {why}")
+        _stderr(f"{address.strip()!r}: not on the list (see `publisher subscribers list`)")
     ctx.exit(1 if unknown else 0)
+
+
+_CHANGES = {
+    "added": "added {}",
+    "resubscribed": "resubscribed {}",
+    "already_subscribed": "{}: already subscribed",
+    "unsubscribed": "unsubscribed {}",
+    "already_unsubscribed": "{}: already unsubscribed",
+}
+
+
+def _change_line(change: membership.Change) -> str:
+    return _CHANGES[change.outcome].format(change.address)
 
 
 @subscribers_group.command(
@@ -861,51 +824,14 @@ def daemon(ctx: click.Context) -> None:
     """Run the digest on [digest] schedule and refresh feeds every few minutes; stop with SIGTERM or Ctrl-C."""
     from publisher.config import check_ready
     from publisher.scheduler import run_daemon
+    from publisher.signals import stop_on_signals
 
     config = _config(ctx)
     check_ready(config, articles=True)
     stop = threading.Event()
-    with _stop_on_signals(stop, (signal.SIGTERM, signal.SIGINT)):
+    with stop_on_signals(stop.set):
         run_daemon(config, stop, ready=lambda line: click.echo(line))
     click.echo("daemon: stopped")
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event, signums: tuple[signal.Signals, ...]) -> Iterator[None]:
-    """Set ``stop`` when one of ``signums`` arrives; the previous handlers are restored on the way out.
-
-    Not by ``stop.set()`` in a Python handler: that runs only when the main thread next runs
-    Python code, and the main thread sleeps in ``stop.wait()``, a lock that a signal the
-    kernel hands to another thread (a scheduler thread) does not interrupt, so the daemon
-    would not stop; and ``set()`` inside the handler could deadlock on the Event's own lock.
-    Instead the C-level handler writes the signal number to a pipe (``signal.set_wakeup_fd``),
-    from whichever thread got it, and a thread reading the pipe sets ``stop``.
-    """
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-
-    def watch() -> None:
-        os.read(read_fd, 1)  # a signal number, or the byte written below when the daemon returned
-        stop.set()
-
-    watcher = threading.Thread(target=watch, name="publisher-signals", daemon=True)
-    watcher.start()
-    previous = {signum: signal.signal(signum, _no_op_handler) for signum in signums}
-    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    try:
-        yield
-    finally:
-        signal.set_wakeup_fd(previous_fd)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        os.write(write_fd, b"\0")
-        watcher.join()
-        os.close(read_fd)
-        os.close(write_fd)
-
-
-def _no_op_handler(signum: int, frame: Any) -> None:
-    """Replaces the default action (exit, or KeyboardInterrupt); the wakeup fd does the work."""
 
 
 @main.command(
@@ -930,19 +856,19 @@ def status(ctx: click.Context, as_json: bool, check: bool) -> None:
     """
     import json
 
-    from publisher import clock, health
+    from publisher import clock, report
 
     config = _config(ctx)
-    shown = health.status(config, clock.now())
+    shown = report.status(config, clock.now())
     if as_json:
-        click.echo(json.dumps(_redacted(shown.as_json(config)), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(_redacted(report.as_json(config, shown)), indent=2, ensure_ascii=False))
     elif check:
         for problem in shown.problems:
             click.echo(logs.redact(problem.message))
         if not shown.problems:
             click.echo("ok")
     else:
-        for line in _status_lines(config, shown):
+        for line in _status_lines(shown):
             click.echo(logs.redact(line))  # stored errors are a provider's words
     ctx.exit(1 if check and shown.problems else 0)
 
@@ -958,86 +884,77 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
-
-    if not shown.exists:
-        yield f"store: {shown.store}, no store yet (`publisher run` creates it)"
+def _status_lines(shown: report.StatusReport) -> Iterator[str]:
+    facts = shown.facts
+    if not facts.exists:
+        yield f"store: {facts.store}, no store yet (`publisher run` creates it)"
     else:
-        yield f"store: {shown.store} (schema v{shown.schema_version})"
-    line = f"articles: {shown.articles}"
-    if shown.newest is not None:
-        line += f", newest {shown.newest.published.isoformat()} {shown.newest.title!r}"
-    yield line
-    if shown.subscribers is not None:
-        listed = shown.subscribers
-        active, gone = listed.get(SubscriberState.ACTIVE, 0), listed.get(SubscriberState.UNSUBSCRIBED, 0)
-        yield f"subscribers: {active} active, {gone} unsubscribed"
-    if not shown.digests:
-        yield "last digest: none yet"
-    elif shown.digests:
-        last = shown.digests[0].digest
-        noun = "article" if last.article_count == 1 else "articles"
-        line = f"last digest: {last.id} {last.state}, {last.article_count} {noun}"
-        line += f", created {last.created_at.isoformat()}"
-        if last.sent_at and last.state == DigestState.SENT:
-            line += f", sent {last.sent_at.isoformat()}"
-        elif last.sent_at:
-            line += f", last tried {last.sent_at.isoformat()}"
-        if last.state != DigestState.SENT:
-            line += f", {last.attempts} attempts"
-        yield line
-        if last.last_error:
-            yield f"last error: {last.last_error}"
+        yield f"store: {facts.store} (schema v{facts.schema_version})"
+    newest = facts.newest
+    yield f"articles: {facts.articles}" + (
+        f", newest {newest.published.isoformat()} {newest.title!r}" if newest else ""
+    )
+    if shown.active is not None:
+        yield f"subscribers: {shown.active} active, {shown.unsubscribed} unsubscribed"
+    yield from _last_digest_lines(shown.last)
     for digest in shown.digests:
-        yield from _journal_lines(config, digest)
-    for hub in shown.hubs:
+        yield from _journal_lines(digest)
+    for hub in facts.hubs:
         when = f", next try after {hub.retry_at.isoformat()}" if hub.retry_at else ""
         down = f"down ({hub.error}), " if hub.failures else ""
         yield f"websub: {hub.hub}: {down}{_count(len(hub.topics), 'feed')} to announce{when}"
-    schedule = f"'{config.digest.schedule}', {config.digest.timezone.key}"
-    yield f"next digest: {shown.next_digest.isoformat() if shown.next_digest else 'never'} ({schedule})"
-    if shown.held_since is not None:
+    upcoming = facts.next_digest.isoformat() if facts.next_digest else "never"
+    yield f"next digest: {upcoming} ('{shown.schedule}', {shown.timezone})"
+    if facts.held_since is not None:
         yield (
-            f"digest hold: held since {shown.held_since.isoformat()}: no digest goes out until "
+            f"digest hold: held since {facts.held_since.isoformat()}: no digest goes out until "
             "`publisher digest release`"
         )
 
 
-def _journal_lines(config: Config, shown: health.DigestStatus) -> list[str]:
-    """A digest's batches by state and the recipients reached; each failed or in-doubt batch
-    with its reason, and what the operator can do about it."""
-    from publisher.config import LIST_OWNERS
+def _last_digest_lines(last: report.LastDigest | None) -> Iterator[str]:
+    if last is None:
+        yield "last digest: none yet"
+        return
+    d = last.digest
+    line = f"last digest: {d.id} {d.state}, {_count(d.article_count, 'article')}, created {d.created_at.isoformat()}"
+    line += f", sent {last.sent_at.isoformat()}" if last.sent_at else ""
+    line += f", last tried {last.tried_at.isoformat()}" if last.tried_at else ""
+    line += f", {last.attempts} attempts" if last.attempts is not None else ""
+    yield line
+    if d.last_error:
+        yield f"last error: {d.last_error}"
 
-    sent, done = shown.digest, shown.batches
-    if not shown.total:
+
+def _journal_lines(shown: report.DigestReport) -> list[str]:
+    """A digest's batches by state and the recipients reached; each failed or in-doubt batch
+    with its reason, and the advice the report gives."""
+    sent = shown.digest
+    if not shown.counts:
         return [f"digest {sent.id}: {sent.state}, no batches recorded"]
-    states = [BatchState.ACCEPTED, BatchState.FAILED, BatchState.IN_DOUBT, BatchState.PENDING]
-    states += [BatchState.SENDING] if done[BatchState.SENDING] else []
-    counted = ", ".join(f"{done[state]} {state.replace('_', ' ')}" for state in states)
-    if not shown.recipients and config.mailer.provider in LIST_OWNERS:
+    counted = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in shown.counts)
+    if shown.provider_list:
         reached = "recipients: the provider's own list"
     else:
         reached = f"{shown.reached} of {_count(shown.recipients, 'recipient')} reached"
-        reached += f" ({shown.refused} refused by {config.mailer.provider})" if shown.refused else ""
+        reached += f" ({shown.refused} refused by {shown.provider})" if shown.refused else ""
     lines = [f"digest {sent.id}: {sent.state}; batches: {counted}; {reached}"]
-    in_doubt = [b for b in shown.unfinished if b.state == BatchState.IN_DOUBT]
-    failed = [b for b in shown.unfinished if b.state == BatchState.FAILED]
-    for batch in failed + in_doubt:
-        reason = batch.last_error or "no reason recorded"
-        lines.append(f"  batch {batch.number} {batch.state.replace('_', ' ')}: {reason}")
-    if sent.state == DigestState.CLOSED:
-        return lines  # the operator left it as it is
-    if in_doubt:
-        keys = ", ".join(b.key for b in in_doubt)
+    for batch in shown.unfinished:
         lines.append(
-            f"  to do: the batches in doubt may have been delivered: look for {keys} in {config.mailer.provider}'s "
-            "log; if they were not delivered, run `publisher digest resume --resend-in-doubt`"
+            f"  batch {batch.number} {batch.state.replace('_', ' ')}: {batch.last_error or 'no reason recorded'}"
         )
-    if failed:
-        lines.append("  to do: fix what made the batches fail, then run `publisher digest resume --retry-failed`")
-    if sent.state == DigestState.INCOMPLETE:
-        lines.append(f"  or, to leave it as it is, `publisher digest close {sent.id}`")
-    return lines
+    return lines + [f"  {_advice_line(advice, shown)}" for advice in shown.advice]
+
+
+def _advice_line(advice: str, shown: report.DigestReport) -> str:
+    if advice == "check_in_doubt":
+        return (
+            f"to do: the batches in doubt may have been delivered: look for {', '.join(shown.in_doubt_keys)} in "
+            f"{shown.provider}'s log; if they were not delivered, run `publisher digest resume --resend-in-doubt`"
+        )
+    if advice == "retry_failed":
+        return "to do: fix what made the batches fail, then run `publisher digest resume --retry-failed`"
+    return f"or, to leave it as it is, `publisher digest close {shown.digest.id}`"
 
 
 @main.command(

@@ -86,7 +86,7 @@ def send_digest(
     on_batch: OnBatch | None = None,
 ) -> SendResult:
     """Continue the unsent digest, or (with ``create``) create and send the next one."""
-    reopened = _reopen(store, resend_in_doubt, retry_failed, when)
+    reopened = reopen(store, resend_in_doubt, retry_failed, when)
     digest = store.unsent_digest()
     if digest is None and not create:
         return SendResult("nothing", "digest: nothing to resume")
@@ -387,9 +387,14 @@ def _batches(n: int) -> str:
     return f"{n} {'batch' if n == 1 else 'batches'}"
 
 
-def _reopen(store: SendStore, resend_in_doubt: bool, retry_failed: bool, when: datetime) -> int:
+def reopened_states(resend_in_doubt: bool, retry_failed: bool) -> tuple[BatchState, ...]:
+    """The batch states the operator's flags put back to pending."""
+    return ((BatchState.IN_DOUBT,) if resend_in_doubt else ()) + ((BatchState.FAILED,) if retry_failed else ())
+
+
+def reopen(store: SendStore, resend_in_doubt: bool, retry_failed: bool, when: datetime) -> int:
     """Put in-doubt (or failed) batches of incomplete digests back to pending, as the operator asked."""
-    states = ((BatchState.IN_DOUBT,) if resend_in_doubt else ()) + ((BatchState.FAILED,) if retry_failed else ())
+    states = reopened_states(resend_in_doubt, retry_failed)
     if not states:
         return 0
     count = 0

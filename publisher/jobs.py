@@ -2,24 +2,47 @@
 
 ingest new or changed files -> rebuild the feed -> send the digest if anything is new.
 A bad article or a failed send is reported and the rest of the cycle still runs.
+
+:func:`run_cycle` is the one cycle: ``publisher run`` watches it through a
+:class:`CycleObserver` (to print each stage as it ends and show the send's progress), the
+daemon reads the :class:`CycleResult` it returns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
 
-from publisher import clock
+from publisher import clock, health
 from publisher.config import Config
 from publisher.delivery import Mailer
-from publisher.dispatch import SendResult, send_digest
-from publisher.errors import IngestError, PublisherError
+from publisher.dispatch import BatchReport, SendResult, send_digest
+from publisher.errors import PublisherError
 from publisher.feed import MAIN, FeedResult, write_feeds
-from publisher.ingest import IngestResult, ingest
+from publisher.ingest import IngestResult
+from publisher.intake import ingest_articles
+from publisher.states import DigestState
 from publisher.store import Store
 from publisher.websub import Backlog, PingResult, announce
 
-__all__ = ["CycleResult", "PublishResult", "SendResult", "publish_feeds", "run_cycle", "send_digest"]
+__all__ = [
+    "CycleObserver",
+    "CycleResult",
+    "PublishResult",
+    "SendResult",
+    "Stage",
+    "publish_feeds",
+    "run_cycle",
+    "send_digest",
+]
+
+
+class Stage(StrEnum):
+    INGEST = "ingest"
+    PUBLISH = "publish"
+    SEND = "send"
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,7 @@ class CycleResult:
     ingest: IngestResult
     published: PublishResult
     digest: SendResult | None
+    waiting: list[health.Problem] = field(default_factory=list)  # digests that need the operator, after the cycle
 
     @property
     def feed(self) -> FeedResult | None:
@@ -50,38 +74,85 @@ class CycleResult:
     def ok(self) -> bool:
         return not self.ingest.errors and self.published.ok and (self.digest is None or self.digest.ok)
 
+    @property
+    def settled(self) -> bool:
+        """Nothing failed and no digest waits for the operator: ``publisher run`` exits 0."""
+        return self.ok and not self.waiting
 
-def ingest_articles(config: Config, store: Store, when: datetime) -> IngestResult:
-    """Pick up new or changed files from ``articles.dir``."""
-    if not config.articles_dir.is_dir():
-        result = IngestResult()
-        result.errors.append(IngestError(str(config.articles_dir), "articles folder not found ([articles] dir)"))
-        return result
-    return ingest(
-        store,
-        [config.articles_dir],
-        articles_dir=config.articles_dir,
-        tz=config.site.timezone,
-        now=when,
-        follow_symlinks=config.follow_symlinks,
-        max_bytes=config.max_bytes,
-    )
+    def unsaid(self) -> list[health.Problem]:
+        """The waiting digests to report on every cycle until settled, less the one this
+        cycle's send left incomplete: the send's own outcome line said it already."""
+        sent = self.digest
+        said = sent.digest_id if sent is not None and sent.state == DigestState.INCOMPLETE else None
+        return [problem for problem in self.waiting if problem.digest_id != said]
+
+
+class CycleObserver(Protocol):
+    """What :func:`run_cycle` tells as it goes.
+
+    ``started`` comes before each stage and the stage's own hook (``ingested``, ``published``,
+    ``sent``) when it is done; ``batch`` after each batch of the send. A stage skipped (no
+    mailer, nothing due) gets neither.
+    """
+
+    def started(self, stage: Stage) -> None: ...
+
+    def ingested(self, result: IngestResult) -> None: ...
+
+    def published(self, result: PublishResult) -> None: ...
+
+    def batch(self, report: BatchReport) -> None: ...
+
+    def sent(self, result: SendResult) -> None: ...
+
+
+class _Unwatched:
+    """The observer of a cycle that nobody watches (the daemon reads the result)."""
+
+    def started(self, stage: Stage) -> None:
+        pass
+
+    def ingested(self, result: IngestResult) -> None:
+        pass
+
+    def published(self, result: PublishResult) -> None:
+        pass
+
+    def batch(self, report: BatchReport) -> None:
+        pass
+
+    def sent(self, result: SendResult) -> None:
+        pass
 
 
 def run_cycle(
-    config: Config, store: Store, mailer: Mailer | None, when: datetime, *, new_digest: bool = True
+    config: Config,
+    store: Store,
+    mailer: Mailer | None,
+    when: datetime,
+    *,
+    new_digest: bool = True,
+    observer: CycleObserver | None = None,
 ) -> CycleResult:
-    """Ingest, rebuild the feed, and (with a mailer) send the digest.
+    """Ingest, rebuild the feed, and (with a mailer) send the digest; then list the digests
+    that need the operator.
 
     ``new_digest=False`` only retries a digest that is already due but unsent: the daemon's
     refresh does that, so a failed send is not left waiting for the next digest slot.
     """
+    watch = observer or _Unwatched()
+    watch.started(Stage.INGEST)
     ingested = ingest_articles(config, store, when)
+    watch.ingested(ingested)
+    watch.started(Stage.PUBLISH)
     published = publish_feeds(config, store)
+    watch.published(published)
     sent = None
     if mailer is not None and (new_digest or store.unsent_digest() is not None):
-        sent = send_digest(config, store, mailer, when)
-    return CycleResult(ingest=ingested, published=published, digest=sent)
+        watch.started(Stage.SEND)
+        sent = send_digest(config, store, mailer, when, on_batch=watch.batch)
+        watch.sent(sent)
+    return CycleResult(ingest=ingested, published=published, digest=sent, waiting=health.problems(config, store))
 
 
 def publish_feeds(config: Config, store: Store) -> PublishResult:

@@ -6,14 +6,30 @@ or goes, out), not rendered again from the articles, which may have changed sinc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from publisher.config import Config
-from publisher.digest import outgoing
+from publisher.digest import outgoing, preview
 from publisher.errors import PublisherError
 from publisher.files import write_atomic
 from publisher.message import Outgoing
-from publisher.store import Store
+from publisher.store import Digest, Store
+
+
+@dataclass(frozen=True)
+class Preview:
+    shown: Outgoing | None  # None: nothing new since the last digest
+    newest: Digest | None  # then, the last digest, to offer with --last
+
+
+def choose(config: Config, store: Store, when: datetime, *, digest_id: str | None, last: bool) -> Preview:
+    """The stored digest (``digest_id``, or the newest with ``last``), else the next one."""
+    if digest_id is not None or last:
+        return Preview(stored(config, store, digest_id), None)
+    shown = preview(config, store, when)
+    return Preview(shown, store.last_digest() if shown is None else None)
 
 
 def stored(config: Config, store: Store, digest_id: str | None) -> Outgoing:

@@ -31,7 +31,7 @@ from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from publisher import clock, crontab, health, jobs
+from publisher import clock, crontab, jobs
 from publisher import config as config_module
 from publisher.config import Config
 from publisher.delivery import build_mailer
@@ -75,7 +75,6 @@ def _cycle(config_path: str, job: str) -> jobs.CycleResult:
     try:
         mailer = build_mailer(config)
         result = jobs.run_cycle(config, store, mailer, clock.now(), new_digest=job == DIGEST_JOB)
-        waiting = health.problems(config, store)
     finally:
         store.close()
     for error in result.ingest.errors:
@@ -89,12 +88,8 @@ def _cycle(config_path: str, job: str) -> jobs.CycleResult:
     if sent is not None:
         fields = {"job": job, "digest_id": sent.digest_id, "provider": mailer.name}
         log.log(logging.INFO if sent.ok else logging.ERROR, "%s", sent.message, extra=fields)
-    # Every cycle until settled, as `publisher run` says it; the send's outcome line above
-    # said it already for the digest this cycle left incomplete.
-    said = sent.digest_id if sent is not None and sent.state == "incomplete" else None
-    for problem in waiting:
-        if problem.digest_id != said:
-            log.error("%s", problem.message, extra={"job": job, "digest_id": problem.digest_id})
+    for problem in result.unsaid():  # every cycle until settled, as `publisher run` says it
+        log.error("%s", problem.message, extra={"job": job, "digest_id": problem.digest_id})
     return result
 
 

@@ -60,18 +60,15 @@ import mimetypes
 import os
 import posixpath
 import re
-import signal
 import socket
 import stat
 import sys
-import threading
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import formatdate, mktime_tz, parsedate_tz
 from http import HTTPStatus
 from pathlib import PurePosixPath
-from types import FrameType
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
@@ -90,6 +87,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from publisher import clock, logs, subscribers
 from publisher.config import Config, FeedConfig
 from publisher.errors import PublisherError, StoreError
+from publisher.signals import stop_on_signals
 from publisher.states import SubscriberState
 from publisher.store import Store
 
@@ -100,7 +98,6 @@ XSL = "text/xsl; charset=utf-8"  # what browsers accept for <?xml-stylesheet?>
 _BY_NAME = {"atom.xml": ATOM, "rss.xml": RSS, "feed.json": JSON_FEED, "issues.xml": ATOM}
 _ATOM_FOLDERS = ("tags", "archive")
 _FEED_SUFFIXES = (".xml", ".json")  # feed documents: they get the WebSub Link headers
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Characters a URL may keep as they are inside <...> of a Link header; the rest is %-encoded.
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%"
 _PAGES = jinja2.Environment(
@@ -591,33 +588,9 @@ def serve(config: Config, *, host: str, port: int) -> None:
     )
     ready = f"serve: {url} (feeds from {config.feed.dir})"
     server = Server(server_config, on_started=lambda: print(ready, flush=True))
-    with sock, _stop_on_signals(server):
+    # The copy of a signal that uvicorn raises again once stopped only asks it to stop again.
+    with sock, stop_on_signals(lambda: setattr(server, "should_exit", True)):
         server.run(sockets=[sock])
-
-
-@contextmanager
-def _stop_on_signals(server: uvicorn.Server) -> Iterator[None]:
-    """SIGINT and SIGTERM stop ``server``, including the copy uvicorn raises again once stopped.
-
-    uvicorn handles both signals while it runs; on the way out it puts back the handlers it
-    found and raises the signal again, so that the default action (death by SIGTERM, a
-    KeyboardInterrupt) follows. The handlers it finds are these, so that copy only asks the
-    stopped server to stop and ``serve`` returns normally. A signal that arrives before uvicorn
-    has installed its own handlers stops the server as well, instead of being lost.
-    """
-    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
-        yield
-        return
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        server.should_exit = True
-
-    previous = {signum: signal.signal(signum, stop) for signum in _SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _header_url(url: str) -> str:

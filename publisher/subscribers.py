@@ -44,7 +44,7 @@ class Subscriber:
     email: str
     name: str | None
     token: str
-    state: str
+    state: SubscriberState
     created_at: datetime
     unsubscribed_at: datetime | None
 

@@ -32,7 +32,6 @@ from publisher.ingest.decode import decode, strip_illegal
 from publisher.ingest.extract import Page, extract
 from publisher.store import ArticleMeta, AudioMeta
 
-SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL | re.MULTILINE)
 _markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 _YAML_VALUE_CHARS = 40  # of a bad value quoted in an error
@@ -99,15 +98,16 @@ class Draft:
 
 def read(path: Path, data: bytes, tz: ZoneInfo) -> Draft:
     """Parse ``data`` (the bytes of ``path``) by its suffix; raises ValueError."""
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
+    found = SUFFIXES.get(path.suffix.lower())
+    if found is None:
         raise ValueError(f"unsupported file type {path.suffix!r} (use .txt, .md or .html)")
+    kind, reader = found
     if not data:
         raise ValueError("empty file")
     text = decode(data, html=kind == "html")
     if not text.strip():
         raise ValueError("empty file (only whitespace)")
-    draft = {"txt": _read_txt, "md": _read_md, "html": _read_html}[kind](text, tz)
+    draft = reader(text, tz)
     if not draft.title:
         raise ValueError("no title")
     if not draft.body.paragraphs and "<img" not in draft.body.html:
@@ -420,3 +420,14 @@ def _to_datetime(value: object, tz: ZoneInfo) -> datetime:
     except OverflowError:
         raise ValueError(f"is out of range: {shown!r}") from None
     return moment
+
+
+_Reader = Callable[[str, ZoneInfo], Draft]
+# The one registry: a file's suffix -> its format's name (the decoder's hint) and its reader.
+SUFFIXES: dict[str, tuple[str, _Reader]] = {
+    ".txt": ("txt", _read_txt),
+    ".md": ("md", _read_md),
+    ".markdown": ("md", _read_md),
+    ".html": ("html", _read_html),
+    ".htm": ("html", _read_html),
+}
