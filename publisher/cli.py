@@ -291,6 +291,7 @@ def run(ctx: click.Context) -> None:
         click.echo(ingested.summary())
         published = jobs.publish_feeds(config, store)
         _report_published(published)
+        jobs.send_notices(config, store, mailer)  # sign-ups' confirmations serve could not send
         sent = _send(config, store, mailer, when)
         waiting = health.problems(config, store)
     # On every run until settled (cron mails it, a log keeps it); the send's own outcome line
@@ -780,7 +781,7 @@ def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
         _stderr(line)
     with _store(config) as store:
         for address in valid:
-            added = subscribers.add(store, [(address, None)], clock.now(), resubscribe=True)
+            added = subscribers.add(store, [(address, None)], clock.now(), resubscribe=True, consent=subscribers.BY_HAND)
             if added.added:
                 click.echo(f"added {address}")
             elif added.resubscribed:
@@ -972,6 +973,12 @@ def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
         listed = shown.subscribers
         active, gone = listed.get(SubscriberState.ACTIVE, 0), listed.get(SubscriberState.UNSUBSCRIBED, 0)
         yield f"subscribers: {active} active, {gone} unsubscribed"
+    if shown.signups is not None:
+        week, month = shown.signups["7d"], shown.signups["30d"]
+        yield (
+            f"sign-ups: {week['signups']} in 7 days, {month['signups']} in 30; "
+            f"confirmed: {week['confirmations']} in 7 days, {month['confirmations']} in 30"
+        )
     if not shown.digests:
         yield "last digest: none yet"
     elif shown.digests:

@@ -117,6 +117,19 @@ class DigestConfig:
 
 
 @dataclass(frozen=True)
+class SignupConfig:
+    """[signup]: the sign-up page `publisher serve` shows with a local list (publisher.signup)."""
+
+    url: str  # the page's public URL; its path is served, and that path + "/confirm"
+    window: timedelta  # a confirmation link's life, and the least time between two to one address
+    consent_text: str  # shown beside the form, and kept word for word with each consent
+    origins: tuple[str, ...]  # origins whose pages may post the form (the snippet's sites)
+    record_client: bool  # keep the client's IP address with each consent
+    welcome: bool  # a welcome email once confirmed
+    client_header: str  # the header a trusted reverse proxy puts the client's address in ("" = the peer)
+
+
+@dataclass(frozen=True)
 class MailerConfig:
     provider: str
     outbox_dir: Path
@@ -155,6 +168,7 @@ class Config:
     follow_symlinks: bool = False
     # [articles] max_bytes: a bigger article file is refused, after reading at most this + 1 bytes
     max_bytes: int = ARTICLE_MAX_BYTES
+    signup: SignupConfig | None = None  # None only for a Config made by hand; load() always sets it
 
 
 class _Table:
@@ -315,6 +329,7 @@ KEYS: dict[str, frozenset[str]] = {
             "username",
         }
     ),
+    "signup": frozenset({"url", "window", "consent_text", "origins", "record_client", "welcome", "client_header"}),
     "daemon": frozenset({"refresh_minutes"}),
     "server": frozenset({"host", "port", "cache_seconds"}),
 }
@@ -383,6 +398,7 @@ def load(path: Path) -> Config:
         mailer=_mailer(table, base, digest),
         follow_symlinks=a.flag("follow_symlinks", False),
         max_bytes=a.integer("max_bytes", ARTICLE_MAX_BYTES, minimum=1_000, maximum=ARTICLE_MAX_BYTES_LIMIT),
+        signup=_signup(table("signup"), site, digest),
     )
 
 
@@ -577,6 +593,37 @@ def _digest(table: Any, base: Path) -> DigestConfig:
         archive=d.flag("archive", True),
         reading_time=d.flag("reading_time", True),
         lead_images=d.flag("lead_images", True),
+    )
+
+
+def _signup(t: _Table, site: SiteConfig, digest: DigestConfig) -> SignupConfig:
+    url = t.url("url", https_only=True) if "url" in t.data else urljoin(digest.unsubscribe_url, "subscribe")
+    try:
+        window = parse_duration(t.text("window", "24h"))
+    except ValueError as exc:
+        raise ConfigError(t.where("window"), str(exc)) from None
+    if not timedelta(minutes=10) <= window <= timedelta(days=30):
+        raise ConfigError(t.where("window"), "must be between 10m and 30d")
+    origins = t.str_list("origins") if t.data.get("origins") else ()
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise ConfigError(t.where("origins"), f"expected origins such as https://example.org, got {origin!r}")
+    default_text = f"Email me the {site.title} digest. I can unsubscribe at any time with the link in every email."
+    consent_text = " ".join(t.text("consent_text", default_text).split())
+    if not consent_text:
+        raise ConfigError(t.where("consent_text"), "must not be empty: it is what readers agree to")
+    header = t.text("client_header", "").strip()
+    if header and not re.fullmatch(r"[A-Za-z0-9-]+", header):
+        raise ConfigError(t.where("client_header"), f"not a header name: {header!r}")
+    return SignupConfig(
+        url=url,
+        window=window,
+        consent_text=consent_text,
+        origins=tuple(o.rstrip("/").lower() for o in origins),
+        record_client=t.flag("record_client", False),
+        welcome=t.flag("welcome", True),
+        client_header=header.lower(),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from publisher import clock
+from publisher import clock, notices
 from publisher.config import Config
 from publisher.delivery import Mailer
 from publisher.dispatch import SendResult, send_digest
@@ -79,9 +79,17 @@ def run_cycle(
     ingested = ingest_articles(config, store, when)
     published = publish_feeds(config, store)
     sent = None
+    if mailer is not None:
+        send_notices(config, store, mailer)
     if mailer is not None and (new_digest or store.unsent_digest() is not None):
         sent = send_digest(config, store, mailer, when)
     return CycleResult(ingest=ingested, published=published, digest=sent)
+
+
+def send_notices(config: Config, store: Store, mailer: Mailer) -> None:
+    """Send the sign-ups' confirmations and welcomes that `publisher serve` left unsent."""
+    if config.digest.recipients == "subscribers":
+        notices.send_due(config, store, mailer)
 
 
 def publish_feeds(config: Config, store: Store) -> PublishResult:

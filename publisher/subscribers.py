@@ -32,10 +32,13 @@ from sqlalchemy import func, insert, select, update
 from publisher.config import Config
 from publisher.errors import ConfigError
 from publisher.states import SubscriberState
-from publisher.store import Store
+from publisher.store import Store, consents
+from publisher.store.consents import ConsentMethod
 from publisher.store.schema import subscribers
 
 ACTIVE, UNSUBSCRIBED = SubscriberState.ACTIVE, SubscriberState.UNSUBSCRIBED  # by their short names
+# The consent record of `publisher subscribers add`: the operator vouches for it.
+BY_HAND = (ConsentMethod.CLI, "added by the operator with `publisher subscribers add`")
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,22 @@ def key(address: str) -> str:
 # -- the list ---------------------------------------------------------------------------------
 
 
-def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime, *, resubscribe: bool) -> ImportResult:
+def add(
+    store: Store,
+    addresses: Iterable[tuple[str, str | None]],
+    now: datetime,
+    *,
+    resubscribe: bool,
+    consent: tuple[ConsentMethod, str] | None = None,
+) -> ImportResult:
     """Add (address, name) pairs, already normalized; duplicates merge.
 
-    ``resubscribe`` is for an operator adding someone by hand; an import never resubscribes.
+    ``resubscribe`` is for an operator adding someone by hand (it also confirms a pending
+    sign-up); an import never resubscribes. ``consent`` (how, note) is recorded for each
+    address added or resubscribed.
     """
     result = ImportResult()
+    changed: list[str] = []
     with store.transaction() as conn:
         rows = conn.execute(select(subscribers.c.email_key, subscribers.c.state))
         state: dict[str, str] = {email_key: current for email_key, current in rows}
@@ -108,14 +121,16 @@ def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime
                     }
                 )
                 state[k] = ACTIVE
+                changed.append(k)
                 result.added += 1
-            elif state[k] == UNSUBSCRIBED and resubscribe:
+            elif state[k] in (UNSUBSCRIBED, SubscriberState.PENDING) and resubscribe:
                 conn.execute(
                     update(subscribers)
                     .where(subscribers.c.email_key == k)
                     .values(state=ACTIVE, unsubscribed_at=None, token=_new_token())
                 )
                 state[k] = ACTIVE
+                changed.append(k)
                 result.resubscribed += 1
             elif state[k] == UNSUBSCRIBED:
                 result.kept_unsubscribed += 1
@@ -123,6 +138,8 @@ def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime
                 result.already += 1
         if new_rows:
             conn.execute(insert(subscribers), new_rows)
+        if consent is not None and changed:
+            consents.record_keys(conn, changed, consent[0], consent[1], now)
     return result
 
 
@@ -165,7 +182,7 @@ def import_csv(
             continue
         name = row[name_col].strip() if name_col is not None and name_col < len(row) else ""
         good.append((address, name or None))
-    result = add(store, good, now, resubscribe=False)
+    result = add(store, good, now, resubscribe=False, consent=(ConsentMethod.IMPORT, f"imported from {path.name}"))
     result.errors = errors
     return result
 
@@ -209,11 +226,11 @@ def remove(store: Store, address: str, now: datetime) -> bool:
 
 
 def unsubscribe_token(store: Store, token: str, now: datetime) -> Subscriber | None:
-    """Unsubscribe whoever holds ``token`` (checked already); None if nobody does."""
+    """Unsubscribe whoever holds ``token`` (checked already), confirmed or not; None if nobody does."""
     with store.transaction() as conn:
         conn.execute(
             update(subscribers)
-            .where(subscribers.c.token == token, subscribers.c.state == ACTIVE)
+            .where(subscribers.c.token == token, subscribers.c.state.in_((ACTIVE, SubscriberState.PENDING)))
             .values(state=UNSUBSCRIBED, unsubscribed_at=now)
         )
         row = conn.execute(select(subscribers).where(subscribers.c.token == token)).mappings().first()
