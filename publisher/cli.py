@@ -781,7 +781,9 @@ def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
         _stderr(line)
     with _store(config) as store:
         for address in valid:
-            added = subscribers.add(store, [(address, None)], clock.now(), resubscribe=True, consent=subscribers.BY_HAND)
+            added = subscribers.add(
+                store, [(address, None)], clock.now(), resubscribe=True, consent=subscribers.BY_HAND
+            )
             if added.added:
                 click.echo(f"added {address}")
             elif added.resubscribed:

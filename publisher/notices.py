@@ -142,7 +142,9 @@ class Sent:
 def send_due(config: Config, store: Store, mailer: Mailer) -> list[Sent]:
     """Send every notice still to send, oldest first; stop at the first passing failure."""
     done: list[Sent] = []
-    lease = timedelta(seconds=config.mailer.timeout * (config.mailer.retries + 1) + config.mailer.max_retry_seconds + 60)
+    lease = timedelta(
+        seconds=config.mailer.timeout * (config.mailer.retries + 1) + config.mailer.max_retry_seconds + 60
+    )
     for notice in table.unfinished(store):
         now = clock.now()
         if notice.state == BatchState.SENDING:

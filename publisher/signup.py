@@ -103,7 +103,9 @@ def sign_up(config: Config, store: Store, address: str, now: datetime, client: s
     )
 
 
-def confirm(config: Config, store: Store, token: str, expires: str, now: datetime, client: str | None) -> ConfirmOutcome:
+def confirm(
+    config: Config, store: Store, token: str, expires: str, now: datetime, client: str | None
+) -> ConfirmOutcome:
     """Confirm the reader holding ``token`` (the link checked already); a welcome is queued."""
     secret = subscribers.secret(config)
     chosen = settings(config)

@@ -166,8 +166,11 @@ class SignUpPages:
             return self._page(429, "busy")
         token, expires, sig = _one(request, "s"), _one(request, "e"), _one(request, "t")
         now = clock.now()
-        if token is None or expires is None or sig is None or not signup.check_confirm(
-            self.secret, token, expires, sig, now
+        if (
+            token is None
+            or expires is None
+            or sig is None
+            or not signup.check_confirm(self.secret, token, expires, sig, now)
         ):
             return self._page(400, "invalid")
         if request.method != "POST":  # mail scanners fetch every link: a GET only shows the button

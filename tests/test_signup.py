@@ -317,14 +317,19 @@ BOUNDARY = "----signup-test-7MA4YWxk"
 MALFORMED: dict[str, tuple[bytes, str]] = {
     "json": (b'{"email": "a@example.org"}', "application/json"),
     "multipart": (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="email"\r\n\r\na@example.org\r\n--{BOUNDARY}--\r\n'.encode(),
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="email"\r\n\r\na@example.org\r\n--{BOUNDARY}--\r\n'
+        ).encode(),
         f"multipart/form-data; boundary={BOUNDARY}",
     ),
     "not UTF-8": (b"email=a%40example.org&website=\xff\xfe", "application/x-www-form-urlencoded"),
     "no email": (b"website=", "application/x-www-form-urlencoded"),
     "two emails": (b"email=a%40example.org&email=b%40example.org", "application/x-www-form-urlencoded"),
     "not key=value": (b"email=a%40example.org&junk", "application/x-www-form-urlencoded"),
-    "too many fields": (b"&".join(b"f%d=1" % n for n in range(20)) + b"&email=a%40example.org", "application/x-www-form-urlencoded"),
+    "too many fields": (
+        b"&".join(b"f%d=1" % n for n in range(20)) + b"&email=a%40example.org",
+        "application/x-www-form-urlencoded",
+    ),
     "not an address": (b"email=not-an-address", "application/x-www-form-urlencoded"),
     "header injection": (b"email=a%40example.org%0D%0ABcc%3A+b%40example.org", "application/x-www-form-urlencoded"),
     "empty": (b"", "application/x-www-form-urlencoded"),
@@ -362,7 +367,9 @@ def test_a_form_posted_from_another_origin_is_refused(listed: Project) -> None:
 
         def post(address: str, headers: dict[str, str], **extra: str) -> int:
             data = {"email": address, "website": "", **extra}
-            return http.post("/subscribe", data=data, headers=headers | {"X-Real-IP": address.split("@")[0][-3:]}).status_code
+            return http.post(
+                "/subscribe", data=data, headers=headers | {"X-Real-IP": address.split("@")[0][-3:]}
+            ).status_code
 
         refused = {
             "another origin": post("x1@example.org", {"Origin": "https://evil.example"}),
@@ -371,7 +378,9 @@ def test_a_form_posted_from_another_origin_is_refused(listed: Project) -> None:
             "origin null, no token": post("x4@example.org", {"Origin": "null"}),
             "neither, no token": post("x5@example.org", {}),
             "neither, a forged token": post("x6@example.org", {}, form_token="9999999999.00ff"),
-            "another origin even with a token": post("x7@example.org", {"Origin": "https://evil.example"}, form_token=token),
+            "another origin even with a token": post(
+                "x7@example.org", {"Origin": "https://evil.example"}, form_token=token
+            ),
         }
         accepted = {
             "the site": post("y1@example.org", {"Origin": SITE}),
@@ -406,7 +415,9 @@ def test_confirmation_links_that_must_not_confirm(listed: Project, server: Runni
     assert states(listed) == {READER: "pending"}
 
 
-def test_an_expired_link_does_not_confirm(listed: Project, server: Running, client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_expired_link_does_not_confirm(
+    listed: Project, server: Running, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sign_up(client, READER)
     settle(server)
     link = local(confirm_link(mails(listed, "confirm")[READER][0]))
@@ -481,7 +492,9 @@ def test_a_notice_found_mid_send_is_held_in_doubt_by_a_mailer_that_may_repeat_it
 
     class Counting:
         name, idempotent, batch_size = "counting", False, 1
-        sent: list[str] = []
+
+        def __init__(self) -> None:
+            self.sent: list[str] = []
 
         def send(self, envelope: Envelope) -> Receipt:
             self.sent.append(envelope.key)

@@ -38,6 +38,8 @@ from sqlalchemy.schema import CreateColumn
 from publisher import clock
 from publisher.errors import StoreConflict, StoreError, StoreRefused
 from publisher.states import DigestState, SaveStatus
+from publisher.store.consents import consents as _consents_table
+from publisher.store.notices import notices as _notices_table
 from publisher.store.schema import (
     AdvisoryLock,
     article_changes,
@@ -60,8 +62,6 @@ from publisher.store.schema import (
     sources,
     subscribers,
 )
-from publisher.store.consents import consents as _consents_table
-from publisher.store.notices import notices as _notices_table
 
 
 def _v2_removed_at(conn: Connection) -> None:

@@ -55,7 +55,9 @@ def record_keys(conn: Connection, email_keys: Sequence[str], method: ConsentMeth
         chunk = email_keys[start : start + _CHUNK]
         ids = conn.execute(select(subscribers.c.id).where(subscribers.c.email_key.in_(chunk))).scalars().all()
         if ids:
-            rows = [{"subscriber_id": i, "created_at": now, "method": method, "text": text, "client": None} for i in ids]
+            rows = [
+                {"subscriber_id": i, "created_at": now, "method": method, "text": text, "client": None} for i in ids
+            ]
             conn.execute(insert(consents), rows)
 
 
@@ -66,5 +68,7 @@ def of(conn: Connection, subscriber_id: int) -> list[dict[str, object]]:
 
 
 def count_since(conn: Connection, method: ConsentMethod, since: datetime) -> int:
-    query = select(func.count()).select_from(consents).where(consents.c.method == method, consents.c.created_at >= since)
+    query = (
+        select(func.count()).select_from(consents).where(consents.c.method == method, consents.c.created_at >= since)
+    )
     return int(conn.execute(query).scalar_one())

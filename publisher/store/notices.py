@@ -141,7 +141,13 @@ def claim(store: Store, notice: Notice, now: datetime) -> bool:
 
 
 def mark(
-    store: Store, notice_id: int, state: BatchState, now: datetime, *, error: str | None = None, provider_id: str | None = None
+    store: Store,
+    notice_id: int,
+    state: BatchState,
+    now: datetime,
+    *,
+    error: str | None = None,
+    provider_id: str | None = None,
 ) -> None:
     values: dict[str, object] = {"state": state, "updated_at": now, "last_error": error[:2000] if error else None}
     if provider_id is not None:

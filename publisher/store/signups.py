@@ -128,9 +128,7 @@ def confirm(
     a welcome queued; a link sent before the reader last unsubscribed subscribes nobody."""
     with store.transaction() as conn:
         _lock(conn)
-        row = (
-            conn.execute(select(subscribers).where(subscribers.c.token == token).with_for_update()).mappings().first()
-        )
+        row = conn.execute(select(subscribers).where(subscribers.c.token == token).with_for_update()).mappings().first()
         if row is None:
             return ConfirmOutcome.UNKNOWN
         if row["state"] == SubscriberState.ACTIVE:
