@@ -43,6 +43,10 @@ the path a reverse proxy forwards for that URL; each reader's link adds ``?s=TOK
                 wording of its body would only fail a reader whose mail provider words it
                 otherwise (RFC 8058 sends List-Unsubscribe=One-Click, urlencoded or multipart)
 
+The sign-up pages (publisher.signup_pages) are served at the path of [signup] url and that
+path + ``/confirm`` whenever the unsubscribe page is. Every page of publisher's own is rate
+limited per client (publisher.ratelimit); too many requests are 429 and change nothing.
+
 The signature is checked in constant time before the store is touched; a missing, forged or
 unknown token is 400 and changes nothing. The pages set no cookie, never redirect, are not
 cached (``no-store``), send no Referer (the token is in the URL), and carry a

@@ -10,8 +10,8 @@ that depends on the client, never on the address), the body's size (413 past
 the form carries this server's signed form token), the honeypot (a bot that fills the hidden
 ``website`` field is told "check your inbox" and nothing happens), the address's own rate
 limit and the store's once-per-window rule (both silent: the same "check your inbox"). The
-confirmation email goes out from a background thread (publisher.notices.Sender), so the
-answer takes as long whether or not anything is mailed.
+store work and the confirmation email are left to a background thread
+(publisher.notices.Sender), so the answer takes as long whatever is behind the address.
 
 The pages set no cookie, are not cached, send no Referer, and allow no script or frame.
 """
@@ -127,21 +127,17 @@ class SignUpPages:
             return self._page(400, "bad")
         if not self._same_site(request, fields):
             return self._page(403, "forbidden")
-        if any(value.strip() for value in fields.get(HONEYPOT, [])):
-            return self._sent()  # a bot: told what a reader is told, and nothing happens
         try:
             address = subscribers.normalize(fields["email"][0])
         except subscribers.BadAddress:
             return self._page(400, "bad")
+        if any(value.strip() for value in fields.get(HONEYPOT, [])):
+            return self._sent()  # a bot: told what a reader is told, and nothing happens
         if not self.addresses.allow(subscribers.key(address)):
             return self._sent()
-        try:
-            outcome = await run_in_threadpool(signup.sign_up, self.config, self.store, address, clock.now(), client)
-        except StoreError as exc:
-            logger.error("sign-up: %s", exc)
+        now = clock.now()
+        if not self.sender.submit(lambda: signup.sign_up(self.config, self.store, address, now, client)):
             return self._page(503, "unavailable")
-        if outcome == signup.SignUpOutcome.QUEUED:
-            self.sender.kick()
         return self._sent()
 
     def _same_site(self, request: Request, fields: dict[str, list[str]]) -> bool:

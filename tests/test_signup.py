@@ -27,7 +27,7 @@ from publisher import clock, signup, signup_pages, subscribers
 from publisher.notices import Sender
 from publisher.store import Store
 from publisher.store.consents import consents
-from publisher.store.notices import notices
+from publisher.store.notices import Notice, notices, unfinished
 from tests.conftest import NOW, Project
 from tests.test_server import TIMEOUT, Running
 from tests.test_unsubscribe import Forms
@@ -529,3 +529,27 @@ def test_with_recipients_to_there_is_no_sign_up_page(project: Project) -> None:
         assert http.get("/subscribe").status_code == 404
         assert http.post("/subscribe", data={"email": READER}).status_code == 405
         assert http.get("/subscribe/confirm").status_code == 404
+
+
+def test_the_sign_up_transactions_on_postgresql(listed: Project, pg_url: str) -> None:
+    config = listed.configure(store={"url": pg_url})
+    store = Store.open(config.store_url)
+    try:
+        assert signup.sign_up(config, store, READER, NOW, "192.0.2.1") == signup.SignUpOutcome.QUEUED
+        assert signup.sign_up(config, store, READER, NOW + timedelta(hours=1), None) == signup.SignUpOutcome.RECENT
+        [confirmation] = notices_of(store)
+        token = subscribers.find(store, READER).token  # type: ignore[union-attr]
+        expires = str(int((NOW + timedelta(hours=24)).timestamp()))
+        later = NOW + timedelta(minutes=5)
+        assert signup.confirm(config, store, token, expires, later, None) == signup.ConfirmOutcome.CONFIRMED
+        assert signup.confirm(config, store, token, expires, later, None) == signup.ConfirmOutcome.ALREADY
+        assert signup.sign_up(config, store, READER, later, None) == signup.SignUpOutcome.ACTIVE
+        assert [n.kind for n in notices_of(store)] == ["confirm", "welcome"]
+        assert signup.activity(store, NOW - timedelta(days=7)) == (1, 1)
+        assert confirmation.email == READER
+    finally:
+        store.close()
+
+
+def notices_of(store: Store) -> list[Notice]:
+    return unfinished(store)
