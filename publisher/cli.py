@@ -837,7 +837,9 @@ def list_subscribers(ctx: click.Context, everyone: bool) -> None:
     for person in people:
         click.echo(f"{person.email}\t{person.state}" if everyone else person.email)
     active = sum(person.state == SubscriberState.ACTIVE for person in people)
-    counted = f"{active} active" + (f", {len(people) - active} unsubscribed" if everyone else "")
+    pending = sum(person.state == SubscriberState.PENDING for person in people)
+    counted = f"{active} active" + (f", {len(people) - active - pending} unsubscribed" if everyone else "")
+    counted += f", {pending} pending" if pending else ""
     _stderr(f"subscribers: {counted}", prefix="", level=logging.INFO)
 
 
@@ -974,7 +976,8 @@ def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
     if shown.subscribers is not None:
         listed = shown.subscribers
         active, gone = listed.get(SubscriberState.ACTIVE, 0), listed.get(SubscriberState.UNSUBSCRIBED, 0)
-        yield f"subscribers: {active} active, {gone} unsubscribed"
+        pending = listed.get(SubscriberState.PENDING, 0)  # signed up, not confirmed yet
+        yield f"subscribers: {active} active, {gone} unsubscribed" + (f", {pending} pending" if pending else "")
     if shown.signups is not None:
         week, month = shown.signups["7d"], shown.signups["30d"]
         yield (

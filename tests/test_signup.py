@@ -239,6 +239,9 @@ def test_status_counts_sign_ups_and_confirmations(listed: Project, server: Runni
 
     lines = listed.cli("status").stdout.splitlines()
     assert "sign-ups: 3 in 7 days, 3 in 30; confirmed: 1 in 7 days, 1 in 30" in lines
+    assert "subscribers: 1 active, 0 unsubscribed, 2 pending" in lines
+    listing = listed.cli("subscribers", "list", "--all")
+    assert listing.stderr == "subscribers: 1 active, 0 unsubscribed, 2 pending\n"
     import json
 
     shown_json = json.loads(listed.cli("status", "--json").stdout)
