@@ -242,17 +242,11 @@ class Sender:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._wanted > self._done or self._stopping)
-                if self._stopping:
-                    return
-                target = self._wanted
+                stopping, target = self._stopping, self._wanted
                 jobs, self._jobs = list(self._jobs), deque()
-            for job in jobs:
-                try:
-                    job()
-                except PublisherError as exc:
-                    log.error("sign-up: not recorded: %s", exc)
-                except Exception:
-                    log.exception("sign-up: unexpected error")
+            self._run_jobs(jobs)
+            if stopping:  # the sign-ups taken are recorded; their emails wait for `publisher run`
+                return
             try:
                 mailer = build_mailer(self.config)
                 try:
@@ -266,3 +260,13 @@ class Sender:
             with self._changed:
                 self._done = target
                 self._changed.notify_all()
+
+    @staticmethod
+    def _run_jobs(jobs: list[Callable[[], object]]) -> None:
+        for job in jobs:
+            try:
+                job()
+            except PublisherError as exc:
+                log.error("sign-up: not recorded: %s", exc)
+            except Exception:
+                log.exception("sign-up: unexpected error")

@@ -279,7 +279,7 @@ def test_after_the_window_one_more_confirmation_may_go(listed: Project, monkeypa
         sign_up(http, READER)
         settle(server)
         monkeypatch.setenv(clock.ENV, (NOW + timedelta(hours=24, seconds=1)).isoformat())
-        sign_up(http, READER, **{"X-Forwarded-For": "ignored"})  # same client: within its burst
+        sign_up(http, READER)  # the same client and address: within both bursts
         settle(server)
     first, second = mails(listed, "confirm")[READER]
     assert confirm_link(first) != confirm_link(second)
@@ -556,3 +556,19 @@ def test_the_sign_up_transactions_on_postgresql(listed: Project, pg_url: str) ->
 
 def notices_of(store: Store) -> list[Notice]:
     return unfinished(store)
+
+
+def test_a_sign_up_taken_just_before_the_server_stops_is_still_recorded(listed: Project) -> None:
+    config = listed.config()
+    store = Store.open(config.store_url)
+    try:
+        thread = Sender(config, store)
+        assert thread.submit(lambda: signup.sign_up(config, store, READER, NOW, None))
+        thread.stop()
+        assert states(listed) == {READER: "pending"}
+    finally:
+        store.close()
+    run = listed.cli("run")
+    assert run.exit_code == 0, run.output
+    assert list(mails(listed, "confirm")) == [READER]  # by the thread, or left for `publisher run`
+    assert [(n["kind"], n["state"]) for n in table(listed, notices)] == [("confirm", "accepted")]
