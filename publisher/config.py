@@ -420,6 +420,9 @@ def check_ready(config: Config, *, articles: bool) -> None:
     digest.check_templates(config)
     if config.digest.recipients == "subscribers":
         subscribers.secret(config)
+        from publisher import notices
+
+        notices.check_templates(config)  # the sign-ups' confirmation and welcome
 
 
 FEED_CONTENT = ("full", "summary")

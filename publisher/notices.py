@@ -32,7 +32,7 @@ import jinja2
 from publisher import clock
 from publisher.config import Config
 from publisher.delivery import Envelope, Mailer, Recipient, build_mailer
-from publisher.errors import DeliveryError, PublisherError, RenderError
+from publisher.errors import ConfigError, DeliveryError, PublisherError, RenderError
 from publisher.message import POLICY, Outgoing, header_text
 from publisher.states import BatchState
 from publisher.store import Store
@@ -69,6 +69,21 @@ def _render(config: Config, kind: NoticeKind, context: dict[str, Any]) -> tuple[
         except jinja2.TemplateError as exc:
             raise RenderError(f"{name}: {exc}") from exc
     return parts[0], parts[1]
+
+
+def check_templates(config: Config) -> None:
+    """Compile the four templates, rendering nothing: a broken one in [digest] templates_dir is a
+    ConfigError when `publisher serve` or `run` starts, not a sign-up lost later."""
+    for kind in NoticeKind:
+        for html, suffix in ((True, "html"), (False, "txt")):
+            name = f"{kind}.{suffix}.j2"
+            try:
+                _environment(config, html=html).get_template(name)
+            except jinja2.TemplateSyntaxError as exc:
+                where = f"{config.path.name}: [digest] templates_dir"
+                raise ConfigError(where, f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
+            except jinja2.TemplateError as exc:
+                raise ConfigError(f"{config.path.name}: [digest] templates_dir", f"{name}: {exc}") from None
 
 
 def render_confirm(config: Config, address: str, link: str, unsubscribe: str, now: datetime) -> tuple[str, bytes]:

@@ -524,12 +524,14 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
         store = Store.open(config.store_url)
         try:
             unsubscribe = Unsubscribe(config, store)
+            sender = Sender(config, store)  # sends the sign-ups' confirmations and welcomes
+            signing = signup_pages.SignUpPages(config, store, sender)
         except PublisherError:
+            if sender is not None:
+                sender.stop()
             store.close()
             raise
         route = Route(path, unsubscribe.endpoint, methods=["GET", "POST"])
-        sender = Sender(config, store)  # sends the sign-ups' confirmations and welcomes
-        signing = signup_pages.SignUpPages(config, store, sender)
         signup_routes = [
             Route(unquote(signing.form_path), signing.subscribe, methods=["GET", "POST"]),
             Route(unquote(signing.confirm_path), signing.confirm, methods=["GET", "POST"]),

@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 
-from publisher import clock, signup, subscribers
+from publisher import clock, notices, signup, subscribers
 from publisher.config import Config
 from publisher.errors import StoreError
 from publisher.notices import Sender
@@ -101,6 +101,7 @@ class SignUpPages:
         self.config, self.store, self.sender = config, store, sender
         self.settings = signup.settings(config)
         self.secret = subscribers.secret(config)
+        notices.check_templates(config)
         self.origins = frozenset({_origin(self.settings.url), _origin(config.site.url), *self.settings.origins})
         self.clients = Limiter(CLIENT_PER_MINUTE, CLIENT_BURST)
         self.addresses = Limiter(ADDRESS_PER_MINUTE, ADDRESS_BURST)

@@ -572,3 +572,33 @@ def test_a_sign_up_taken_just_before_the_server_stops_is_still_recorded(listed: 
     assert run.exit_code == 0, run.output
     assert list(mails(listed, "confirm")) == [READER]  # by the thread, or left for `publisher run`
     assert [(n["kind"], n["state"]) for n in table(listed, notices)] == [("confirm", "accepted")]
+
+
+def test_a_broken_notice_template_stops_serve_with_one_line(listed: Project) -> None:
+    folder = listed.root / "mine"
+    folder.mkdir()
+    (folder / "confirm.txt.j2").write_text("Confirm: {{ confirm_url ", encoding="utf-8")
+    listed.configure(digest={"templates_dir": "mine"})
+
+    result = listed.cli("serve", "--port", "0")
+
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("publisher: error: publisher.toml: [digest] templates_dir: ")
+    assert f"{folder / 'confirm.txt.j2'}:1: unexpected end of template" in result.stderr
+
+
+def test_the_welcome_comes_from_the_operators_template_when_there_is_one(listed: Project) -> None:
+    folder = listed.root / "mine"
+    folder.mkdir()
+    (folder / "welcome.txt.j2").write_text("Hello from {{ site.title }}!\n{{ unsubscribe_url }}\n", encoding="utf-8")
+    config = listed.configure(digest={"templates_dir": "mine"})
+    with Running(config) as server, httpx.Client(base_url=server.url, timeout=TIMEOUT) as http:
+        sign_up(http, READER)
+        settle(server)
+        assert http.post(local(confirm_link(mails(listed, "confirm")[READER][0]))).status_code == 200
+        settle(server)
+    [welcome] = mails(listed, "welcome")[READER]
+    text = welcome.get_body(("plain",))
+    assert text is not None
+    assert text.get_content().startswith("Hello from Example News!\r\n")  # CRLF: the SMTP policy
