@@ -797,7 +797,9 @@ def list_subscribers(ctx: click.Context, everyone: bool) -> None:
     for person in people:
         click.echo(f"{person.email}\t{person.state}" if everyone else person.email)
     active = sum(person.state == SubscriberState.ACTIVE for person in people)
-    counted = f"{active} active" + (f", {len(people) - active} unsubscribed" if everyone else "")
+    pending = sum(person.state == SubscriberState.PENDING for person in people)
+    counted = f"{active} active" + (f", {len(people) - active - pending} unsubscribed" if everyone else "")
+    counted += f", {pending} pending" if pending else ""
     _stderr(f"subscribers: {counted}", prefix="", level=logging.INFO)
 
 
@@ -895,7 +897,14 @@ def _status_lines(shown: report.StatusReport) -> Iterator[str]:
         f", newest {newest.published.isoformat()} {newest.title!r}" if newest else ""
     )
     if shown.active is not None:
-        yield f"subscribers: {shown.active} active, {shown.unsubscribed} unsubscribed"
+        pending = f", {shown.pending} pending" if shown.pending else ""  # signed up, not confirmed yet
+        yield f"subscribers: {shown.active} active, {shown.unsubscribed} unsubscribed{pending}"
+    if facts.signups is not None:
+        week, month = facts.signups["7d"], facts.signups["30d"]
+        yield (
+            f"sign-ups: {week['signups']} in 7 days, {month['signups']} in 30; "
+            f"confirmed: {week['confirmations']} in 7 days, {month['confirmations']} in 30"
+        )
     yield from _last_digest_lines(shown.last)
     for digest in shown.digests:
         yield from _journal_lines(digest)

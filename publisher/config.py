@@ -230,6 +230,7 @@ def load(path: Path) -> Config:
         server=_section(table("server"), ServerConfig),
         digest=digest,
         mailer=_mailer(table("mailer"), digest, path.resolve().name),
+        signup=_signup(table("signup"), site, digest),
     )
 
 
@@ -251,6 +252,9 @@ def check_ready(config: Config, *, articles: bool) -> None:
     digest.check_templates(config)
     if config.digest.recipients == "subscribers":
         subscribers.secret(config)
+        from publisher import notices
+
+        notices.check_templates(config)  # the sign-ups' confirmation and welcome
 
 
 def _feed(f: _Table, site: SiteConfig) -> FeedConfig:
@@ -472,6 +476,38 @@ def _folder(t: _Table, key: str, default: None) -> Path | None:
     return folder
 
 
+def _signup(t: _Table, site: SiteConfig, digest: DigestConfig) -> SignupConfig:
+    url = t.url("url", https_only=True) if "url" in t.data else urljoin(digest.unsubscribe_url, "subscribe")
+    default_text = f"Email me the {site.title} digest. I can unsubscribe at any time with the link in every email."
+    consent_text = " ".join(t.text("consent_text", default_text).split())
+    if not consent_text:
+        raise ConfigError(t.where("consent_text"), "must not be empty: it is what readers agree to")
+    return _section(t, SignupConfig, url=url, consent_text=consent_text)
+
+
+def _signup_window(t: _Table, key: str, default: str) -> timedelta:
+    window = _duration(t, key, default)
+    if not timedelta(minutes=10) <= window <= timedelta(days=30):
+        raise ConfigError(t.where(key), "must be between 10m and 30d")
+    return window
+
+
+def _origins(t: _Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    origins = t.str_list(key) if t.data.get(key) else default
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise ConfigError(t.where(key), f"expected origins such as https://example.org, got {origin!r}")
+    return tuple(o.rstrip("/").lower() for o in origins)
+
+
+def _header_name(t: _Table, key: str, default: str) -> str:
+    header = t.text(key, default).strip()
+    if header and not re.fullmatch(r"[A-Za-z0-9-]+", header):
+        raise ConfigError(t.where(key), f"not a header name: {header!r}")
+    return header.lower()
+
+
 def _check_address(t: _Table, key: str, value: str) -> None:
     pairs = getaddresses([value])
     _, address = parseaddr(value)
@@ -619,6 +655,21 @@ class DigestConfig:
 
 
 @dataclass(frozen=True)
+class SignupConfig:
+    """[signup]: the sign-up page `publisher serve` shows with a local list (publisher.signup)."""
+
+    url: str = setting("")  # the page's public URL (default: "subscribe" beside unsubscribe_url); + "/confirm"
+    # A confirmation link's life, and the least time between two to one address.
+    window: timedelta = setting("24h", read=_signup_window)
+    consent_text: str = setting("")  # shown beside the form, kept word for word with each consent
+    origins: tuple[str, ...] = setting((), read=_origins)  # origins whose pages may post the form
+    record_client: bool = setting(False)  # keep the client's IP address with each consent
+    welcome: bool = setting(True)  # a welcome email once confirmed
+    # The header a trusted reverse proxy puts the client's address in ("" = the peer).
+    client_header: str = setting("", read=_header_name)
+
+
+@dataclass(frozen=True)
 class MailerConfig:
     """[mailer]: what every provider reads. Each provider's class below adds its own keys."""
 
@@ -744,6 +795,7 @@ _SECTIONS: dict[str, tuple[type[DataclassInstance], ...]] = {
     "articles": (ArticlesConfig,),
     "feed": (FeedConfig,),
     "digest": (DigestConfig,),
+    "signup": (SignupConfig,),
     "mailer": _MAILERS,
     "daemon": (DaemonConfig,),
     "server": (ServerConfig,),
@@ -767,6 +819,7 @@ class Config:
     server: ServerConfig
     digest: DigestConfig
     mailer: ProviderConfig
+    signup: SignupConfig | None = None  # None only for a Config made by hand; load() always sets it
 
     # The names the settings had before they were sections.
     @property

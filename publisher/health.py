@@ -14,7 +14,7 @@ none is renamed or removed without a new format number).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from publisher import hold, journal, subscribers, websub
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
 from publisher.states import BatchState, DigestState
-from publisher.store import Article, Digest, Store, safe_url, urls
+from publisher.store import Article, Digest, Store, safe_url, signups, urls
 
 FORMAT = 1  # of the --json object
 RECENT_DIGESTS = 5  # shown with their batches, besides every incomplete one
@@ -62,6 +62,8 @@ class Status:
     hubs: list[websub.HubState] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     held_since: datetime | None = None  # `publisher digest hold`: no new digest until released
+    # A local list: sign-ups and confirmations over the last 7 and 30 days, by "7d" / "30d".
+    signups: dict[str, dict[str, int]] | None = None
 
     @property
     def exists(self) -> bool:
@@ -85,6 +87,7 @@ class Status:
                 "timezone": config.digest.timezone.key,
             },
             "hold": {"held": self.held_since is not None, "since": _iso(self.held_since)},
+            "signups": self.signups,
             "hubs": [
                 {
                     "hub": h.hub,
@@ -177,10 +180,22 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             next_digest=upcoming,
             hubs=websub.Backlog.load(store).hubs(),
             held_since=hold.held_since(store),
+            signups=_signups(store, when) if config.digest.recipients == "subscribers" else None,
             problems=[_problem(config, d) for d in states if d.digest.state == DigestState.INCOMPLETE],
         )
     finally:
         store.close()
+
+
+SIGNUP_DAYS = (7, 30)
+
+
+def _signups(store: Store, when: datetime) -> dict[str, dict[str, int]]:
+    found = {}
+    for days in SIGNUP_DAYS:
+        signed, confirmed = signups.activity(store, when - timedelta(days=days))
+        found[f"{days}d"] = {"signups": signed, "confirmations": confirmed}
+    return found
 
 
 def problems(config: Config, store: Store) -> list[Problem]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from publisher import clock, health
+from publisher import clock, health, notices
 from publisher.config import Config
 from publisher.delivery import Mailer
 from publisher.dispatch import BatchReport, SendResult, send_digest
@@ -148,11 +148,19 @@ def run_cycle(
     published = publish_feeds(config, store)
     watch.published(published)
     sent = None
+    if mailer is not None:
+        send_notices(config, store, mailer)
     if mailer is not None and (new_digest or store.unsent_digest() is not None):
         watch.started(Stage.SEND)
         sent = send_digest(config, store, mailer, when, on_batch=watch.batch)
         watch.sent(sent)
     return CycleResult(ingest=ingested, published=published, digest=sent, waiting=health.problems(config, store))
+
+
+def send_notices(config: Config, store: Store, mailer: Mailer) -> None:
+    """Send the sign-ups' confirmations and welcomes that `publisher serve` left unsent."""
+    if config.digest.recipients == "subscribers":
+        notices.send_due(config, store, mailer)
 
 
 def publish_feeds(config: Config, store: Store) -> PublishResult:

@@ -45,10 +45,11 @@ def normalized(given: Iterable[str]) -> tuple[list[str], list[str]]:
 
 
 def subscribe(store: Store, addresses: Iterable[str], now: datetime) -> list[Change]:
-    """Subscribe each address (normalized); one that had unsubscribed is subscribed again."""
+    """Subscribe each address (normalized); one that had unsubscribed is subscribed again, a pending
+    sign-up is confirmed. The operator vouches for the consent (recorded as by hand)."""
     changes = []
     for address in addresses:
-        added = subscribers.add(store, [(address, None)], now, resubscribe=True)
+        added = subscribers.add(store, [(address, None)], now, resubscribe=True, consent=subscribers.BY_HAND)
         outcome = Outcome.ADDED if added.added else Outcome.RESUBSCRIBED if added.resubscribed else None
         changes.append(Change(address, outcome or Outcome.ALREADY_SUBSCRIBED))
     return changes

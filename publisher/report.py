@@ -60,6 +60,7 @@ class StatusReport:
     timezone: str
     active: int | None  # subscribers; None: no local list
     unsubscribed: int
+    pending: int  # signed up, not confirmed yet
     last: LastDigest | None
     digests: list[DigestReport]
 
@@ -79,6 +80,7 @@ def status(config: Config, when: datetime) -> StatusReport:
         timezone=config.digest.timezone.key,
         active=None if listed is None else listed.get(SubscriberState.ACTIVE, 0),
         unsubscribed=0 if listed is None else listed.get(SubscriberState.UNSUBSCRIBED, 0),
+        pending=0 if listed is None else listed.get(SubscriberState.PENDING, 0),
         last=_last(facts.digests[0].digest) if facts.digests else None,
         digests=[digest_report(config, d) for d in facts.digests],
     )

@@ -43,6 +43,10 @@ the path a reverse proxy forwards for that URL; each reader's link adds ``?s=TOK
                 wording of its body would only fail a reader whose mail provider words it
                 otherwise (RFC 8058 sends List-Unsubscribe=One-Click, urlencoded or multipart)
 
+The sign-up pages (publisher.signup_pages) are served at the path of [signup] url and that
+path + ``/confirm`` whenever the unsubscribe page is. Every page of publisher's own is rate
+limited per client (publisher.ratelimit); too many requests are 429 and change nothing.
+
 The signature is checked in constant time before the store is touched; a missing, forged or
 unknown token is 400 and changes nothing. The pages set no cookie, never redirect, are not
 cached (``no-store``), send no Referer (the token is in the URL), and carry a
@@ -84,9 +88,11 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from publisher import clock, logs, subscribers
+from publisher import clock, logs, signup_pages, subscribers
 from publisher.config import Config, FeedConfig
 from publisher.errors import PublisherError, StoreError
+from publisher.notices import Sender
+from publisher.ratelimit import Limiter
 from publisher.signals import stop_on_signals
 from publisher.states import SubscriberState
 from publisher.store import Store
@@ -397,8 +403,12 @@ class Unsubscribe:
         self.secret = subscribers.secret(config)
         self.site = config.site.title
         self.language = config.site.language
+        self.limiter = Limiter(signup_pages.PAGE_PER_MINUTE, signup_pages.PAGE_BURST)  # per client
+        self.client_header = config.signup.client_header if config.signup else ""
 
     async def endpoint(self, request: Request) -> Response:
+        if not self.limiter.allow(signup_pages.client_key(request, self.client_header)):
+            return self._page(429, "busy")
         token, sig = _one(request, "s"), _one(request, "t")
         if token is None or sig is None or not subscribers.check(self.secret, token, sig):
             return self._page(400, "invalid")
@@ -505,14 +515,24 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
     """
     path = unquote(urlsplit(config.digest.unsubscribe_url).path) or "/"
     store: Store | None = None
+    sender: Sender | None = None
+    signup_routes: list[Route] = []
     if config.digest.recipients == "subscribers":
         store = Store.open(config.store_url)
         try:
             unsubscribe = Unsubscribe(config, store)
+            sender = Sender(config, store)  # sends the sign-ups' confirmations and welcomes
+            signing = signup_pages.SignUpPages(config, store, sender)
         except PublisherError:
+            if sender is not None:
+                sender.stop()
             store.close()
             raise
         route = Route(path, unsubscribe.endpoint, methods=["GET", "POST"])
+        signup_routes = [
+            Route(unquote(signing.form_path), signing.subscribe, methods=["GET", "POST"]),
+            Route(unquote(signing.confirm_path), signing.confirm, methods=["GET", "POST"]),
+        ]
     else:  # a Response is an ASGI app of its own: every method gets it
         route = Route(path, PlainTextResponse("Not Found", status_code=404))
 
@@ -521,12 +541,15 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
         try:
             yield
         finally:
+            if sender is not None:
+                sender.stop()
             if store is not None:
                 store.close()
 
     middleware = [Middleware(GZipMiddleware), Middleware(NoSniff)]
-    routes = [route]  # every page of publisher's own: App sends exactly these paths to Starlette
+    routes = [route, *signup_routes]  # every page of publisher's own: App sends exactly these paths to Starlette
     pages = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    pages.state.notices = sender  # tests wait on it: Sender.wait_idle
     files = FeedFiles(config.feed, cache_seconds=config.server.cache_seconds)
     return App(files, pages, [r.path for r in routes], access_log)
 

@@ -4,7 +4,8 @@ changed no data.
     DigestState       a digest: pending --claim--> sending --> sent | incomplete --operator--> closed
                       (sending back to pending when a run stops with batches still to send)
     BatchState        one request of a digest: see publisher.journal
-    SubscriberState   a local subscriber: active or unsubscribed
+    SubscriberState   a local subscriber: pending (signed up, not confirmed yet) --confirm--> active,
+                      active <--> unsubscribed
     SaveStatus        what saving a source file did to its article
     SendState         what one send did to the digest (dispatch.SendResult; never stored)
 """
@@ -33,6 +34,7 @@ class BatchState(StrEnum):
 class SubscriberState(StrEnum):
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"
+    PENDING = "pending"  # signed up through `publisher serve`, confirmation not clicked yet: gets no digest
 
 
 class SaveStatus(StrEnum):

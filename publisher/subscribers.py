@@ -32,10 +32,13 @@ from email_validator import EmailNotValidError, validate_email
 from publisher.config import Config
 from publisher.errors import ConfigError
 from publisher.states import SubscriberState
-from publisher.store import Store
+from publisher.store import Store, consents
 from publisher.store import subscribers as table
+from publisher.store.consents import ConsentMethod
 
 ACTIVE, UNSUBSCRIBED = SubscriberState.ACTIVE, SubscriberState.UNSUBSCRIBED  # by their short names
+# The consent record of `publisher subscribers add`: the operator vouches for it.
+BY_HAND = (ConsentMethod.CLI, "added by the operator with `publisher subscribers add`")
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,22 @@ def key(address: str) -> str:
 # -- the list ---------------------------------------------------------------------------------
 
 
-def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime, *, resubscribe: bool) -> ImportResult:
+def add(
+    store: Store,
+    addresses: Iterable[tuple[str, str | None]],
+    now: datetime,
+    *,
+    resubscribe: bool,
+    consent: tuple[ConsentMethod, str] | None = None,
+) -> ImportResult:
     """Add (address, name) pairs, already normalized; duplicates merge.
 
-    ``resubscribe`` is for an operator adding someone by hand; an import never resubscribes.
+    ``resubscribe`` is for an operator adding someone by hand (it also confirms a pending
+    sign-up); an import never resubscribes. ``consent`` (how, note) is recorded for each
+    address added or resubscribed.
     """
     result = ImportResult()
+    changed: list[str] = []
     with store.transaction() as tx:
         state = table.states(tx)
         new_rows = []
@@ -107,16 +120,20 @@ def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime
                     }
                 )
                 state[k] = ACTIVE
+                changed.append(k)
                 result.added += 1
-            elif state[k] == UNSUBSCRIBED and resubscribe:
+            elif state[k] in (UNSUBSCRIBED, SubscriberState.PENDING) and resubscribe:
                 table.resubscribe(tx, k, _new_token())
                 state[k] = ACTIVE
+                changed.append(k)
                 result.resubscribed += 1
             elif state[k] == UNSUBSCRIBED:
                 result.kept_unsubscribed += 1
             else:
                 result.already += 1
         table.insert_many(tx, new_rows)
+        if consent is not None and changed:
+            consents.record_keys(tx, changed, consent[0], consent[1], now)
     return result
 
 
@@ -159,7 +176,7 @@ def import_csv(
             continue
         name = row[name_col].strip() if name_col is not None and name_col < len(row) else ""
         good.append((address, name or None))
-    result = add(store, good, now, resubscribe=False)
+    result = add(store, good, now, resubscribe=False, consent=(ConsentMethod.IMPORT, f"imported from {path.name}"))
     result.errors = errors
     return result
 
@@ -198,7 +215,7 @@ def remove(store: Store, address: str, now: datetime) -> bool:
 
 
 def unsubscribe_token(store: Store, token: str, now: datetime) -> Subscriber | None:
-    """Unsubscribe whoever holds ``token`` (checked already); None if nobody does."""
+    """Unsubscribe whoever holds ``token`` (checked already), confirmed or not; None if nobody does."""
     with store.transaction() as tx:
         table.unsubscribe_token(tx, token, now)
         row = table.by_token(tx, token)

@@ -38,7 +38,9 @@ from publisher import clock
 from publisher.errors import StoreConflict, StoreError, StoreRefused
 from publisher.states import DigestState, SaveStatus
 from publisher.store import locks, schema
+from publisher.store.consents import consents as _consents_table
 from publisher.store.locks import Lock
+from publisher.store.notices import notices as _notices_table
 from publisher.store.schema import (
     article_changes,
     article_tags,
@@ -111,6 +113,11 @@ def _feed_ids(conn: Connection) -> None:
     conn.execute(feed_builds.delete())
 
 
+def _signup(conn: Connection) -> None:
+    """Sign-ups (issue 14): the consent record and the notices (confirmation, welcome) to send."""
+    metadata.create_all(conn, tables=[_consents_table, _notices_table])
+
+
 # Schema changes after the first release, as steps (version 2, 3, ...): each a function of a
 # Connection that ALTERs an existing store. A new store is created from schema.py at once and
 # stamped with the newest version, so these only ever run on older stores.
@@ -122,6 +129,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _draft,
     _meta,
     _feed_ids,
+    _signup,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 # Articles first seen before this time (ISO 8601) carry entry ids of the old, first-seen form.

@@ -60,7 +60,7 @@ def unsubscribe_key(conn: Connection, email_key: str, now: datetime) -> bool:
 def unsubscribe_token(conn: Connection, token: str, now: datetime) -> None:
     conn.execute(
         update(subscribers)
-        .where(subscribers.c.token == token, _ACTIVE)
+        .where(subscribers.c.token == token, subscribers.c.state.in_((SubscriberState.ACTIVE, SubscriberState.PENDING)))
         .values(state=SubscriberState.UNSUBSCRIBED, unsubscribed_at=now)
     )
 

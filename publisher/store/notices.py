@@ -1,0 +1,162 @@
+"""The ``notices`` table: the emails sent to one reader alone (a sign-up's confirmation, a
+welcome), each kept in the delivery journal as a digest's batch is (see publisher.journal).
+
+    pending --claim--> sending --> accepted | failed | pending (a passing failure) | in_doubt
+
+A notice is written, message and all, in the same transaction as the change that calls for
+it (a sign-up, a confirmation), before any request; it is claimed with a conditional UPDATE
+(the lock: of two senders only one sees the row change) and its ``key`` is the idempotency
+key every request for it carries. So it is sent once: a crash mid-request leaves it
+``sending``, which a provider that dedupes on the key may repeat and any other holds in doubt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from publisher.states import BatchState
+from publisher.store.schema import UtcDateTime, metadata
+
+if TYPE_CHECKING:
+    from publisher.store import Store
+
+
+class NoticeKind(StrEnum):
+    CONFIRM = "confirm"
+    WELCOME = "welcome"
+
+
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(100), nullable=False, unique=True),  # the idempotency key; never changes
+    Column("kind", String(16), nullable=False),
+    Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("message", LargeBinary, nullable=False),  # frozen: a retry sends the same bytes
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("provider_id", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_notices_subscriber", "subscriber_id", "kind", "created_at"),
+    Index("ix_notices_state", "state"),
+)
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: int
+    key: str
+    kind: NoticeKind
+    subscriber_id: int
+    email: str
+    message: bytes
+    state: BatchState
+    attempts: int
+    last_error: str | None
+    provider_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", BatchState(self.state))
+        object.__setattr__(self, "kind", NoticeKind(self.kind))
+        object.__setattr__(self, "message", bytes(self.message))
+
+
+def queue(
+    conn: Connection, key: str, kind: NoticeKind, subscriber_id: int, email: str, message: bytes, now: datetime
+) -> None:
+    """Write a notice to send, inside the caller's transaction."""
+    conn.execute(
+        insert(notices),
+        {
+            "key": key,
+            "kind": kind,
+            "subscriber_id": subscriber_id,
+            "email": email,
+            "message": message,
+            "state": BatchState.PENDING,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+def last_queued(conn: Connection, subscriber_id: int, kind: NoticeKind) -> datetime | None:
+    """When the newest notice of ``kind`` for this reader was written, if ever."""
+    query = select(func.max(notices.c.created_at)).where(
+        notices.c.subscriber_id == subscriber_id, notices.c.kind == kind
+    )
+    value: datetime | None = conn.execute(query).scalar_one()
+    if value is not None and value.tzinfo is None:  # SQLite's max() bypasses the column type
+        value = UtcDateTime().process_result_value(value, conn.dialect)
+    return value
+
+
+def unfinished(store: Store) -> list[Notice]:
+    """The notices still to send (pending) or found mid-send (sending), oldest first."""
+    query = (
+        select(notices)
+        .where(notices.c.state.in_((BatchState.PENDING, BatchState.SENDING)))
+        .order_by(notices.c.id)
+        .limit(1000)
+    )
+    with store.transaction() as conn:
+        return [Notice(**row) for row in conn.execute(query).mappings()]
+
+
+def claim(store: Store, notice: Notice, now: datetime) -> bool:
+    """Move ``notice`` to sending if it is still as read."""
+    with store.transaction() as conn:
+        changed = conn.execute(
+            update(notices)
+            .where(notices.c.id == notice.id, notices.c.state == notice.state, notices.c.attempts == notice.attempts)
+            .values(state=BatchState.SENDING, attempts=notices.c.attempts + 1, updated_at=now)
+        )
+        return int(changed.rowcount) == 1
+
+
+def mark(
+    store: Store,
+    notice_id: int,
+    state: BatchState,
+    now: datetime,
+    *,
+    error: str | None = None,
+    provider_id: str | None = None,
+) -> None:
+    values: dict[str, object] = {"state": state, "updated_at": now, "last_error": error[:2000] if error else None}
+    if provider_id is not None:
+        values["provider_id"] = provider_id
+    with store.transaction() as conn:
+        conn.execute(update(notices).where(notices.c.id == notice_id).values(**values))
+
+
+def by_state(store: Store) -> dict[str, int]:
+    query = select(notices.c.state, func.count()).group_by(notices.c.state)
+    with store.transaction() as conn:
+        return {str(state): int(count) for state, count in conn.execute(query)}
