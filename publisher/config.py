@@ -141,6 +141,20 @@ class MailerConfig:
 
 
 @dataclass(frozen=True)
+class BouncesConfig:
+    """[bounces]: the providers' bounce and complaint webhooks (publisher.bounces)."""
+
+    soft_bounces: int = 3  # this many soft bounces of one address within soft_window suppress it
+    soft_window: timedelta = timedelta(days=14)
+    tolerance: timedelta = timedelta(minutes=5)  # how old (or new) a signed timestamp may be
+    ses_topics: tuple[str, ...] = ()  # the SNS topic ARNs whose messages are taken
+    sendgrid_public_key: str = ""  # the Signed Event Webhook's verification key (base64), public
+    mailgun_key_env: str = "PUBLISHER_MAILGUN_WEBHOOK_KEY"
+    postmark_secret_env: str = "PUBLISHER_POSTMARK_WEBHOOK_SECRET"
+    resend_secret_env: str = "PUBLISHER_RESEND_WEBHOOK_SECRET"
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     site: SiteConfig
@@ -155,6 +169,7 @@ class Config:
     follow_symlinks: bool = False
     # [articles] max_bytes: a bigger article file is refused, after reading at most this + 1 bytes
     max_bytes: int = ARTICLE_MAX_BYTES
+    bounces: BouncesConfig = BouncesConfig()
 
 
 class _Table:
@@ -317,6 +332,18 @@ KEYS: dict[str, frozenset[str]] = {
     ),
     "daemon": frozenset({"refresh_minutes"}),
     "server": frozenset({"host", "port", "cache_seconds"}),
+    "bounces": frozenset(
+        {
+            "soft_bounces",
+            "soft_window",
+            "tolerance",
+            "ses_topics",
+            "sendgrid_public_key",
+            "mailgun_key_env",
+            "postmark_secret_env",
+            "resend_secret_env",
+        }
+    ),
 }
 
 
@@ -383,6 +410,7 @@ def load(path: Path) -> Config:
         mailer=_mailer(table, base, digest),
         follow_symlinks=a.flag("follow_symlinks", False),
         max_bytes=a.integer("max_bytes", ARTICLE_MAX_BYTES, minimum=1_000, maximum=ARTICLE_MAX_BYTES_LIMIT),
+        bounces=_bounces(table("bounces")),
     )
 
 
@@ -657,3 +685,32 @@ def _rate(m: _Table) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise ConfigError(m.where("rate"), f"expected messages per second (0 for no limit), got {value!r}")
     return float(value)
+
+
+def _bounces(b: _Table) -> BouncesConfig:
+    default = BouncesConfig()
+    topics = b._get("ses_topics", list, [])
+    arn = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+")
+    for topic in topics:
+        if not isinstance(topic, str) or not arn.fullmatch(topic):
+            raise ConfigError(b.where("ses_topics"), f"not an SNS topic ARN: {topic!r}")
+    return BouncesConfig(
+        soft_bounces=b.integer("soft_bounces", default.soft_bounces, minimum=1, maximum=1000),
+        soft_window=_duration(b, "soft_window", "14d"),
+        tolerance=_duration(b, "tolerance", "5m"),
+        ses_topics=tuple(topics),
+        sendgrid_public_key=b.text("sendgrid_public_key", "").strip(),
+        mailgun_key_env=_env_name(b, "mailgun_key_env", default.mailgun_key_env),
+        postmark_secret_env=_env_name(b, "postmark_secret_env", default.postmark_secret_env),
+        resend_secret_env=_env_name(b, "resend_secret_env", default.resend_secret_env),
+    )
+
+
+def _duration(t: _Table, key: str, default: str) -> timedelta:
+    try:
+        value = parse_duration(t.text(key, default))
+    except ValueError as exc:
+        raise ConfigError(t.where(key), str(exc)) from None
+    if not value:
+        raise ConfigError(t.where(key), "must be longer than 0")
+    return value

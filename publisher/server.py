@@ -43,6 +43,9 @@ the path a reverse proxy forwards for that URL; each reader's link adds ``?s=TOK
                 wording of its body would only fail a reader whose mail provider words it
                 otherwise (RFC 8058 sends List-Unsubscribe=One-Click, urlencoded or multipart)
 
+With the local list, ``POST /webhooks/<provider>`` also takes the providers' bounce and
+complaint reports, for each provider set up in [bounces] (see publisher.bounces.webhooks).
+
 The signature is checked in constant time before the store is touched; a missing, forged or
 unknown token is 400 and changes nothing. The pages set no cookie, never redirect, are not
 cached (``no-store``), send no Referer (the token is in the URL), and carry a
@@ -88,6 +91,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher import clock, logs, subscribers
+from publisher.bounces import webhooks
 from publisher.config import Config, FeedConfig
 from publisher.errors import PublisherError, StoreError
 from publisher.states import SubscriberState
@@ -508,10 +512,12 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
     """
     path = unquote(urlsplit(config.digest.unsubscribe_url).path) or "/"
     store: Store | None = None
+    hooks: list[Route] = []
     if config.digest.recipients == "subscribers":
         store = Store.open(config.store_url)
         try:
             unsubscribe = Unsubscribe(config, store)
+            hooks = webhooks.routes(config, store)  # bounce and complaint webhooks: publisher.bounces
         except PublisherError:
             store.close()
             raise
@@ -528,7 +534,7 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
                 store.close()
 
     middleware = [Middleware(GZipMiddleware), Middleware(NoSniff)]
-    routes = [route]  # every page of publisher's own: App sends exactly these paths to Starlette
+    routes = [route, *hooks]  # every page of publisher's own: App sends exactly these paths to Starlette
     pages = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     files = FeedFiles(config.feed, cache_seconds=config.server.cache_seconds)
     return App(files, pages, [r.path for r in routes], access_log)

@@ -4,7 +4,10 @@ changed no data.
     DigestState       a digest: pending --claim--> sending --> sent | incomplete --operator--> closed
                       (sending back to pending when a run stops with batches still to send)
     BatchState        one request of a digest: see publisher.journal
-    SubscriberState   a local subscriber: active or unsubscribed
+    SubscriberState   a local subscriber: active or unsubscribed; bounced or complained when a
+                      provider reported a hard bounce (or too many soft ones) or a spam complaint
+                      (publisher.bounces): suppressed like an unsubscribe, never mailed again
+    MailEventKind     what a provider reported about one address (publisher.bounces)
     SaveStatus        what saving a source file did to its article
 """
 
@@ -32,6 +35,14 @@ class BatchState(StrEnum):
 class SubscriberState(StrEnum):
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"  # suppressed: a hard bounce, or [bounces] soft_bounces soft ones in soft_window
+    COMPLAINED = "complained"  # suppressed: the reader marked a digest as spam
+
+
+class MailEventKind(StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"  # a passing failure (mailbox full, greylisted): counted, not fatal alone
+    COMPLAINT = "complaint"  # marked as spam (a feedback loop report)
 
 
 class SaveStatus(StrEnum):

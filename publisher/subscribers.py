@@ -117,7 +117,7 @@ def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime
                 )
                 state[k] = ACTIVE
                 result.resubscribed += 1
-            elif state[k] == UNSUBSCRIBED:
+            elif state[k] != ACTIVE:  # unsubscribed, or suppressed after a bounce or complaint
                 result.kept_unsubscribed += 1
             else:
                 result.already += 1

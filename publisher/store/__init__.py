@@ -38,6 +38,7 @@ from sqlalchemy.schema import CreateColumn
 from publisher import clock
 from publisher.errors import StoreConflict, StoreError, StoreRefused
 from publisher.states import DigestState, SaveStatus
+from publisher.store import suppressions  # its table joins the metadata a new store is made from
 from publisher.store.schema import (
     AdvisoryLock,
     article_changes,
@@ -121,6 +122,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _draft,
     _meta,
     _feed_ids,
+    suppressions.create,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 # Articles first seen before this time (ISO 8601) carry entry ids of the old, first-seen form.
