@@ -838,6 +838,25 @@ def list_subscribers(ctx: click.Context, everyone: bool) -> None:
     _stderr(f"subscribers: {counted}", prefix="", level=logging.INFO)
 
 
+@subscribers_group.command(
+    name="sync-suppressions",
+    short_help="Suppress the addresses on the mail provider's suppression list.",
+    epilog=_examples("publisher subscribers sync-suppressions"),
+)
+@click.pass_context
+def sync_suppressions(ctx: click.Context) -> None:
+    """Read the [mailer] provider's own list of bounced and complained addresses (Postmark,
+    SendGrid, Mailgun, SES) and suppress each one still active on the local list."""
+    from publisher import clock
+    from publisher.bounces import sync
+
+    config = _config(ctx)
+    with _store(config) as store:
+        result = sync.sync(config, store, clock.now())
+    click.echo(f"suppressions: {result.listed} on {result.provider}'s list, {result.suppressed} suppressed here now")
+    _note_unused_list(config)
+
+
 def _note_unused_list(config: Config) -> None:
     if config.digest.recipients != "subscribers":
         _stderr(
@@ -972,6 +991,12 @@ def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
         listed = shown.subscribers
         active, gone = listed.get(SubscriberState.ACTIVE, 0), listed.get(SubscriberState.UNSUBSCRIBED, 0)
         yield f"subscribers: {active} active, {gone} unsubscribed"
+    if shown.bounces is not None:
+        from publisher.bounces import watch
+
+        yield watch.line(shown.bounces)
+        if (over := watch.warning(shown.bounces)) is not None:
+            yield f"warning: {over}"
     if not shown.digests:
         yield "last digest: none yet"
     elif shown.digests:
