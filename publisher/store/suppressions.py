@@ -199,4 +199,6 @@ def _insert_once(conn: Connection, row: dict[str, object]) -> bool:
     """Insert ``row`` unless its (provider, event_id, email_key) is there; whether it was new.
     ON CONFLICT DO NOTHING: two deliveries of one event racing each other write it once."""
     dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    return conn.execute(dialect_insert(mail_events).values(row).on_conflict_do_nothing()).rowcount == 1
+    # RETURNING rather than rowcount, which is -1 for this INSERT on PostgreSQL (psycopg).
+    statement = dialect_insert(mail_events).values(row).on_conflict_do_nothing().returning(mail_events.c.id)
+    return conn.execute(statement).first() is not None
