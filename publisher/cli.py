@@ -990,7 +990,11 @@ def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
     if shown.subscribers is not None:
         listed = shown.subscribers
         active, gone = listed.get(SubscriberState.ACTIVE, 0), listed.get(SubscriberState.UNSUBSCRIBED, 0)
-        yield f"subscribers: {active} active, {gone} unsubscribed"
+        line = f"subscribers: {active} active, {gone} unsubscribed"
+        for state in (SubscriberState.BOUNCED, SubscriberState.COMPLAINED):  # suppressed: publisher.bounces
+            if listed.get(state):
+                line += f", {listed[state]} {state}"
+        yield line
     if shown.bounces is not None:
         from publisher.bounces import watch
 

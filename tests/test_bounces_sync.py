@@ -183,6 +183,7 @@ def test_status_shows_bounces_and_warns_over_the_complaint_line(listed: Project,
     as_json = json.loads(listed.cli("status", "--json", env=ENV).output)
 
     assert "bounces: 7 d: 0 hard, 0 soft, 1 complaints of 3 sent (33.333% complaint rate)" in shown.output
+    assert "subscribers: 2 active, 0 unsubscribed, 1 complained" in shown.output
     assert "warning: complaint rate 33.33% over the last 7 days is over the 0.3% line" in shown.output
     assert checked.exit_code == 1 and "complaint rate" in checked.output
     assert as_json["bounces"]["line"] == 0.003
@@ -190,3 +191,30 @@ def test_status_shows_bounces_and_warns_over_the_complaint_line(listed: Project,
     assert (week["days"], week["sent"], week["complaint"], week["hard_bounce"]) == (7, 3, 1, 0)
     assert month["days"] == 30
     assert [p["kind"] for p in as_json["problems"]] == ["complaint_rate"]
+
+
+def test_ses_suppressed_destinations_follow_next_token(listed: Project, endpoint: Endpoint) -> None:
+    pages = {
+        None: {
+            "SuppressedDestinationSummaries": [
+                {"EmailAddress": ADA, "Reason": "BOUNCE", "LastUpdateTime": 1763900000.0},
+            ],
+            "NextToken": "page-2",
+        },
+        "page-2": {"SuppressedDestinationSummaries": [{"EmailAddress": GRACE, "Reason": "COMPLAINT"}]},
+    }
+
+    def handle(request: Request) -> Answer:
+        assert request.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLESYNC/")
+        assert request.route == "/v2/email/suppression/addresses"
+        return 200, pages[dict(request.query).get("NextToken")], {}
+
+    endpoint.handler = handle
+    listed.configure(mailer={"provider": "ses", "url": endpoint.url, "region": "eu-west-1", "retries": 0})
+    aws = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLESYNC", "AWS_SECRET_ACCESS_KEY": "aws-secret-sync-0123456789"}
+
+    result = listed.cli("subscribers", "sync-suppressions", env=ENV | aws)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "suppressions: 2 on ses's list, 2 suppressed here now"
+    assert states(listed) == SUPPRESSED
