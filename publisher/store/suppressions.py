@@ -61,10 +61,6 @@ class Outcome(StrEnum):
     RECORDED = "recorded"  # written; the address stays as it was
     SUPPRESSED = "suppressed"  # written, and the address gets no further digest
 
-    @property
-    def changed(self) -> bool:
-        return self in (Outcome.RECORDED, Outcome.SUPPRESSED)
-
 
 _SUPPRESSES = {MailEventKind.HARD_BOUNCE: SubscriberState.BOUNCED, MailEventKind.COMPLAINT: SubscriberState.COMPLAINED}
 
