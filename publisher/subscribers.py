@@ -109,7 +109,7 @@ def add(store: Store, addresses: Iterable[tuple[str, str | None]], now: datetime
                 )
                 state[k] = ACTIVE
                 result.added += 1
-            elif state[k] == UNSUBSCRIBED and resubscribe:
+            elif state[k] != ACTIVE and resubscribe:  # unsubscribed, or suppressed (publisher.bounces)
                 conn.execute(
                     update(subscribers)
                     .where(subscribers.c.email_key == k)

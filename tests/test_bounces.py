@@ -22,6 +22,7 @@ from sqlalchemy import select
 from publisher import journal, subscribers
 from publisher.bounces import ses as ses_module
 from publisher.bounces import webhooks
+from publisher.errors import ConfigError
 from publisher.store.suppressions import mail_events
 from tests import bounce_payloads as payloads
 from tests.bounce_payloads import Keys
@@ -286,3 +287,18 @@ def test_a_malformed_payload_with_a_valid_signature_is_400(listed: Project, clie
 
     assert response.status_code == 400
     assert states(listed) == ACTIVE
+
+
+# -- settings --------------------------------------------------------------------------------------
+
+
+def test_a_bad_topic_or_key_is_one_line_naming_the_setting(listed: Project) -> None:
+    with pytest.raises(ConfigError):  # the file is written, then refused on loading
+        listed.configure(bounces={"ses_topics": ["not-an-arn"]})
+    checked = listed.cli("config", "check")
+    assert checked.exit_code == 2
+    assert "[bounces] ses_topics: not an SNS topic ARN: 'not-an-arn'" in checked.output
+
+    listed.configure(bounces={"ses_topics": [], "sendgrid_public_key": "bm90IGEga2V5"})
+    with pytest.raises(ConfigError, match=r"\[bounces\] sendgrid_public_key: not a base64 public key"):
+        Running(listed.config())

@@ -84,3 +84,15 @@ def test_an_event_names_the_batch_it_answers(store: Store) -> None:
         rows = conn.execute(select(mail_events.c.email_key, mail_events.c.digest_id, mail_events.c.batch_key)).all()
     tied = {row.email_key: (row.digest_id, row.batch_key) for row in rows}
     assert tied == {ADA: ("20261124-063000-0000abcd", keys[1]), GRACE: ("20261124-063000-0000abcd", keys[2])}
+
+
+def test_an_import_keeps_suppressed_addresses_out_and_the_operator_can_add_one_back(store: Store) -> None:
+    record(store, [event(MailEventKind.HARD_BOUNCE, ADA, "h1")], SETTINGS, NOW)
+
+    imported = subscribers.add(store, [(ADA, None)], NOW, resubscribe=False)
+    assert (imported.kept_unsubscribed, imported.added) == (1, 0)
+    assert subscribers.find(store, ADA).state == "bounced"  # type: ignore[union-attr]
+
+    by_hand = subscribers.add(store, [(ADA, None)], NOW, resubscribe=True)  # `publisher subscribers add`
+    assert by_hand.resubscribed == 1
+    assert subscribers.find(store, ADA).state == "active"  # type: ignore[union-attr]
