@@ -100,12 +100,7 @@ class Status:
                 }
                 for h in self.hubs
             ],
-            "bounces": None
-            if self.bounces is None
-            else {
-                "line": watch.LINE,
-                "windows": [w.as_json() for w in self.bounces],
-            },
+            "bounces": self.bounces and {"line": watch.LINE, "windows": [w.as_json() for w in self.bounces]},
             "problems": [{"kind": p.kind, "digest_id": p.digest_id, "message": p.message} for p in self.problems],
         }
 

@@ -91,7 +91,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher import clock, logs, subscribers
-from publisher.bounces import webhooks
 from publisher.config import Config, FeedConfig
 from publisher.errors import PublisherError, StoreError
 from publisher.states import SubscriberState
@@ -514,6 +513,8 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
     store: Store | None = None
     hooks: list[Route] = []
     if config.digest.recipients == "subscribers":
+        from publisher.bounces import webhooks  # cryptography's imports: only with a list
+
         store = Store.open(config.store_url)
         try:
             unsubscribe = Unsubscribe(config, store)
