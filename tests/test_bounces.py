@@ -12,9 +12,12 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,8 +31,8 @@ from publisher.errors import ConfigError
 from publisher.store.suppressions import mail_events
 from tests import bounce_payloads as payloads
 from tests.bounce_payloads import Keys
-from tests.conftest import NOW, Project
-from tests.test_server import TIMEOUT, Running
+from tests.conftest import NOW, Project, child_process, readline_within
+from tests.test_server import TIMEOUT, Running, _free_port
 
 SECRET = "unsubscribe-secret-9Qx4Lm2Vz7"
 ADA, GRACE = "ada@example.org", "grace@example.net"
@@ -301,3 +304,41 @@ def test_a_bad_topic_or_key_is_one_line_naming_the_setting(listed: Project) -> N
     listed.configure(bounces={"ses_topics": [], "sendgrid_public_key": "bm90IGEga2V5"})
     with pytest.raises(ConfigError, match=r"\[bounces\] sendgrid_public_key: not a base64 public key"):
         Running(listed.config())
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def test_the_serve_process_takes_webhooks_and_keeps_secrets_out_of_its_log(listed: Project, tmp_path: Path) -> None:
+    port = _free_port()
+    command = [sys.executable, "-m", "publisher", "--config", str(listed.config_path), "serve", "--port", str(port)]
+    stderr_path = tmp_path / "serve-stderr.log"
+    with child_process(command, cwd=listed.root, stderr=stderr_path) as process:
+        assert process.stdout is not None
+        line = readline_within(process.stdout, TIMEOUT, "`publisher serve`")
+        assert line.startswith(f"serve: http://127.0.0.1:{port}/"), line + stderr_path.read_text()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as http:
+            forged = post(http, make("postmark", "complaint", GRACE, "pm-p1", forged=True))
+            taken = post(http, make("postmark", "complaint", GRACE, "pm-p2"))
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=TIMEOUT)
+
+    assert (forged.status_code, taken.status_code, process.returncode) == (403, 200, 0)
+    log = stderr_path.read_text()
+    assert '"POST /webhooks/postmark HTTP/1.1" 403' in log and '"POST /webhooks/postmark HTTP/1.1" 200' in log
+    assert "bounces: postmark webhook refused from 127.0.0.1: Postmark webhook secret does not match" in log
+    for secret in (payloads.POSTMARK_SECRET, payloads.MAILGUN_KEY, payloads.RESEND_SECRET, GRACE):
+        assert secret not in log
+    assert states(listed) == {ADA: "active", GRACE: "complained"}
+
+
+def test_serve_with_a_bad_resend_secret_is_one_error_line(listed: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBLISHER_RESEND_WEBHOOK_SECRET", "whsec_")
+
+    result = listed.cli("serve", "--port", "0")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "publisher: error: publisher.toml: [bounces] resend_secret_env: environment variable "
+        "PUBLISHER_RESEND_WEBHOOK_SECRET: not a Svix signing secret (whsec_...)\n"
+    )
