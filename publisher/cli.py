@@ -803,6 +803,25 @@ def list_subscribers(ctx: click.Context, everyone: bool) -> None:
     _stderr(f"subscribers: {counted}", prefix="", level=logging.INFO)
 
 
+@subscribers_group.command(
+    name="sync-suppressions",
+    short_help="Suppress the addresses on the mail provider's suppression list.",
+    epilog=_examples("publisher subscribers sync-suppressions"),
+)
+@click.pass_context
+def sync_suppressions(ctx: click.Context) -> None:
+    """Read the [mailer] provider's own list of bounced and complained addresses (Postmark,
+    SendGrid, Mailgun, SES) and suppress each one still active on the local list."""
+    from publisher import clock
+    from publisher.bounces import sync
+
+    config = _config(ctx)
+    with _store(config) as store:
+        result = sync.sync(config, store, clock.now())
+    click.echo(f"suppressions: {result.listed} on {result.provider}'s list, {result.suppressed} suppressed here now")
+    _note_unused_list(config)
+
+
 def _note_unused_list(config: Config) -> None:
     if config.digest.recipients != "subscribers":
         _stderr(
@@ -896,15 +915,25 @@ def _status_lines(shown: report.StatusReport) -> Iterator[str]:
     yield f"articles: {facts.articles}" + (
         f", newest {newest.published.isoformat()} {newest.title!r}" if newest else ""
     )
-    if shown.active is not None:
-        pending = f", {shown.pending} pending" if shown.pending else ""  # signed up, not confirmed yet
-        yield f"subscribers: {shown.active} active, {shown.unsubscribed} unsubscribed{pending}"
+    listed = facts.subscribers
+    if shown.active is not None and listed is not None:
+        line = f"subscribers: {shown.active} active, {shown.unsubscribed} unsubscribed"
+        for state in (SubscriberState.BOUNCED, SubscriberState.COMPLAINED):  # suppressed: publisher.bounces
+            if listed.get(state):
+                line += f", {listed[state]} {state}"
+        yield line + (f", {shown.pending} pending" if shown.pending else "")  # signed up, not confirmed yet
     if facts.signups is not None:
         week, month = facts.signups["7d"], facts.signups["30d"]
         yield (
             f"sign-ups: {week['signups']} in 7 days, {month['signups']} in 30; "
             f"confirmed: {week['confirmations']} in 7 days, {month['confirmations']} in 30"
         )
+    if facts.bounces is not None:
+        from publisher.bounces import watch
+
+        yield watch.line(facts.bounces)
+        if (over := watch.warning(facts.bounces)) is not None:
+            yield f"warning: {over}"
     yield from _last_digest_lines(shown.last)
     for digest in shown.digests:
         yield from _journal_lines(digest)

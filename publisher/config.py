@@ -131,12 +131,22 @@ Reader: TypeAlias = "Callable[[_Table, str, Any], Any]"
 
 
 def setting(
-    default: Any = _REQUIRED, *, key: str = "", low: int = 0, high: int = 10**9, read: Reader | None = None
+    default: Any = _REQUIRED,
+    *,
+    key: str = "",
+    low: int = 0,
+    high: int = 10**9,
+    read: Reader | None = None,
+    value: Any = _REQUIRED,
 ) -> Any:
     """A dataclass field that is a key of the file: its TOML name (when not the field's),
     its default (in the file's terms: "UTC", "7d", "outbox"), integer bounds, and a reader for
-    what the field's type alone does not say. Fields without it are not keys."""
-    return field(metadata={"key": key, "default": default, "low": low, "high": high, "read": read})
+    what the field's type alone does not say. Fields without it are not keys. ``value`` is the
+    default in the program's terms, for a section a Config made by hand may leave out."""
+    metadata = {"key": key, "default": default, "low": low, "high": high, "read": read}
+    if value is _REQUIRED:
+        return field(metadata=metadata)
+    return field(default=value, metadata=metadata)
 
 
 def _read(t: _Table, name: str, kind: Any, meta: Any) -> Any:
@@ -231,6 +241,7 @@ def load(path: Path) -> Config:
         digest=digest,
         mailer=_mailer(table("mailer"), digest, path.resolve().name),
         signup=_signup(table("signup"), site, digest),
+        bounces=_section(table("bounces"), BouncesConfig),
     )
 
 
@@ -485,6 +496,24 @@ def _signup(t: _Table, site: SiteConfig, digest: DigestConfig) -> SignupConfig:
     return _section(t, SignupConfig, url=url, consent_text=consent_text)
 
 
+def _positive_duration(t: _Table, key: str, default: str) -> timedelta:
+    value = _duration(t, key, default)
+    if not value:
+        raise ConfigError(t.where(key), "must be longer than 0")
+    return value
+
+
+_SNS_TOPIC = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+")
+
+
+def _sns_topics(t: _Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    topics = t._get(key, list, list(default))
+    for topic in topics:
+        if not isinstance(topic, str) or not _SNS_TOPIC.fullmatch(topic):
+            raise ConfigError(t.where(key), f"not an SNS topic ARN: {topic!r}")
+    return tuple(topics)
+
+
 def _signup_window(t: _Table, key: str, default: str) -> timedelta:
     window = _duration(t, key, default)
     if not timedelta(minutes=10) <= window <= timedelta(days=30):
@@ -670,6 +699,29 @@ class SignupConfig:
 
 
 @dataclass(frozen=True)
+class BouncesConfig:
+    """[bounces]: the providers' bounce and complaint webhooks (publisher.bounces)."""
+
+    # This many soft bounces of one address within soft_window suppress it.
+    soft_bounces: int = setting(3, low=1, high=1000, value=3)
+    soft_window: timedelta = setting("14d", read=_positive_duration, value=timedelta(days=14))
+    # How old (or new) a signed timestamp may be.
+    tolerance: timedelta = setting("5m", read=_positive_duration, value=timedelta(minutes=5))
+    ses_topics: tuple[str, ...] = setting((), read=_sns_topics, value=())  # the SNS topic ARNs taken
+    # The Signed Event Webhook's verification key (base64), public.
+    sendgrid_public_key: str = setting("", read=_stripped, value="")
+    mailgun_key_env: str = setting(
+        "PUBLISHER_MAILGUN_WEBHOOK_KEY", read=_env_name, value="PUBLISHER_MAILGUN_WEBHOOK_KEY"
+    )
+    postmark_secret_env: str = setting(
+        "PUBLISHER_POSTMARK_WEBHOOK_SECRET", read=_env_name, value="PUBLISHER_POSTMARK_WEBHOOK_SECRET"
+    )
+    resend_secret_env: str = setting(
+        "PUBLISHER_RESEND_WEBHOOK_SECRET", read=_env_name, value="PUBLISHER_RESEND_WEBHOOK_SECRET"
+    )
+
+
+@dataclass(frozen=True)
 class MailerConfig:
     """[mailer]: what every provider reads. Each provider's class below adds its own keys."""
 
@@ -799,6 +851,7 @@ _SECTIONS: dict[str, tuple[type[DataclassInstance], ...]] = {
     "mailer": _MAILERS,
     "daemon": (DaemonConfig,),
     "server": (ServerConfig,),
+    "bounces": (BouncesConfig,),
 }
 # Every key each section accepts (another is refused as a typo): the fields made with
 # setting(); [mailer] takes any provider's. `publisher init`'s publisher.toml documents each
@@ -820,6 +873,7 @@ class Config:
     digest: DigestConfig
     mailer: ProviderConfig
     signup: SignupConfig | None = None  # None only for a Config made by hand; load() always sets it
+    bounces: BouncesConfig = BouncesConfig()
 
     # The names the settings had before they were sections.
     @property

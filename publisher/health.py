@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from publisher import hold, journal, subscribers, websub
+from publisher.bounces import watch
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
 from publisher.states import BatchState, DigestState
@@ -31,7 +32,7 @@ STATES = (BatchState.ACCEPTED, BatchState.FAILED, BatchState.IN_DOUBT, BatchStat
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # no_store, digest_incomplete
+    kind: str  # no_store, digest_incomplete, complaint_rate
     message: str  # one line: what is wrong and what to do
     digest_id: str | None = None
 
@@ -64,6 +65,7 @@ class Status:
     held_since: datetime | None = None  # `publisher digest hold`: no new digest until released
     # A local list: sign-ups and confirmations over the last 7 and 30 days, by "7d" / "30d".
     signups: dict[str, dict[str, int]] | None = None
+    bounces: list[watch.Window] | None = None  # the complaint-rate watch (a local list only)
 
     @property
     def exists(self) -> bool:
@@ -98,6 +100,7 @@ class Status:
                 }
                 for h in self.hubs
             ],
+            "bounces": self.bounces and {"line": watch.LINE, "windows": [w.as_json() for w in self.bounces]},
             "problems": [{"kind": p.kind, "digest_id": p.digest_id, "message": p.message} for p in self.problems],
         }
 
@@ -170,6 +173,9 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             if digest_id not in seen and old is not None:
                 digests.append(old)
         states = [digest_status(store, d) for d in digests]
+        local = config.digest.recipients == "subscribers"
+        bounces = watch.watch(store, when) if local else None
+        complaints = watch.warning(bounces) if bounces else None
         return Status(
             store=shown,
             schema_version=store.schema_version(),
@@ -181,7 +187,9 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             hubs=websub.Backlog.load(store).hubs(),
             held_since=hold.held_since(store),
             signups=_signups(store, when) if config.digest.recipients == "subscribers" else None,
-            problems=[_problem(config, d) for d in states if d.digest.state == DigestState.INCOMPLETE],
+            problems=[_problem(config, d) for d in states if d.digest.state == DigestState.INCOMPLETE]
+            + ([Problem("complaint_rate", complaints)] if complaints else []),
+            bounces=bounces,
         )
     finally:
         store.close()

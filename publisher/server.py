@@ -46,6 +46,8 @@ the path a reverse proxy forwards for that URL; each reader's link adds ``?s=TOK
 The sign-up pages (publisher.signup_pages) are served at the path of [signup] url and that
 path + ``/confirm`` whenever the unsubscribe page is. Every page of publisher's own is rate
 limited per client (publisher.ratelimit); too many requests are 429 and change nothing.
+With the local list, ``POST /webhooks/<provider>`` also takes the providers' bounce and
+complaint reports, for each provider set up in [bounces] (see publisher.bounces.webhooks).
 
 The signature is checked in constant time before the store is touched; a missing, forged or
 unknown token is 400 and changes nothing. The pages set no cookie, never redirect, are not
@@ -517,12 +519,16 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
     store: Store | None = None
     sender: Sender | None = None
     signup_routes: list[Route] = []
+    hooks: list[Route] = []
     if config.digest.recipients == "subscribers":
+        from publisher.bounces import webhooks  # cryptography's imports: only with a list
+
         store = Store.open(config.store_url)
         try:
             unsubscribe = Unsubscribe(config, store)
             sender = Sender(config, store)  # sends the sign-ups' confirmations and welcomes
             signing = signup_pages.SignUpPages(config, store, sender)
+            hooks = webhooks.routes(config, store)  # bounce and complaint webhooks: publisher.bounces
         except PublisherError:
             if sender is not None:
                 sender.stop()
@@ -547,7 +553,7 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
                 store.close()
 
     middleware = [Middleware(GZipMiddleware), Middleware(NoSniff)]
-    routes = [route, *signup_routes]  # every page of publisher's own: App sends exactly these paths to Starlette
+    routes = [route, *signup_routes, *hooks]  # every page of our own: App sends exactly these paths to Starlette
     pages = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     pages.state.notices = sender  # tests wait on it: Sender.wait_idle
     files = FeedFiles(config.feed, cache_seconds=config.server.cache_seconds)

@@ -5,7 +5,10 @@ changed no data.
                       (sending back to pending when a run stops with batches still to send)
     BatchState        one request of a digest: see publisher.journal
     SubscriberState   a local subscriber: pending (signed up, not confirmed yet) --confirm--> active,
-                      active <--> unsubscribed
+                      active <--> unsubscribed; bounced or complained when a provider reported a
+                      hard bounce (or too many soft ones) or a spam complaint (publisher.bounces):
+                      suppressed like an unsubscribe, never mailed again
+    MailEventKind     what a provider reported about one address (publisher.bounces)
     SaveStatus        what saving a source file did to its article
     SendState         what one send did to the digest (dispatch.SendResult; never stored)
 """
@@ -35,6 +38,14 @@ class SubscriberState(StrEnum):
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"
     PENDING = "pending"  # signed up through `publisher serve`, confirmation not clicked yet: gets no digest
+    BOUNCED = "bounced"  # suppressed: a hard bounce, or [bounces] soft_bounces soft ones in soft_window
+    COMPLAINED = "complained"  # suppressed: the reader marked a digest as spam
+
+
+class MailEventKind(StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"  # a passing failure (mailbox full, greylisted): counted, not fatal alone
+    COMPLAINT = "complaint"  # marked as spam (a feedback loop report)
 
 
 class SaveStatus(StrEnum):

@@ -122,12 +122,12 @@ def add(
                 state[k] = ACTIVE
                 changed.append(k)
                 result.added += 1
-            elif state[k] in (UNSUBSCRIBED, SubscriberState.PENDING) and resubscribe:
+            elif state[k] != ACTIVE and resubscribe:  # unsubscribed, pending or suppressed (publisher.bounces)
                 table.resubscribe(tx, k, _new_token())
                 state[k] = ACTIVE
                 changed.append(k)
                 result.resubscribed += 1
-            elif state[k] == UNSUBSCRIBED:
+            elif state[k] != ACTIVE:  # unsubscribed, or suppressed after a bounce or complaint
                 result.kept_unsubscribed += 1
             else:
                 result.already += 1

@@ -148,6 +148,7 @@ COMMANDS = [
     ("subscribers", "add"),
     ("subscribers", "remove"),
     ("subscribers", "list"),
+    ("subscribers", "sync-suppressions"),
     ("daemon",),
     ("status",),
     ("serve",),

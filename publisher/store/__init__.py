@@ -37,7 +37,11 @@ from sqlalchemy.schema import CreateColumn
 from publisher import clock
 from publisher.errors import StoreConflict, StoreError, StoreRefused
 from publisher.states import DigestState, SaveStatus
-from publisher.store import locks, schema
+from publisher.store import (
+    locks,
+    schema,
+    suppressions,  # its table joins the metadata a new store is made from
+)
 from publisher.store.consents import consents as _consents_table
 from publisher.store.locks import Lock
 from publisher.store.notices import notices as _notices_table
@@ -130,6 +134,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _meta,
     _feed_ids,
     _signup,
+    suppressions.create,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 # Articles first seen before this time (ISO 8601) carry entry ids of the old, first-seen form.
