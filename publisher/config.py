@@ -114,6 +114,8 @@ class DigestConfig:
     archive: bool = True
     reading_time: bool = True  # "4 min read" beside each article's date
     lead_images: bool = True  # each article's lead image (ArticleMeta image) above its text
+    # The readers' preferences page (topics, unsubscribe), linked from each footer ("" = none).
+    preferences_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,7 @@ KEYS: dict[str, frozenset[str]] = {
             "archive",
             "reading_time",
             "lead_images",
+            "preferences_url",
         }
     ),
     "mailer": frozenset(
@@ -577,6 +580,7 @@ def _digest(table: Any, base: Path) -> DigestConfig:
         archive=d.flag("archive", True),
         reading_time=d.flag("reading_time", True),
         lead_images=d.flag("lead_images", True),
+        preferences_url=d.url("preferences_url", https_only=True) if "preferences_url" in d.data else "",
     )
 
 

@@ -516,8 +516,10 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
             store.close()
             raise
         route = Route(path, unsubscribe.endpoint, methods=["GET", "POST"])
+        more = _preferences_routes(config, store)
     else:  # a Response is an ASGI app of its own: every method gets it
         route = Route(path, PlainTextResponse("Not Found", status_code=404))
+        more = []
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -528,10 +530,20 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
                 store.close()
 
     middleware = [Middleware(GZipMiddleware), Middleware(NoSniff)]
-    routes = [route]  # every page of publisher's own: App sends exactly these paths to Starlette
+    routes = [route, *more]  # every page of publisher's own: App sends exactly these paths to Starlette
     pages = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     files = FeedFiles(config.feed, cache_seconds=config.server.cache_seconds)
     return App(files, pages, [r.path for r in routes], access_log)
+
+
+def _preferences_routes(config: Config, store: Store) -> list[Route]:
+    """The readers' preferences page (publisher.preferences_page), when [digest] preferences_url is set."""
+    if not config.digest.preferences_url:
+        return []
+    from publisher.preferences_page import PreferencesPage  # it uses this module's page helpers
+
+    page = PreferencesPage(config, store)
+    return [Route(unquote(urlsplit(config.digest.preferences_url).path) or "/", page.endpoint, methods=["GET", "POST"])]
 
 
 def listen(host: str, port: int) -> socket.socket:

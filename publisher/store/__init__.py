@@ -38,6 +38,7 @@ from sqlalchemy.schema import CreateColumn
 from publisher import clock
 from publisher.errors import StoreConflict, StoreError, StoreRefused
 from publisher.states import DigestState, SaveStatus
+from publisher.store.preferences import migrate as preferences_tables
 from publisher.store.schema import (
     AdvisoryLock,
     article_changes,
@@ -121,6 +122,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _draft,
     _meta,
     _feed_ids,
+    preferences_tables,  # publisher.store.preferences: readers' choices, per-choice copies, erased addresses
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 # Articles first seen before this time (ISO 8601) carry entry ids of the old, first-seen form.
