@@ -75,19 +75,17 @@ def plan(config: Config, store: Store, digest_id: str, size: int, now: datetime)
 
 def _split(config: Config, digest: Digest, articles: list[Article], choices: set[Choice]) -> dict[Choice, Group | None]:
     """Each choice's group: the articles it selects, and the copy that holds them."""
-    position = {a.id: n for n, a in enumerate(articles)}
-    selected: dict[Choice, tuple[int, ...]] = {}
-    for choice in choices:
-        selected[choice] = tuple(a.id for a in articles if selects(choice, a))
-    everything = tuple(position)
+    selected = {choice: tuple(a.id for a in articles if selects(choice, a)) for choice in choices}
+    everything = tuple(a.id for a in articles)
     # The digest's own first, then the copies by the articles they hold: a stable order.
     distinct = sorted({ids for ids in selected.values() if ids}, key=lambda ids: (ids != everything, ids))
     groups: dict[tuple[int, ...], Group] = {}
     for order, ids in enumerate(distinct):
         # Any choice that selects these articles names the copy; the smallest, to be stable.
-        topics = min(list(c) for c, chosen in selected.items() if chosen == ids and c is not None) if order else []
+        full = ids == everything
+        topics = [] if full else min(list(c) for c, chosen in selected.items() if chosen == ids and c is not None)
         chosen = [a for a in articles if a.id in ids]
-        message = None if ids == everything else _copy(config, digest, chosen)
+        message = None if full else _copy(config, digest, chosen)
         groups[ids] = Group(key=ids, order=order, message=message, topics=topics)
     return {choice: groups.get(ids) for choice, ids in selected.items()}  # none selected: no email
 

@@ -83,7 +83,9 @@ def text_of(message: EmailMessage) -> str:
 
 def titles(message: EmailMessage) -> set[str]:
     text = text_of(message)
-    return {title for title in ("Snakes", "Borrowing", "Goroutines", "Decorators", "Lifetimes", "Flexbox") if title in text}
+    return {
+        title for title in ("Snakes", "Borrowing", "Goroutines", "Decorators", "Lifetimes", "Flexbox") if title in text
+    }
 
 
 def page_link(message: EmailMessage) -> str:
@@ -123,18 +125,22 @@ def test_choices_made_on_the_page_shape_the_next_digest_and_share_batches(site: 
     site.add_article("web-1.md", markdown_article("Flexbox", "2026-11-23", ["Web"]))
     second = site.cli("run")
     assert second.exit_code == 0, second.output
-    _, later = copies(site, {folder})
+    second_folder, later = copies(site, {folder})
 
     assert sorted(later) == ["ada@example.org", "bob@example.org", "cy@example.org", "eve@example.org"]  # dee: no Go
     assert titles(later["ada@example.org"]) == titles(later["bob@example.org"]) == {"Decorators"}
     assert titles(later["cy@example.org"]) == {"Lifetimes"}
     assert titles(later["eve@example.org"]) == {"Decorators", "Lifetimes", "Flexbox"}  # no choice: everything
     with opened(site) as store:
-        digest = store.last_digest()
+        digest = store.digest(second_folder.name)  # the outbox's folder is named after the digest
         assert digest is not None
         batches = journal.batches_of(store, digest.id)
         members = {b.number: [p.email for p in journal.recipients(store, b.id)] for b in batches}
-        assert sorted(members.values()) == [["ada@example.org", "bob@example.org"], ["cy@example.org"], ["eve@example.org"]]
+        assert sorted(members.values()) == [
+            ["ada@example.org", "bob@example.org"],
+            ["cy@example.org"],
+            ["eve@example.org"],
+        ]
         assert members[1] == ["eve@example.org"]  # the digest's own message first
         copied = preferences.messages(site.config(), store, digest)
         assert set(copied) == {n for n in members if n != 1}
@@ -185,7 +191,30 @@ def test_a_plan_is_written_once_and_groups_readers_by_what_they_get(site: Projec
         assert not preferences.plan(config, store, digest.id, 2, NOW)  # planned already: nothing changes
         planned = [[p.email for p in journal.recipients(store, b.id)] for b in journal.batches_of(store, digest.id)]
     # eve (everything) first; ada, bob and cy all get the Python article alone: one group, in batches of 2.
-    assert planned == [["eve@example.org"], ["ada@example.org", "bob@example.org"], ["cy@example.org"], ["dee@example.org"]]
+    assert planned == [
+        ["eve@example.org"],
+        ["ada@example.org", "bob@example.org"],
+        ["cy@example.org"],
+        ["dee@example.org"],
+    ]
+
+
+def test_when_nobody_takes_everything_the_first_batch_carries_a_copy(site: Project) -> None:
+    with opened(site) as store:
+        for reader in subscribers.listing(store):
+            preferences.choose(store, reader.token, ["Rust"], NOW)
+    assert site.cli("run").exit_code == 0
+    config = site.config()
+    with opened(site) as store:
+        digest = store.last_digest()
+        assert digest is not None
+        [batch] = journal.batches_of(store, digest.id)
+        assert batch.recipient_count == len(READERS)
+        [(number, copy)] = preferences.messages(config, store, digest).items()
+    assert number == 1
+    assert [a["title"] for a in copy.articles] == ["Borrowing rules"]
+    _, mails = copies(site, set())
+    assert all(titles(m) == {"Borrowing"} for m in mails.values())
 
 
 def test_forged_cross_origin_and_too_many_requests_are_refused(site: Project, client: httpx.Client) -> None:
@@ -197,7 +226,9 @@ def test_forged_cross_origin_and_too_many_requests_are_refused(site: Project, cl
     refused = [choose(client, forged, "rust"), choose(client, unknown, "rust"), client.get(forged)]
     assert {r.status_code for r in refused} == {400}
     assert len({r.text for r in refused}) == 1  # the same page, whatever exists behind the link
-    other = client.post(good, data={"action": "save", "mode": "some", "topic": "rust"}, headers={"Origin": "https://evil.example"})
+    other = client.post(
+        good, data={"action": "save", "mode": "some", "topic": "rust"}, headers={"Origin": "https://evil.example"}
+    )
     assert other.status_code == 400
     with opened(site) as store:
         assert preferences.choice_of(store, ada.id) is None  # nothing changed
@@ -220,7 +251,8 @@ def test_unsubscribing_from_the_page(site: Project, client: httpx.Client) -> Non
     done = client.post(link, data={"action": "unsubscribe"})
     assert done.status_code == 200 and "is unsubscribed" in done.text
     with opened(site) as store:
-        assert subscribers.find(store, "ada@example.org").state == "unsubscribed"  # type: ignore[union-attr]
+        found = subscribers.find(store, "ada@example.org")
+        assert found is not None and found.state == "unsubscribed"
 
 
 def test_export_then_forget_and_the_address_never_comes_back(site: Project, tmp_path: Path) -> None:
