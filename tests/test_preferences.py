@@ -20,7 +20,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from publisher import journal, preferences, subscribers
+from publisher import dispatch, journal, preferences, subscribers
+from publisher.delivery import Envelope, Mailer, Receipt, build_mailer
+from publisher.digest import create_next
+from publisher.errors import DeliveryError
 from publisher.store import Store
 from publisher.store import preferences as table
 from tests.conftest import NOW, Project, markdown_article
@@ -183,8 +186,6 @@ def test_a_plan_is_written_once_and_groups_readers_by_what_they_get(site: Projec
         tokens = {s.email: s.token for s in subscribers.listing(store)}
         for address, topics in [("ada", ["python"]), ("bob", ["PYTHON", "web"]), ("cy", ["python"]), ("dee", ["rust"])]:
             preferences.choose(store, tokens[f"{address}@example.org"], topics, NOW)
-        from publisher.digest import create_next
-
         digest = create_next(config, store, NOW)
         assert digest is not None
         assert preferences.plan(config, store, digest.id, 2, NOW)
@@ -215,6 +216,53 @@ def test_when_nobody_takes_everything_the_first_batch_carries_a_copy(site: Proje
     assert [a["title"] for a in copy.articles] == ["Borrowing rules"]
     _, mails = copies(site, set())
     assert all(titles(m) == {"Borrowing"} for m in mails.values())
+
+
+class FailsOnce:
+    """The outbox, refusing one batch (a passing failure) the first time it comes: every request
+    is recorded, so that a test sees what each batch carried on each try."""
+
+    name, idempotent, batch_size = "fails-once", True, 1000
+
+    def __init__(self, inner: Mailer, key: str) -> None:
+        self.inner, self.key = inner, key
+        self.requests: list[tuple[str, bytes, tuple[str, ...]]] = []
+
+    def send(self, envelope: Envelope) -> Receipt:
+        self.requests.append((envelope.key, envelope.digest.message, tuple(r.email for r in envelope.recipients)))
+        if envelope.key == self.key and sum(key == self.key for key, _, _ in self.requests) == 1:
+            raise DeliveryError("503 from the test: try again later", retryable=True)
+        return self.inner.send(envelope)
+
+    def prepare(self) -> None:
+        self.inner.prepare()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_retried_batch_carries_the_copy_as_planned_and_nothing_goes_twice(site: Project) -> None:
+    config = site.config()
+    with opened(site) as store:
+        tokens = {s.email: s.token for s in subscribers.listing(store)}
+        preferences.choose(store, tokens["ada@example.org"], ["python"], NOW)
+    assert site.cli("ingest", str(site.articles)).exit_code == 0
+    with opened(site) as store:
+        digest = create_next(config, store, NOW)
+        assert digest is not None
+        mailer = FailsOnce(build_mailer(config), f"{digest.id}-0002")  # ada's batch: the copy
+        first = dispatch.send_digest(config, store, mailer, NOW, create=False)
+        assert first.state == "pending", first.message
+        # Ada changes her mind after the plan: the batch planned for her still goes as planned.
+        preferences.choose(store, tokens["ada@example.org"], ["go"], NOW)
+        second = dispatch.send_digest(config, store, mailer, NOW, create=False)
+        assert second.state == "sent", second.message
+    [planned, retried] = [(body, to) for key, body, to in mailer.requests if key.endswith("-0002")]
+    assert planned == retried and planned[1] == ("ada@example.org",)
+    accepted = [key for key, _, _ in mailer.requests]
+    assert sorted(accepted) == sorted([f"{digest.id}-0001", f"{digest.id}-0002", f"{digest.id}-0002"])
+    _, mails = copies(site, set())
+    assert titles(mails["ada@example.org"]) == {"Snakes"}
 
 
 def test_forged_cross_origin_and_too_many_requests_are_refused(site: Project, client: httpx.Client) -> None:
