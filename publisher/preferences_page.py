@@ -72,7 +72,10 @@ class PreferencesPage:
             body = await _body(request)
             if body is None:
                 return self._page(413, "invalid")
-            form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=preferences.MAX_TOPICS + 10)
+            try:
+                form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=preferences.MAX_TOPICS + 10)
+            except ValueError:  # more fields than any form of this page has
+                return self._page(413, "invalid")
         try:
             return await run_in_threadpool(self._answer, request.method, token, sig, form)
         except StoreError as exc:
