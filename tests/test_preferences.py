@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -264,6 +265,18 @@ def test_a_retried_batch_carries_the_copy_as_planned_and_nothing_goes_twice(site
     assert sorted(accepted) == sorted([f"{digest.id}-0001", f"{digest.id}-0002", f"{digest.id}-0002"])
     _, mails = copies(site, set())
     assert titles(mails["ada@example.org"]) == {"Snakes"}
+
+
+def test_the_webhook_gets_each_readers_preferences_link(site: Project, endpoint: Any) -> None:
+    site.configure(mailer={"provider": "webhook", "url": endpoint.url + "/hook", "retries": 0, "timeout": 5})
+    assert site.cli("run").exit_code == 0
+    [request] = endpoint.requests
+    body = request.json()
+    assert body["personal_preferences"] in body["text"]
+    for reader in body["recipients"]:
+        unsubscribe, mine = urlsplit(reader["unsubscribe_url"]), urlsplit(reader["preferences_url"])
+        assert f"{mine.scheme}://{mine.netloc}{mine.path}" == PAGE
+        assert mine.query == unsubscribe.query and "s=" in mine.query and "t=" in mine.query
 
 
 def test_forged_cross_origin_and_too_many_requests_are_refused(site: Project, client: httpx.Client) -> None:
