@@ -95,6 +95,8 @@ class PreferencesPage:
         known = preferences.known_topics(self.store)
         if method == "POST" and form.get("action") == ["save"]:
             wanted = None if form.get("mode") != ["some"] else [t for t in form.get("topic", []) if t in known]
+            if wanted is not None and len(set(wanted)) > preferences.MAX_TOPICS:
+                return self._page(413, "invalid")
             if wanted == []:
                 state = "empty"
             else:
