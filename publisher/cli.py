@@ -703,21 +703,25 @@ def subscribers_group() -> None:
 def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
     """Add the addresses in a CSV file: an `email` column (else the first column), optional `name`.
 
-    Duplicates merge, ignoring case. Addresses that unsubscribed stay unsubscribed. Each bad row
-    is reported as FILE:LINE and the others are still imported; then the exit status is 1.
+    Duplicates merge, ignoring case. Addresses that unsubscribed stay unsubscribed, and erased
+    ones (`subscribers forget`) are never added. Each bad row is reported as FILE:LINE and the
+    others are still imported; then the exit status is 1.
     """
-    from publisher import clock, progress, subscribers
+    from publisher import clock, gdpr, progress, subscribers
 
     config = _config(ctx)
     with _store(config) as store:
         with progress.Display() as shown:
-            result = subscribers.import_csv(store, csv_file, clock.now(), progress=shown.rows(str(csv_file)))
+            rows = shown.rows(str(csv_file))
+            result = subscribers.import_csv(store, csv_file, clock.now(), rows, gdpr.key_if_set(config))
         active = subscribers.active_count(store)
     for line in result.errors:
         _stderr(line, prefix="", path=csv_file)
     click.echo(
         f"subscribers: {result.added} added, {result.already} already on the list, "
-        f"{result.kept_unsubscribed} kept unsubscribed, {_count(len(result.errors), 'bad row')}; {active} active"
+        f"{result.kept_unsubscribed} kept unsubscribed, "
+        + (f"{result.forgotten} erased on request not added, " if result.forgotten else "")
+        + f"{_count(len(result.errors), 'bad row')}; {active} active"
     )
     _note_unused_list(config)
     ctx.exit(1 if result.errors else 0)
@@ -731,17 +735,21 @@ def import_subscribers(ctx: click.Context, csv_file: Path) -> None:
 @click.argument("addresses", metavar="ADDRESS...", nargs=-1, required=True)
 @click.pass_context
 def add_subscribers(ctx: click.Context, addresses: tuple[str, ...]) -> None:
-    """Subscribe the ADDRESSes; one that had unsubscribed is subscribed again."""
-    from publisher import clock, membership
+    """Subscribe the ADDRESSes; one that had unsubscribed is subscribed again, one erased on request never."""
+    from publisher import clock, gdpr, membership
 
     config = _config(ctx)
     valid, bad = membership.normalized(addresses)
     for line in bad:
         _stderr(line)
     with _store(config) as store:
-        changes = membership.subscribe(store, valid, clock.now())
+        changes = membership.subscribe(store, valid, clock.now(), forget_key=gdpr.key_if_set(config))
     for change in changes:
-        click.echo(_change_line(change))
+        if change.outcome == membership.Outcome.FORGOTTEN:
+            bad.append(_change_line(change))
+            _stderr(bad[-1])
+        else:
+            click.echo(_change_line(change))
     _note_unused_list(config)
     ctx.exit(1 if bad else 0)
 
@@ -773,6 +781,7 @@ _CHANGES = {
     "already_subscribed": "{}: already subscribed",
     "unsubscribed": "unsubscribed {}",
     "already_unsubscribed": "{}: already unsubscribed",
+    "forgotten": "{}: erased at the reader's request (`subscribers forget`); not added",
 }
 
 
@@ -820,6 +829,49 @@ def sync_suppressions(ctx: click.Context) -> None:
         result = sync.sync(config, store, clock.now())
     click.echo(f"suppressions: {result.listed} on {result.provider}'s list, {result.suppressed} suppressed here now")
     _note_unused_list(config)
+
+
+@subscribers_group.command(
+    name="export",
+    short_help="Print all that is stored about a reader, as JSON.",
+    epilog=_examples("publisher subscribers export ada@example.org > ada.json"),
+)
+@click.argument("address", metavar="ADDRESS")
+@click.pass_context
+def export_subscriber(ctx: click.Context, address: str) -> None:
+    """Print all that is stored about ADDRESS as JSON: the subscriber, their topics, the batches
+    they were in (a GDPR access request)."""
+    from publisher import gdpr
+
+    config = _config(ctx)
+    with _existing_store(ctx, config) as store:
+        try:
+            click.echo(gdpr.export(config, store, address))
+        except gdpr.NotOnList as exc:
+            _stderr(str(exc))
+            ctx.exit(1)
+
+
+@subscribers_group.command(
+    name="forget",
+    short_help="Erase a reader for good (GDPR).",
+    epilog=_examples("publisher subscribers forget ada@example.org"),
+)
+@click.argument("address", metavar="ADDRESS")
+@click.pass_context
+def forget_subscriber(ctx: click.Context, address: str) -> None:
+    """Erase all that is stored about ADDRESS, keeping only a one-way keyed hash of it so that no
+    import or add brings it back (a GDPR erasure request)."""
+    from publisher import clock, gdpr
+
+    config = _config(ctx)
+    with _store(config) as store:
+        try:
+            gdpr.forget(config, store, address, clock.now())
+        except gdpr.NotOnList as exc:
+            _stderr(str(exc))
+            ctx.exit(1)
+    click.echo(f"erased {address.strip()}: only a one-way hash of the address is kept")
 
 
 def _note_unused_list(config: Config) -> None:

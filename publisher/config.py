@@ -487,6 +487,10 @@ def _folder(t: _Table, key: str, default: None) -> Path | None:
     return folder
 
 
+def _optional_https_url(t: _Table, key: str, default: str) -> str:
+    return t.url(key, https_only=True) if key in t.data else default
+
+
 def _signup(t: _Table, site: SiteConfig, digest: DigestConfig) -> SignupConfig:
     url = t.url("url", https_only=True) if "url" in t.data else urljoin(digest.unsubscribe_url, "subscribe")
     default_text = f"Email me the {site.title} digest. I can unsubscribe at any time with the link in every email."
@@ -681,6 +685,8 @@ class DigestConfig:
     archive: bool = setting(True)
     reading_time: bool = setting(True)  # "4 min read" beside each article's date
     lead_images: bool = setting(True)  # each article's lead image (ArticleMeta image) above its text
+    # The readers' preferences page (topics, unsubscribe), linked from each footer ("" = none).
+    preferences_url: str = setting("", read=_optional_https_url)
 
 
 @dataclass(frozen=True)

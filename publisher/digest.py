@@ -28,9 +28,10 @@ from markupsafe import Markup, escape
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import ConfigError, RenderError
 from publisher.links import absolute_html, article_url
-from publisher.message import POLICY, UNSUBSCRIBE_PLACEHOLDER, Outgoing, header_text
+from publisher.message import POLICY, PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, Outgoing, header_text
 from publisher.plaintext import to_text
 from publisher.store import Article, Digest, Store
+from publisher.store.send import SendStore
 from publisher.subscribers import Links
 
 # Each reader's link can be much longer than the placeholder (a signed token, a provider's
@@ -126,6 +127,7 @@ def render(
         "subject": subject,
         "digest": {"id": digest_id, "date": local_now},
         "unsubscribe_url": link,
+        "preferences_url": preferences_link(config),
         "unsubscribe_mailto": config.digest.unsubscribe_mailto,
         "postal_address": config.digest.postal_address,
         "view_url": view_url,
@@ -155,6 +157,8 @@ def _size_for_readers(config: Config, html: str, link: str) -> int:
         # A local list's link is unsubscribe_url?s=TOKEN&t=SIGNATURE, some 75 characters longer.
         personal = max(PERSONAL_LINK_CHARS, len(config.digest.unsubscribe_url) + 100)
         size += html.count(UNSUBSCRIBE_PLACEHOLDER) * (personal - len(UNSUBSCRIBE_PLACEHOLDER))
+        mine = len(config.digest.preferences_url) + 100  # the same token and signature
+        size += html.count(PREFERENCES_PLACEHOLDER) * (mine - len(PREFERENCES_PLACEHOLDER))
     return size
 
 
@@ -165,7 +169,15 @@ def unsubscribe_link(config: Config) -> str:
     return config.digest.unsubscribe_url
 
 
-def outgoing(config: Config, store: Store, digest: Digest) -> Outgoing:
+def preferences_link(config: Config) -> str:
+    """The footer's preferences link: a placeholder for each reader's own, with a local list
+    and [digest] preferences_url; "" (no link) otherwise."""
+    if config.digest.recipients == "subscribers" and config.digest.preferences_url:
+        return PREFERENCES_PLACEHOLDER
+    return ""
+
+
+def outgoing(config: Config, store: SendStore, digest: Digest) -> Outgoing:
     """Read a stored digest back as the parts a mailing API wants."""
     return _outgoing(config, digest.id, digest.message, store.digest_articles(digest.id))
 
@@ -236,6 +248,7 @@ def _outgoing(config: Config, digest_id: str, raw: bytes, articles: list[Article
         headers=headers,
         message=raw,
         articles=[{"id": a.key, "title": a.title, "url": article_url(config.site, a)} for a in articles],
+        preferences_url=config.digest.preferences_url,
     )
 
 

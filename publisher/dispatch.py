@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from publisher import archive, clock, hold, journal, owner, subscribers
+from publisher import archive, clock, hold, journal, owner, preferences, subscribers
 from publisher.config import Config
 from publisher.delivery import Envelope, Mailer, Recipient
 from publisher.digest import create_next, outgoing, preview
@@ -184,6 +184,7 @@ def _send_batches(
     preparing.join()
     pace = Pace(config.mailer.rate)  # one for all the threads
     run = _Run(config, store, mailer, outgoing(config, store, digest), resend_in_doubt, pace)
+    run.copies = preferences.messages(config, store, digest)  # readers' topics: some batches carry a copy
     planned = journal.batches_of(store, digest.id)
     outcomes: list[_Outcome] = []
     try:
@@ -230,6 +231,7 @@ class _Run:
         # finding the store locked backs off for milliseconds (SQLite's busy handler sleeps 1,
         # 2, 5, 10... ms), which cost more than the requests themselves; a lock wakes it at once.
         self.writing = threading.Lock()
+        self.copies: Mapping[int, Outgoing] = {}  # by batch number: a copy of the digest for some readers' topics
 
     def batch(self, turn: int, batch: journal.Batch) -> _Outcome | None:
         """Send one batch, in a worker thread; None if the run stopped before it started.
@@ -263,7 +265,8 @@ class _Run:
         # A batch tried before goes again exactly as planned: same key, same body, which is what
         # lets a provider recognise the repeat. One never tried leaves out who unsubscribed since.
         people = journal.recipients(self.store, batch.id, as_planned=batch.tried)
-        return Envelope(digest=self.message, key=batch.key, recipients=self._recipients(people))
+        message = self.copies.get(batch.number, self.message)
+        return Envelope(digest=message, key=batch.key, recipients=self._recipients(people))
 
     def _send(self, batch: journal.Batch, envelope: Envelope) -> _Outcome | None:
         if self.stopped.is_set():  # another thread failed while this one waited for a slot
@@ -411,7 +414,7 @@ def _plan(config: Config, store: SendStore, mailer: Mailer, digest_id: str) -> N
     """Write who the digest goes to, in batches: nobody by name when the provider keeps the list."""
     size = mailer.batch_size or 1
     if not mailer.owns_list and config.digest.recipients == "subscribers":
-        journal.plan_subscribers(store, digest_id, size, clock.now())  # in the database: the list may be long
+        preferences.plan(config, store, digest_id, size, clock.now())  # journal.plan_subscribers, or by topics
         return
     audience = [] if mailer.owns_list else [(address, None) for address in config.digest.to]
     journal.plan(store, digest_id, audience, size, clock.now())

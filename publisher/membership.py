@@ -22,6 +22,7 @@ class Outcome(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     ALREADY_UNSUBSCRIBED = "already_unsubscribed"
     UNKNOWN = "unknown"  # not on the list
+    FORGOTTEN = "forgotten"  # erased at the reader's request: never added again
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,25 @@ def normalized(given: Iterable[str]) -> tuple[list[str], list[str]]:
     return list(valid.values()), bad
 
 
-def subscribe(store: Store, addresses: Iterable[str], now: datetime) -> list[Change]:
+def subscribe(
+    store: Store, addresses: Iterable[str], now: datetime, *, forget_key: bytes | None = None
+) -> list[Change]:
     """Subscribe each address (normalized); one that had unsubscribed is subscribed again, a pending
     sign-up is confirmed. The operator vouches for the consent (recorded as by hand)."""
     changes = []
     for address in addresses:
-        added = subscribers.add(store, [(address, None)], now, resubscribe=True, consent=subscribers.BY_HAND)
-        outcome = Outcome.ADDED if added.added else Outcome.RESUBSCRIBED if added.resubscribed else None
+        added = subscribers.add(
+            store, [(address, None)], now, resubscribe=True, consent=subscribers.BY_HAND, forget_key=forget_key
+        )
+        outcome = (
+            Outcome.FORGOTTEN
+            if added.forgotten
+            else Outcome.ADDED
+            if added.added
+            else Outcome.RESUBSCRIBED
+            if added.resubscribed
+            else None
+        )
         changes.append(Change(address, outcome or Outcome.ALREADY_SUBSCRIBED))
     return changes
 

@@ -18,6 +18,10 @@ from email.policy import Policy
 # provider keeps: delivery puts the personal link (or the provider's merge tag) in its place.
 # A URL, so that it survives escaping, CSS inlining and header folding unchanged.
 UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/personal-link"
+# Stands for each reader's preferences link ([digest] preferences_url), only in a digest for a
+# local list: made from their unsubscribe link by :meth:`Outgoing.personal` (same token, same
+# signature, the preferences page's address).
+PREFERENCES_PLACEHOLDER = "https://preferences.invalid/personal-link"
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,15 @@ class Outgoing:
     headers: dict[str, str]
     message: bytes
     articles: list[dict[str, str]]
+    preferences_url: str = ""  # [digest] preferences_url, when the digest links to it
 
     def personal(self, text: str, unsubscribe_url: str) -> str:
-        """``text`` (a part or a header of this digest) with the reader's own unsubscribe link."""
-        return text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url)
+        """``text`` (a part or a header of this digest) with the reader's own unsubscribe link,
+        and their preferences link where the digest has one."""
+        text = text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url)
+        if PREFERENCES_PLACEHOLDER in text:
+            text = text.replace(PREFERENCES_PLACEHOLDER, preferences_link(self.preferences_url, unsubscribe_url))
+        return text
 
     def unsubscribe_headers(self, unsubscribe_url: str) -> dict[str, str]:
         """List-Unsubscribe with the reader's link (and the mailto address, if any), and
@@ -46,6 +55,16 @@ class Outgoing:
         if "List-Unsubscribe-Post" in self.headers:
             headers["List-Unsubscribe-Post"] = self.headers["List-Unsubscribe-Post"]
         return headers
+
+
+def preferences_link(base: str, unsubscribe_url: str) -> str:
+    """``base`` with the query of the reader's signed unsubscribe link (escaped as that link is:
+    ``&amp;`` in HTML). A link without one (a provider's merge tag) is given as it is: the reader
+    still reaches a page that is theirs."""
+    _, mark, query = unsubscribe_url.partition("?")
+    if not mark or not base:
+        return unsubscribe_url
+    return base + ("&amp;" if "&amp;" in query and "?" in base else "&" if "?" in base else "?") + query
 
 
 class _VerbatimHeader(UnstructuredHeader, BaseHeader):

@@ -520,6 +520,7 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
     sender: Sender | None = None
     signup_routes: list[Route] = []
     hooks: list[Route] = []
+    choosing: list[Route] = []  # the preferences page
     if config.digest.recipients == "subscribers":
         from publisher.bounces import webhooks  # cryptography's imports: only with a list
 
@@ -539,6 +540,7 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
             Route(unquote(signing.form_path), signing.subscribe, methods=["GET", "POST"]),
             Route(unquote(signing.confirm_path), signing.confirm, methods=["GET", "POST"]),
         ]
+        choosing = _preferences_routes(config, store)
     else:  # a Response is an ASGI app of its own: every method gets it
         route = Route(path, PlainTextResponse("Not Found", status_code=404))
 
@@ -553,11 +555,21 @@ def create_app(config: Config, *, access_log: Callable[[str], object] | None = N
                 store.close()
 
     middleware = [Middleware(GZipMiddleware), Middleware(NoSniff)]
-    routes = [route, *signup_routes, *hooks]  # every page of our own: App sends exactly these paths to Starlette
+    routes = [route, *signup_routes, *hooks, *choosing]  # every page of our own: App sends exactly these paths here
     pages = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     pages.state.notices = sender  # tests wait on it: Sender.wait_idle
     files = FeedFiles(config.feed, cache_seconds=config.server.cache_seconds)
     return App(files, pages, [r.path for r in routes], access_log)
+
+
+def _preferences_routes(config: Config, store: Store) -> list[Route]:
+    """The readers' preferences page (publisher.preferences_page), when [digest] preferences_url is set."""
+    if not config.digest.preferences_url:
+        return []
+    from publisher.preferences_page import PreferencesPage  # it uses this module's page helpers
+
+    page = PreferencesPage(config, store)
+    return [Route(unquote(urlsplit(config.digest.preferences_url).path) or "/", page.endpoint, methods=["GET", "POST"])]
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -32,7 +32,7 @@ from email_validator import EmailNotValidError, validate_email
 from publisher.config import Config
 from publisher.errors import ConfigError
 from publisher.states import SubscriberState
-from publisher.store import Store, consents
+from publisher.store import Store, Tx, consents, preferences
 from publisher.store import subscribers as table
 from publisher.store.consents import ConsentMethod
 
@@ -58,6 +58,7 @@ class ImportResult:
     resubscribed: int = 0  # unsubscribed earlier, added again by the operator (never by an import)
     already: int = 0  # on the list already (or twice in the file)
     kept_unsubscribed: int = 0  # unsubscribed earlier: an import does not resubscribe
+    forgotten: int = 0  # erased on request (`subscribers forget`): never added again
     errors: list[str] = field(default_factory=list)  # "FILE:LINE: 'value': reason", one per bad row
 
 
@@ -94,21 +95,27 @@ def add(
     *,
     resubscribe: bool,
     consent: tuple[ConsentMethod, str] | None = None,
+    forget_key: bytes | None = None,
 ) -> ImportResult:
     """Add (address, name) pairs, already normalized; duplicates merge.
 
     ``resubscribe`` is for an operator adding someone by hand (it also confirms a pending
     sign-up); an import never resubscribes. ``consent`` (how, note) is recorded for each
-    address added or resubscribed.
+    address added or resubscribed. An address erased on request is never added:
+    ``forget_key`` (the link secret) recognises it, and is needed once any address was erased.
     """
     result = ImportResult()
     changed: list[str] = []
+    addresses = list(addresses)
     with store.transaction() as tx:
         state = table.states(tx)
+        erased = _erased(tx, [a for a, _ in addresses if key(a) not in state], forget_key)
         new_rows = []
         for address, name in addresses:
             k = key(address)
-            if k not in state:
+            if k not in state and k in erased:
+                result.forgotten += 1
+            elif k not in state:
                 new_rows.append(
                     {
                         "email": address,
@@ -137,8 +144,25 @@ def add(
     return result
 
 
+def _erased(tx: Tx, addresses: list[str], forget_key: bytes | None) -> set[str]:
+    """The keys of ``addresses`` that were erased on request."""
+    if not addresses or not preferences.any_forgotten(tx):
+        return set()
+    if forget_key is None:
+        raise ConfigError(
+            "[digest] secret_env",
+            "the link secret is not set; it is needed to recognise the addresses erased by `subscribers forget`",
+        )
+    hashes = {forget_hash(forget_key, a): key(a) for a in addresses}
+    return {hashes[h] for h in preferences.forgotten_among(tx, hashes)}
+
+
 def import_csv(
-    store: Store, path: Path, now: datetime, progress: Callable[[int, int], None] | None = None
+    store: Store,
+    path: Path,
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+    forget_key: bytes | None = None,
 ) -> ImportResult:
     """Import a CSV file: an ``email`` column (or the first column), an optional ``name``.
 
@@ -176,7 +200,14 @@ def import_csv(
             continue
         name = row[name_col].strip() if name_col is not None and name_col < len(row) else ""
         good.append((address, name or None))
-    result = add(store, good, now, resubscribe=False, consent=(ConsentMethod.IMPORT, f"imported from {path.name}"))
+    result = add(
+        store,
+        good,
+        now,
+        resubscribe=False,
+        consent=(ConsentMethod.IMPORT, f"imported from {path.name}"),
+        forget_key=forget_key,
+    )
     result.errors = errors
     return result
 
@@ -275,6 +306,11 @@ def secret(config: Config) -> bytes:
 def signature(secret_key: bytes, token: str) -> str:
     digest = hmac.new(secret_key, b"unsubscribe:" + token.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def forget_hash(secret_key: bytes, address: str) -> str:
+    """The one-way keyed hash kept of an address erased on request (publisher.gdpr)."""
+    return hmac.new(secret_key, b"forget:" + key(address).encode(), hashlib.sha256).hexdigest()
 
 
 def check(secret_key: bytes, token: str, sig: str) -> bool:

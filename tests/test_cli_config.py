@@ -149,6 +149,8 @@ COMMANDS = [
     ("subscribers", "remove"),
     ("subscribers", "list"),
     ("subscribers", "sync-suppressions"),
+    ("subscribers", "export"),
+    ("subscribers", "forget"),
     ("daemon",),
     ("status",),
     ("serve",),

@@ -45,6 +45,7 @@ from publisher.store import (
 from publisher.store.consents import consents as _consents_table
 from publisher.store.locks import Lock
 from publisher.store.notices import notices as _notices_table
+from publisher.store.preferences import migrate as preferences_tables
 from publisher.store.schema import (
     article_changes,
     article_tags,
@@ -135,6 +136,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _feed_ids,
     _signup,
     suppressions.create,
+    preferences_tables,  # publisher.store.preferences: readers' choices, per-choice copies, erased addresses
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 # Articles first seen before this time (ISO 8601) carry entry ids of the old, first-seen form.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from publisher.states import DigestState
 
 if TYPE_CHECKING:
-    from publisher.store import Digest, Tx
+    from publisher.store import Article, Digest, Tx
 
 
 class SendStore(Protocol):
@@ -30,3 +30,5 @@ class SendStore(Protocol):
     def finish_digest(self, digest_id: str, state: DigestState, now: datetime, error: str | None = None) -> None: ...
 
     def recent_digests(self, limit: int) -> list[Digest]: ...
+
+    def digest_articles(self, digest_id: str) -> list[Article]: ...

@@ -1,0 +1,83 @@
+"""A reader's rights over what is stored about them: a copy of it all, and its erasure.
+
+:func:`export` gathers every row about one address (the subscriber, their choices, the batches
+they were planned into) as JSON. :func:`forget` deletes them and keeps a keyed hash of the
+address alone: HMAC-SHA256 under the link secret ([digest] secret_env), so that the stored
+hashes cannot be matched against a list of guessed addresses without the secret, while an
+import or an add of the same address is still recognised and refused (publisher.subscribers).
+The secret must therefore stay the same for as long as erasures are to hold.
+
+Tables added later for a reader (consents, bounces) join through :data:`SECTIONS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from publisher import subscribers
+from publisher.config import Config
+from publisher.errors import PublisherError
+from publisher.store import Store
+from publisher.store import preferences as table
+
+# More of what is stored about a reader: (name in the export, its rows for an address key).
+# Their rows are erased by the module that owns them; it adds its erasure to ERASERS.
+SECTIONS: list[tuple[str, Callable[[Store, str], list[dict[str, Any]]]]] = []
+ERASERS: list[Callable[[Store, str], None]] = []
+
+
+class NotOnList(PublisherError):
+    """The address is not on the list (or was erased already); ``str()`` says which."""
+
+
+def key(config: Config) -> bytes:
+    """The secret the hashes are keyed with; ConfigError naming the variable when unset."""
+    return subscribers.secret(config)
+
+
+def key_if_set(config: Config) -> bytes | None:
+    """The same, or None when the variable is unset: a store with no erasures needs none."""
+    value = os.environ.get(config.digest.secret_env, "")
+    return value.encode() if len(value) >= 16 else None
+
+
+hashed = subscribers.forget_hash  # the one-way keyed hash kept of an erased address
+
+
+def export(config: Config, store: Store, address: str) -> str:
+    """All that is stored about ``address``, as indented JSON; NotOnList if nothing is."""
+    found = table.export(store, subscribers.key(address))
+    if found is None:
+        raise NotOnList(_absent(config, store, address))
+    for name, rows in SECTIONS:
+        found[name] = rows(store, subscribers.key(address))
+    return json.dumps(found, indent=2, sort_keys=True, default=_plain, ensure_ascii=False)
+
+
+def forget(config: Config, store: Store, address: str, now: datetime) -> None:
+    """Erase ``address``: every row about it, keeping the hash; NotOnList if it is not there."""
+    secret_key = key(config)
+    for erase in ERASERS:
+        erase(store, subscribers.key(address))
+    if not table.erase(store, subscribers.key(address), hashed(secret_key, address), now):
+        raise NotOnList(_absent(config, store, address))
+
+
+def _absent(config: Config, store: Store, address: str) -> str:
+    secret_key = key_if_set(config)
+    when = table.forgotten_at(store, hashed(secret_key, address)) if secret_key else None
+    if when is not None:
+        return f"{address.strip()!r}: erased on {when:%Y-%m-%d}; nothing is stored about it but a one-way hash"
+    return f"{address.strip()!r}: not on the list (see `publisher subscribers list --all`)"
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot export {type(value).__name__}")
