@@ -117,6 +117,22 @@ class DigestConfig:
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """One ``[[sources]]`` entry: a remote feed (RSS, Atom, JSON Feed) read into the store."""
+
+    name: str  # unique; part of its articles' keys (feed:<name>/...)
+    url: str
+    backlog: timedelta  # the first fetch takes only items newer than this
+    interval: timedelta  # how often it is fetched (a failing one is retried sooner, with backoff)
+    alert_after: timedelta  # a source failing this long fails the run (exit 1) and shows in status
+    full_text: bool  # fetch and extract the article page for items that carry only a summary
+    page_delay: float  # seconds between two page fetches from one host
+    timeout: float  # seconds for the whole fetch
+    max_bytes: int  # a bigger response is refused
+    tags: tuple[str, ...] = ()  # added to every article of this source
+
+
+@dataclass(frozen=True)
 class MailerConfig:
     provider: str
     outbox_dir: Path
@@ -155,6 +171,8 @@ class Config:
     follow_symlinks: bool = False
     # [articles] max_bytes: a bigger article file is refused, after reading at most this + 1 bytes
     max_bytes: int = ARTICLE_MAX_BYTES
+    # [[sources]]: remote feeds whose items become articles (publisher.sources)
+    sources: tuple[SourceConfig, ...] = ()
 
 
 class _Table:
@@ -230,6 +248,13 @@ class _Table:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a folder of zones
             raise ConfigError(self.where(key), f"unknown time zone {name!r}") from None
+
+
+class _Block(_Table):
+    """One block of a ``[[section]]`` list, named as ``section[i].key`` on error."""
+
+    def where(self, key: str) -> str:
+        return f"{self.file}: {self.name}.{key}"
 
 
 _REQUIRED = object()
@@ -316,6 +341,10 @@ KEYS: dict[str, frozenset[str]] = {
         }
     ),
     "daemon": frozenset({"refresh_minutes"}),
+    # [[sources]]: a list of tables, each with these keys
+    "sources": frozenset(
+        {"name", "url", "backlog", "interval", "alert_after", "full_text", "page_delay", "timeout", "max_bytes", "tags"}
+    ),
     "server": frozenset({"host", "port", "cache_seconds"}),
 }
 
@@ -338,6 +367,10 @@ def load(path: Path) -> Config:
     for key, value in raw.items():
         if key not in KEYS:
             raise ConfigError(f"{name}: [{key}]", "unknown section")
+        if key in ARRAYS:
+            if not isinstance(value, list):
+                raise ConfigError(f"{name}: [[{key}]]", f"expected [[{key}]] blocks, got [{key}]")
+            continue
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: [{key}]", f"expected a table ([{key}] with keys under it), got a value")
 
@@ -383,7 +416,56 @@ def load(path: Path) -> Config:
         mailer=_mailer(table, base, digest),
         follow_symlinks=a.flag("follow_symlinks", False),
         max_bytes=a.integer("max_bytes", ARTICLE_MAX_BYTES, minimum=1_000, maximum=ARTICLE_MAX_BYTES_LIMIT),
+        sources=_sources(name, raw.get("sources", [])),
     )
+
+
+ARRAYS = frozenset({"sources"})  # sections written as [[name]] blocks: a list of tables
+SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+SOURCE_MAX_BYTES = 10_000_000  # [[sources]] max_bytes: far above any real feed
+
+
+def _sources(file: str, blocks: list[Any]) -> tuple[SourceConfig, ...]:
+    """Each ``[[sources]]`` block, checked; an error names it as sources[i]."""
+    found: list[SourceConfig] = []
+    for i, block in enumerate(blocks):
+        where = f"sources[{i}]"
+        if not isinstance(block, dict):
+            raise ConfigError(f"{file}: {where}", "expected a [[sources]] block with keys under it")
+        t = _Block(file, where, block, KEYS["sources"])
+        name = t.text("name").strip()
+        if not SOURCE_NAME.fullmatch(name):
+            raise ConfigError(
+                t.where("name"), f'expected a short name of a-z, 0-9, - and _ (e.g. "blog"), got {name!r}'
+            )
+        if name in {s.name for s in found}:
+            raise ConfigError(t.where("name"), f"{name!r} is the name of another source; names must differ")
+        durations = {}
+        for key, default in (("backlog", "7d"), ("interval", "30m"), ("alert_after", "1d")):
+            try:
+                durations[key] = parse_duration(t.text(key, default))
+            except ValueError as exc:
+                raise ConfigError(t.where(key), str(exc)) from None
+        if durations["interval"] < timedelta(minutes=1):
+            raise ConfigError(t.where("interval"), "must be at least 1m (be kind to the feed's server)")
+        page_delay = t.data.get("page_delay", 1.0)
+        if isinstance(page_delay, bool) or not isinstance(page_delay, int | float) or not 0 <= page_delay <= 3600:
+            raise ConfigError(t.where("page_delay"), f"expected seconds between 0 and 3600, got {page_delay!r}")
+        found.append(
+            SourceConfig(
+                name=name,
+                url=t.url("url"),
+                backlog=durations["backlog"],
+                interval=durations["interval"],
+                alert_after=durations["alert_after"],
+                full_text=t.flag("full_text", False),
+                page_delay=float(page_delay),
+                timeout=t.number("timeout", 30.0),
+                max_bytes=t.integer("max_bytes", SOURCE_MAX_BYTES, minimum=1_000, maximum=ARTICLE_MAX_BYTES_LIMIT),
+                tags=t.str_list("tags") if t.data.get("tags") else (),
+            )
+        )
+    return tuple(found)
 
 
 def check_ready(config: Config, *, articles: bool) -> None:

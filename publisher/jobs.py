@@ -16,6 +16,7 @@ from publisher.dispatch import SendResult, send_digest
 from publisher.errors import IngestError, PublisherError
 from publisher.feed import MAIN, FeedResult, write_feeds
 from publisher.ingest import IngestResult, ingest
+from publisher.sources import fetch_into
 from publisher.store import Store
 from publisher.websub import Backlog, PingResult, announce
 
@@ -52,12 +53,12 @@ class CycleResult:
 
 
 def ingest_articles(config: Config, store: Store, when: datetime) -> IngestResult:
-    """Pick up new or changed files from ``articles.dir``."""
+    """Pick up new or changed files from ``articles.dir``, and new or edited items of [[sources]]."""
     if not config.articles_dir.is_dir():
         result = IngestResult()
         result.errors.append(IngestError(str(config.articles_dir), "articles folder not found ([articles] dir)"))
         return result
-    return ingest(
+    files = ingest(
         store,
         [config.articles_dir],
         articles_dir=config.articles_dir,
@@ -66,6 +67,7 @@ def ingest_articles(config: Config, store: Store, when: datetime) -> IngestResul
         follow_symlinks=config.follow_symlinks,
         max_bytes=config.max_bytes,
     )
+    return fetch_into(files, config, store, when)  # and the remote feeds ([[sources]])
 
 
 def run_cycle(
