@@ -343,6 +343,28 @@ def feed(ctx: click.Context) -> None:
     ctx.exit(0 if published.ok else 1)
 
 
+@main.group(name="sources", epilog=_examples("publisher sources list"))
+def sources_group() -> None:
+    """The remote feeds ([[sources]] in publisher.toml) whose items become articles."""
+
+
+@sources_group.command(
+    name="list",
+    short_help="One line per source: items, last success, next fetch, health.",
+    epilog=_examples("publisher sources list", "publisher sources list | grep -v 'ok$'   # the failing ones"),
+)
+@click.pass_context
+def list_sources(ctx: click.Context) -> None:
+    """One line per [[sources]] entry, tab-separated: name, items taken, last success, next
+    fetch, and "ok" or since when it fails and why. Creates no store where there is none."""
+    from publisher import clock, sources
+
+    config = _config(ctx)
+    with _existing_store(ctx, config) as store:
+        for line in sources.overview(config, store, clock.now()):
+            click.echo(line)
+
+
 @main.group(
     name="articles",
     short_help="List the stored articles, or remove some.",

@@ -87,7 +87,8 @@ def _entry(entry: Any) -> Item:
         summary_html=_as_html(summary) if summary else None,
         has_content=bool(content),
         published=_when(entry.get("published_parsed")),
-        updated=_when(entry.get("updated_parsed")),
+        # `in` first: feedparser's get() would answer with published_parsed, and warn.
+        updated=_when(entry["updated_parsed"]) if "updated_parsed" in entry else None,
         author=_text(entry.get("author")),
         tags=[t for tag in entry.get("tags", []) if (t := _text(tag.get("term")))],
     )
