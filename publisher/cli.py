@@ -343,7 +343,9 @@ def feed(ctx: click.Context) -> None:
     ctx.exit(0 if published.ok else 1)
 
 
-@main.group(name="sources", epilog=_examples("publisher sources list"))
+@main.group(
+    name="sources", short_help="List the remote feeds read into articles.", epilog=_examples("publisher sources list")
+)
 def sources_group() -> None:
     """The remote feeds ([[sources]] in publisher.toml) whose items become articles."""
 

@@ -3,8 +3,11 @@ between runs, a real SQLite store, and each run's articles checked exactly."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -12,9 +15,11 @@ from html import escape
 from typing import Any
 
 import pytest
+import tomli_w
 
 from publisher.config import Config
 from publisher.sources import SourcesResult, fetch_sources
+from publisher.sources.fetch import Pacer
 from publisher.store import Store
 from publisher.store import remote as remote_state
 from tests.conftest import NOW, Project
@@ -79,7 +84,12 @@ ITEMS = {
 }
 
 
-def test_a_feed_that_evolves_over_runs(project: Project, server: FeedServer) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_feed_that_evolves_over_runs(
+    project: Project, server: FeedServer, backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend == "postgresql":
+        project.configure(store={"url": request.getfixturevalue("pg_url")})
     doc = Doc(rss(server, [ITEMS["a"], ITEMS["b"], ITEMS["c"], ITEMS["d"]]))
     server.routes["/feed.xml"] = doc
     config = with_sources(project, {"name": "blog", "url": server.url("/feed.xml"), "backlog": "7d"})
@@ -247,3 +257,212 @@ def test_a_broken_answer_fails_the_fetch_in_one_line(
     assert line.startswith("source blog: ") and reason in line and "\n" not in line
     assert articles(store) == []
     assert remote_state.sources(store)[0].failures == 1
+
+
+def test_a_json_feed(project: Project, server: FeedServer) -> None:
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Blog",
+        "feed_url": server.url("/feed.json"),
+        "authors": [{"name": "Ana"}],
+        "items": [
+            {
+                "id": "1",
+                "url": "/posts/one",
+                "title": "One",
+                "content_html": '<p>First <a href="two">post</a>.</p><script>alert(1)</script>',
+                "date_published": "2026-11-23T10:00:00+01:00",
+                "tags": ["news"],
+            },
+            {
+                "id": 2,
+                "url": "/posts/two",
+                "content_text": "Para one.\n\nPara two.",
+                "date_published": "2026-11-23T12:00:00Z",
+            },
+            {"id": "3", "title": "Old", "content_text": "Old.", "date_published": "2026-01-01T00:00:00Z"},
+        ],
+    }
+    server.routes["/feed.json"] = Doc(json.dumps(feed).encode(), content_type="application/feed+json")
+    config = with_sources(project, {"name": "jf", "url": server.url("/feed.json")})
+    store = project.open_store()
+    result = run(config, store, NOW)
+    assert titles(store, result.new) == ["One", "Para one. Para two."]
+    assert articles(store) == [
+        ("Para one. Para two.", "Para one.\n\nPara two.", "2026-11-23T12:00:00+00:00"),
+        ("One", "First post.", "2026-11-23T09:00:00+00:00"),
+    ]
+    one = next(a for a in store.newest_articles() if a.title == "One")
+    assert one.body_html == f'<p>First <a href="{server.url("/posts/two")}" rel="noopener noreferrer">post</a>.</p>'
+    assert (one.author, one.tags, one.meta.get("canonical")) == ("Ana", ["news"], server.url("/posts/one"))
+
+
+def test_an_rss_091_feed_without_guids(project: Project, server: FeedServer) -> None:
+    """No GUIDs at all: items are known by their links, so an edit updates, and is no new item."""
+    items = [{k: v for k, v in ITEMS[name].items() if k != "guid"} for name in ("a", "b")]
+    doc = Doc(rss(server, items, version="0.91"))
+    server.routes["/feed.xml"] = doc
+    config = with_sources(project, {"name": "old", "url": server.url("/feed.xml")})
+    store = project.open_store()
+    assert titles(store, run(config, store, NOW).new) == ["Alpha", "Bravo"]
+    doc.body = rss(server, [{**items[1], "body": "Bravo, edited."}, items[0]], version="0.91")
+    again = run(config, store, NOW + timedelta(hours=1))
+    assert (again.new, titles(store, again.updated)) == ([], ["Bravo"])
+    assert [(title, text) for title, text, _ in articles(store)] == [
+        ("Alpha", "Alpha text."),
+        ("Bravo", "Bravo, edited."),
+    ]
+
+
+def test_an_atom_feed_with_relative_links_and_xml_base(project: Project, server: FeedServer) -> None:
+    atom = f"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:base="{server.url("/blog/")}">
+  <title>Blog</title><id>urn:blog</id><updated>2026-11-24T00:00:00Z</updated>
+  <entry xml:base="2026/">
+    <id>urn:one</id><title type="html">One &amp;lt;b&amp;gt;bold&amp;lt;/b&amp;gt;</title>
+    <link href="one.html"/>
+    <updated>2026-11-23T08:00:00Z</updated><published>2026-11-23T07:00:00Z</published>
+    <author><name>Bo</name></author>
+    <summary>A short summary.</summary>
+    <content type="html">{escape('<p>See <a href="../about">about</a> <img src="img/x.png" alt="x"></p>')}</content>
+  </entry>
+  <entry>
+    <id>urn:two</id><title>Two</title><link href="/two"/>
+    <updated>2026-11-22T08:00:00Z</updated>
+    <content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><p>Two <a href="three">three</a></p></div></content>
+  </entry>
+</feed>"""
+    server.routes["/atom.xml"] = Doc(atom.encode(), content_type="application/atom+xml")
+    config = with_sources(project, {"name": "atom", "url": server.url("/atom.xml")})
+    store = project.open_store()
+    assert titles(store, run(config, store, NOW).new) == ["One <b>bold</b>", "Two"]
+    one, two = store.newest_articles()
+    assert one.meta.get("canonical") == server.url("/blog/2026/one.html")
+    assert one.body_html == (
+        f'<p>See <a href="{server.url("/blog/about")}" rel="noopener noreferrer">about</a> '
+        f'<img alt="x" src="{server.url("/blog/2026/img/x.png")}"> </p>'
+    )
+    assert (one.summary, one.author, one.published.isoformat()) == (
+        "A short summary.",
+        "Bo",
+        "2026-11-23T07:00:00+00:00",
+    )
+    assert two.meta.get("canonical") == server.url("/two")
+    assert two.body_html == f'<p>Two <a href="{server.url("/blog/three")}" rel="noopener noreferrer">three</a></p>'
+    assert two.published.isoformat() == "2026-11-22T08:00:00+00:00"  # no published: the updated date
+
+
+PAGE = """<!doctype html><html lang="en"><head><title>{title} | Blog</title></head><body>
+<nav><a href="/">Home</a> <a href="/about">About</a></nav>
+<article><h1>{title}</h1><p>{text} It goes on for a while, with enough words in it to be the
+article that any extractor would choose over the menu and the footer of the page.</p>
+<p>A second paragraph with a <a href="rel">relative link</a>, also long enough to be kept as text.</p></article>
+<footer>Copyright Blog</footer></body></html>"""
+
+
+def test_full_text_fetches_the_page_of_a_summary_only_item_politely(project: Project, server: FeedServer) -> None:
+    items = [
+        {"guid": "p1", "title": "Page one", "link": "/p/1", "body": "Summary one…", "date": NOW - DAY},
+        {"guid": "p2", "title": "Page two", "link": "/p/2", "body": "Summary two…", "date": NOW - DAY},
+        {"guid": "p3", "title": "Full", "link": "/p/3", "body": "Sum.", "content": "<p>All here.</p>", "date": NOW},
+    ]
+    server.routes["/feed.xml"] = Doc(rss(server, items))
+    for n in ("1", "2"):
+        page = PAGE.format(title=f"Page {'one' if n == '1' else 'two'}", text=f"Text of page {n}.")
+        server.routes[f"/p/{n}"] = lambda headers, page=page: Reply(200, page.encode(), {"Content-Type": "text/html"})
+    config = with_sources(
+        project, {"name": "blog", "url": server.url("/feed.xml"), "full_text": True, "page_delay": 0.3}
+    )
+    store = project.open_store()
+    assert titles(store, run(config, store, NOW).new) == ["Full", "Page one", "Page two"]
+    assert server.paths() == ["/feed.xml", "/p/1", "/p/2"]  # a page only where the feed has a summary only
+    assert all("publisher/" in headers["user-agent"] for _, headers in server.seen)
+    page_one = next(a for a in store.newest_articles() if a.title == "Page one")
+    assert page_one.body_text.startswith("Text of page 1. It goes on for a while")
+    assert "Home" not in page_one.body_text and "Copyright" not in page_one.body_text
+    assert f'href="{server.url("/p/rel")}"' in page_one.body_html
+    assert page_one.summary.startswith("Text of page 1.")
+    versions = [json.loads(raw) for raw in store.source_versions(page_one.key)]
+    assert versions[0]["page"].startswith("<!doctype html>")
+
+
+def test_pages_from_one_host_are_spaced(server: FeedServer) -> None:
+    pacer = Pacer(0.2)
+    started = time.monotonic()
+    for _ in range(3):
+        pacer.wait(server.url("/x"))
+    pacer.wait("http://other.example/")  # another host: no wait
+    assert time.monotonic() - started >= 0.4
+
+
+def test_publisher_run_mails_new_items_once_and_names_a_failing_source(
+    project: Project, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = Doc(rss(server, [ITEMS["a"], ITEMS["b"]]))
+    broken: list[Reply | None] = [None]
+    server.routes["/feed.xml"] = lambda headers: broken[0] or doc(headers)
+    with_sources(project, {"name": "blog", "url": server.url("/feed.xml")})
+
+    def run_at(when: datetime) -> tuple[int, str, str]:
+        monkeypatch.setenv("PUBLISHER_NOW", when.isoformat())
+        done = project.cli("run")
+        return done.exit_code, done.stdout, done.stderr
+
+    code, out, err = run_at(NOW)
+    assert code == 0, err
+    assert "ingest: 3 new, 0 updated, 0 unchanged, 0 failed" in out  # the sample file and two items
+    (sent,) = project.outbox_files()
+    message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
+    assert message["Subject"] == "Example News: 3 new"
+    text = message.get_body(("plain",)).get_content()
+    assert "Alpha" in text and "Bravo" in text and server.url("/a") in text  # linked to the post itself
+
+    doc.body = rss(server, [{**ITEMS["a"], "body": "Alpha, edited."}, ITEMS["b"]])
+    code, out, err = run_at(NOW + timedelta(hours=1))
+    assert code == 0 and "ingest: 0 new, 1 updated, 2 unchanged, 0 failed" in out
+    assert "digest: nothing new since the last digest, no email sent" in out
+    assert len(project.outbox_files()) == 1  # an edit is not mailed again
+
+    broken[0] = Reply(500, b"down")
+    code, out, err = run_at(NOW + timedelta(hours=2))
+    assert code == 0  # failing for less than alert_after (1d): said, not an error yet
+    assert err.splitlines() == [
+        f"publisher: source blog: HTTP 500 Internal Server Error from {server.url('/feed.xml')} "
+        "(failing for 0 min; next try 2026-11-24 08:31 UTC)"
+    ]
+    code, out, err = run_at(NOW + timedelta(days=2))
+    assert code == 1
+    assert err.splitlines() == [
+        f"publisher: error: [[sources]] blog: failing for 46 h: HTTP 500 Internal Server Error from "
+        f"{server.url('/feed.xml')}; next try 2026-11-26 06:32 UTC"
+    ]
+    assert len(project.outbox_files()) == 1  # no email for a failing source with nothing new
+
+    listing = project.cli("sources", "list")
+    assert listing.exit_code == 0
+    assert listing.stdout == (
+        "blog\t2 items\tlast success 2026-11-24 07:30 UTC\tnext fetch 2026-11-26 06:32 UTC\t"
+        f"failing since 2026-11-24 08:30 UTC (2x): HTTP 500 Internal Server Error from {server.url('/feed.xml')}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sources", "message"),
+    [
+        ([{"url": "https://b.example/f"}], "sources[0].name: missing (this key is required)"),
+        ([{"name": "a", "url": "https://a.example/f"}, {"name": "b", "url": "ftp://x"}], "sources[1].url: expected an"),
+        ([{"name": "a", "url": "https://a.example/f"}] * 2, "sources[1].name: 'a' is the name of another source"),
+        ([{"name": "A b", "url": "https://a.example/f"}], "sources[0].name: expected a short name"),
+        ([{"name": "a", "url": "https://a.example/f", "interval": "10s"}], "sources[0].interval: must be at least 1m"),
+        ([{"name": "a", "url": "https://a.example/f", "backlog": "week"}], "sources[0].backlog: expected a duration"),
+        ([{"name": "a", "url": "https://a.example/f", "ful_text": True}], "sources[0].ful_text: unknown key"),
+        ([{"name": "a", "url": "https://a.example/f", "timeout": 0}], "sources[0].timeout: expected a positive"),
+    ],
+)
+def test_a_bad_source_setting_is_one_line_naming_it(
+    project: Project, sources: list[dict[str, Any]], message: str
+) -> None:
+    project.config_path.write_text(tomli_w.dumps({**project.settings, "sources": sources}), encoding="utf-8")
+    done = project.cli("config", "check")
+    assert done.exit_code == 2
+    assert message in done.stdout

@@ -23,12 +23,12 @@ from publisher.ingest import SUMMARY_CHARS
 from publisher.ingest.clean import Body, clean_body
 from publisher.ingest.decode import decode, strip_illegal
 from publisher.ingest.formats import Draft, read
-from publisher.links import absolute_html
+from publisher.links import REMOTE_KEY_PREFIX, absolute_html
 from publisher.sources.parse import Item
 from publisher.store import ArticleMeta, NewArticle
 
 FORMAT = "feed"  # articles.format of an article from a remote feed
-KEY_PREFIX = "feed:"  # its key: feed:<source name>/<16 hex digits>
+KEY_PREFIX = REMOTE_KEY_PREFIX  # its key: feed:<source name>/<16 hex digits>
 
 
 def article_key(source: str, first_identity: str) -> str:
