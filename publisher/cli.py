@@ -216,18 +216,23 @@ def _report_published(published: PublishResult) -> None:
 
 @main.command(
     short_help="Start a project: a commented publisher.toml, an article.",
-    epilog=_examples("publisher init news          # creates news/", "publisher init               # in this folder"),
+    epilog=_examples(
+        "publisher init news          # creates news/",
+        "publisher init               # in this folder",
+        "publisher init news --source https://blog.example.org/index.xml",
+    ),
 )
 @click.argument("folder", metavar="[DIR]", default=".", type=click.Path(path_type=Path))
+@click.option("--source", metavar="FEED_URL", help="A newsletter from this feed: a [[sources]] block, no example.")
 @click.pass_context
-def init(ctx: click.Context, folder: Path) -> None:
+def init(ctx: click.Context, folder: Path, source: str | None) -> None:
     """Write DIR/publisher.toml (every setting, with its default and what it is for) and an example
     article in DIR/articles/, then print the next commands. Never overwrites a file: where
     publisher.toml exists, nothing is written and the exit status is 1.
     """
     from publisher import clock, scaffold
 
-    made = scaffold.init(folder, clock.now())
+    made = scaffold.init(folder, clock.now(), source)
     for path in made.written:
         click.echo(f"wrote {path}")
     for path in made.kept:

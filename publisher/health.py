@@ -25,7 +25,7 @@ from publisher import hold, journal, subscribers, websub
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
 from publisher.states import BatchState, DigestState
-from publisher.store import Article, Digest, Store, safe_url
+from publisher.store import Article, Digest, Store, remote, safe_url
 
 FORMAT = 1  # of the --json object
 RECENT_DIGESTS = 5  # shown with their batches, besides every incomplete one
@@ -34,7 +34,7 @@ STATES = (BatchState.ACCEPTED, BatchState.FAILED, BatchState.IN_DOUBT, BatchStat
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # no_store, digest_incomplete
+    kind: str  # no_store, digest_incomplete, source_failing
     message: str  # one line: what is wrong and what to do
     digest_id: str | None = None
 
@@ -183,10 +183,25 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             next_digest=upcoming,
             hubs=websub.Backlog.load(store).hubs(),
             held_since=hold.held_since(store),
-            problems=[_problem(config, d) for d in states if d.digest.state == DigestState.INCOMPLETE],
+            problems=[_problem(config, d) for d in states if d.digest.state == DigestState.INCOMPLETE]
+            + source_problems(config, store, when),
         )
     finally:
         store.close()
+
+
+def source_problems(config: Config, store: Store, when: datetime) -> list[Problem]:
+    """The [[sources]] that have failed for longer than their ``alert_after``."""
+    known = {s.name: s for s in remote.sources(store)}
+    found = []
+    for source in config.sources:
+        s = known.get(source.name)
+        if s is None or s.configured_url != source.url or s.failing_since is None:
+            continue
+        if when - s.failing_since >= source.alert_after:
+            line = f"source {source.name}: failing since {s.failing_since:%Y-%m-%d %H:%M} UTC: {s.last_error}"
+            found.append(Problem("source_failing", line))
+    return found
 
 
 def problems(config: Config, store: Store) -> list[Problem]:

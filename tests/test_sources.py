@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from html import escape
+from pathlib import Path
 from typing import Any
 
+import feedparser
 import pytest
 import tomli_w
 
@@ -22,7 +24,7 @@ from publisher.sources import SourcesResult, fetch_sources
 from publisher.sources.fetch import Pacer
 from publisher.store import Store
 from publisher.store import remote as remote_state
-from tests.conftest import NOW, Project
+from tests.conftest import NOW, Project, run_publisher
 from tests.feedserver import Doc, FeedServer, Reply, feed_server
 
 DAY = timedelta(days=1)
@@ -438,6 +440,12 @@ def test_publisher_run_mails_new_items_once_and_names_a_failing_source(
     ]
     assert len(project.outbox_files()) == 1  # no email for a failing source with nothing new
 
+    checked = project.cli("status", "--check")
+    assert checked.exit_code == 1
+    assert checked.stdout.splitlines()[-1] == (
+        f"source blog: failing since 2026-11-24 08:30 UTC: HTTP 500 Internal Server Error from {server.url('/feed.xml')}"
+    )
+
     listing = project.cli("sources", "list")
     assert listing.exit_code == 0
     assert listing.stdout == (
@@ -466,3 +474,50 @@ def test_a_bad_source_setting_is_one_line_naming_it(
     done = project.cli("config", "check")
     assert done.exit_code == 2
     assert message in done.stdout
+
+
+def test_a_newsletter_from_a_blogs_feed_in_two_commands(tmp_path: Path, server: FeedServer) -> None:
+    """The README's quick start, as typed: `publisher init news --source URL`, `publisher run`."""
+    server.routes["/index.xml"] = Doc(rss(server, [ITEMS["a"], ITEMS["b"], ITEMS["c"]]))
+    env = {"PUBLISHER_NOW": NOW.isoformat()}
+    made = run_publisher("init", "news", "--source", server.url("/index.xml"), cwd=tmp_path, env=env)
+    assert made.returncode == 0, made.stderr
+    assert not (tmp_path / "news" / "articles" / "hello.md").exists()
+    done = run_publisher("run", cwd=tmp_path / "news", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "ingest: 2 new, 0 updated, 0 unchanged, 0 failed" in done.stdout
+    (sent,) = (tmp_path / "news" / "outbox").glob("*.eml")
+    message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
+    assert message["Subject"] == "Alpha (+1 more) · My Site"
+    feed = feedparser.parse((tmp_path / "news" / "feeds" / "atom.xml").read_bytes())
+    assert [(e.title, e.link) for e in feed.entries] == [("Alpha", server.url("/a")), ("Bravo", server.url("/b"))]
+
+
+def test_init_refuses_a_source_that_is_no_url(tmp_path: Path) -> None:
+    done = run_publisher("init", "news", "--source", "blog.example.org/feed", cwd=tmp_path)
+    assert done.returncode == 2
+    assert (
+        done.stderr == "publisher: error: --source: expected the http(s) URL of a feed, got 'blog.example.org/feed'\n"
+    )
+    assert not (tmp_path / "news").exists()
+
+
+def test_two_runs_at_once_fetch_a_source_once(project: Project, server: FeedServer) -> None:
+    server.routes["/feed.xml"] = Doc(rss(server, [ITEMS["a"]]))
+    config = with_sources(project, {"name": "blog", "url": server.url("/feed.xml")})
+    store = project.open_store()
+    seen = remote_state.source(store, "blog", config.sources[0].url)
+    assert remote_state.claim(store, "blog", seen.next_fetch, NOW + timedelta(minutes=15))  # another run's
+    assert run(config, store, NOW).fetched == [] and server.seen == []
+    assert run(config, store, NOW + timedelta(minutes=15)).fetched == ["blog"]  # its lease ran out
+
+
+def test_a_new_url_in_the_config_starts_the_source_over(project: Project, server: FeedServer) -> None:
+    server.routes["/one.xml"] = Doc(rss(server, [ITEMS["a"]]))
+    server.routes["/two.xml"] = Doc(rss(server, [ITEMS["a"], ITEMS["b"], ITEMS["c"]]))
+    store = project.open_store()
+    config = with_sources(project, {"name": "blog", "url": server.url("/one.xml")})
+    assert titles(store, run(config, store, NOW).new) == ["Alpha"]
+    config = with_sources(project, {"name": "blog", "url": server.url("/two.xml")})
+    again = run(config, store, NOW + timedelta(minutes=1))  # due at once, without the old validators
+    assert titles(store, again.new) == ["Bravo"] and "if-none-match" not in server.seen[-1][1]

@@ -38,6 +38,7 @@ from publisher.store.remote import RemoteSource, SeenItem
 log = logging.getLogger("publisher.sources")
 
 FIRST_RETRY = timedelta(minutes=1)
+LEASE = timedelta(minutes=15)  # a run that died mid-fetch holds its source this long
 PAGE_ACCEPT = fetch.PAGE_ACCEPT
 
 
@@ -86,6 +87,8 @@ def _one(
     if known_state.next_fetch is not None and known_state.next_fetch > now:
         _report(source, known_state, now, result)  # still failing: still said
         return
+    if not state.claim(store, source.name, known_state.next_fetch, now + LEASE):
+        return  # another run (cron beside the daemon) is fetching it right now
     pacer = Pacer(source.page_delay)
     try:
         pacer.wait(known_state.url)

@@ -106,6 +106,16 @@ def known_items(store: Store, name: str) -> list[KnownItem]:
         return [KnownItem(**row) for row in conn.execute(query.order_by(remote_items.c.id)).mappings()]
 
 
+def claim(store: Store, name: str, seen: datetime | None, until: datetime) -> bool:
+    """Take source ``name`` for one fetch, if its next fetch is still ``seen`` (as read): of two
+    runs at once only one fetches it. ``until`` is when another run may take it over (this one
+    died); the fetch's outcome sets the next fetch time anyway."""
+    due = remote_sources.c.next_fetch.is_(None) if seen is None else remote_sources.c.next_fetch == seen
+    with store.transaction() as conn:
+        taken = conn.execute(update(remote_sources).where(remote_sources.c.name == name, due).values(next_fetch=until))
+        return taken.rowcount == 1
+
+
 def record_success(
     store: Store,
     name: str,
