@@ -443,7 +443,8 @@ def test_publisher_run_mails_new_items_once_and_names_a_failing_source(
     checked = project.cli("status", "--check")
     assert checked.exit_code == 1
     assert checked.stdout.splitlines()[-1] == (
-        f"source blog: failing since 2026-11-24 08:30 UTC: HTTP 500 Internal Server Error from {server.url('/feed.xml')}"
+        "source blog: failing since 2026-11-24 08:30 UTC: HTTP 500 Internal Server Error from "
+        + server.url("/feed.xml")
     )
 
     listing = project.cli("sources", "list")
