@@ -158,7 +158,15 @@ def _take(
             entry_hash=ident.entry_hash,
         )
         if old is not None and (key is None or old.entry_hash == ident.entry_hash):
-            seen.append(record)  # known and unchanged, or seen before and not taken
+            # Known and unchanged, or seen before and not taken: recorded only if it is known
+            # by other identities now (a new GUID or link).
+            if (old.guid_key, old.link_key, old.content_key, old.entry_hash) != (
+                ident.guid_key,
+                ident.link_key,
+                ident.content_key,
+                ident.entry_hash,
+            ):
+                seen.append(record)
             if key is not None:
                 result.unchanged.append(key)
             continue
