@@ -522,3 +522,16 @@ def test_a_new_url_in_the_config_starts_the_source_over(project: Project, server
     config = with_sources(project, {"name": "blog", "url": server.url("/two.xml")})
     again = run(config, store, NOW + timedelta(minutes=1))  # due at once, without the old validators
     assert titles(store, again.new) == ["Bravo"] and "if-none-match" not in server.seen[-1][1]
+
+
+def test_items_that_all_link_to_the_home_page_are_told_apart_by_guid(project: Project, server: FeedServer) -> None:
+    """A feed showing only its latest post, linked to the home page: each new post is new."""
+    doc = Doc(rss(server, [{"guid": "g1", "title": "One", "link": "/", "body": "One.", "date": NOW}]))
+    server.routes["/feed.xml"] = doc
+    config = with_sources(project, {"name": "latest", "url": server.url("/feed.xml")})
+    store = project.open_store()
+    assert titles(store, run(config, store, NOW).new) == ["One"]
+    doc.body = rss(server, [{"guid": "g2", "title": "Two", "link": "/", "body": "Two.", "date": NOW}])
+    later = run(config, store, NOW + timedelta(hours=1))
+    assert titles(store, later.new) == ["Two"] and later.updated == []
+    assert [title for title, _, _ in articles(store)] == ["Two", "One"]

@@ -154,15 +154,17 @@ def _take(
             guid=item.guid,
             guid_key=ident.guid_key,
             link_key=ident.link_key,
+            title_key=ident.title_key,
             content_key=ident.content_key,
             entry_hash=ident.entry_hash,
         )
         if old is not None and (key is None or old.entry_hash == ident.entry_hash):
             # Known and unchanged, or seen before and not taken: recorded only if it is known
             # by other identities now (a new GUID or link).
-            if (old.guid_key, old.link_key, old.content_key, old.entry_hash) != (
+            if (old.guid_key, old.link_key, old.title_key, old.content_key, old.entry_hash) != (
                 ident.guid_key,
                 ident.link_key,
+                ident.title_key,
                 ident.content_key,
                 ident.entry_hash,
             ):

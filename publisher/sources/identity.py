@@ -5,7 +5,9 @@ blog engine, a domain move, http -> https). Matched by GUID alone, such a feed w
 as all new and flood the readers. So an item whose GUID is unknown is matched by its link, then
 by a hash of its title and content, but only to a stored item that nothing else in this
 document claims (its own GUID is not in the feed any more), and only by a link or content that
-one item of the document has: two items sharing a link are told apart by their GUIDs.
+one item of the document has: two items sharing a link are told apart by their GUIDs. An item
+with a GUID is matched by link only if its title is the same too (a new post in a feed whose
+items all link to the home page is not an edit of the one before).
 
 What is hashed is the item as the feed gives it (:meth:`publisher.sources.parse.Item.record`):
 ``entry_hash`` leaves the GUID out, so an item whose GUID alone changed is unchanged.
@@ -26,6 +28,7 @@ from publisher.store.remote import KnownItem
 class Identity:
     guid_key: str | None
     link_key: str | None
+    title_key: str
     content_key: str
     entry_hash: str
 
@@ -48,6 +51,7 @@ def identity(item: Item) -> Identity:
     return Identity(
         guid_key=sha(item.guid) if item.guid else None,
         link_key=sha(item.link) if item.link else None,
+        title_key=sha(" ".join(item.title.split())),
         content_key=sha(content),
         entry_hash=sha(json.dumps(record, sort_keys=True, ensure_ascii=False)),
     )
@@ -86,6 +90,10 @@ def match(items: list[Item], known: list[KnownItem]) -> list[Match]:
             if i in chosen or value is None or counts[value] != 1:
                 continue
             hit = candidates.get(value)
+            # By link, an item with a GUID must also keep its title: a feed whose every item links
+            # to its home page would otherwise make each new post an "edit" of the last one.
+            if hit is not None and field == "link_key" and ident.guid_key is not None:
+                hit = hit if hit.title_key == ident.title_key else None
             if hit is not None and hit.id not in claimed:
                 chosen[i] = hit
                 claimed.add(hit.id)

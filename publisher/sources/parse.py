@@ -56,8 +56,8 @@ class Item:
 
 def parse(body: bytes, url: str, content_type: str = "") -> list[Item]:
     """The items of the feed ``body`` fetched from ``url``, in document order."""
-    start = body.lstrip()[:1]
-    if "json" in content_type.lower() or start in (b"{", b"["):
+    # By the document, not its Content-Type, which servers often get wrong: XML never starts with "{".
+    if body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
         return _json_feed(body, url)
     parsed = feedparser.parse(
         io.BytesIO(body),

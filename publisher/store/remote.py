@@ -36,6 +36,7 @@ class KnownItem:
     article_key: str | None  # None: seen, not taken
     guid_key: str | None
     link_key: str | None
+    title_key: str
     content_key: str
     entry_hash: str
 
@@ -49,6 +50,7 @@ class SeenItem:
     guid: str | None
     guid_key: str | None
     link_key: str | None
+    title_key: str
     content_key: str
     entry_hash: str
 
@@ -99,6 +101,7 @@ def known_items(store: Store, name: str) -> list[KnownItem]:
         remote_items.c.article_key,
         remote_items.c.guid_key,
         remote_items.c.link_key,
+        remote_items.c.title_key,
         remote_items.c.content_key,
         remote_items.c.entry_hash,
     ).where(remote_items.c.source == name)
@@ -179,6 +182,7 @@ def _values(item: SeenItem) -> dict[str, object]:
         "guid": item.guid,
         "guid_key": item.guid_key,
         "link_key": item.link_key,
+        "title_key": item.title_key,
         "content_key": item.content_key,
         "entry_hash": item.entry_hash,
     }

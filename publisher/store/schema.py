@@ -379,7 +379,7 @@ remote_sources = Table(
 )
 
 # Every item a source's feed has shown, by the identities it can be recognised by: its GUID,
-# its link and a hash of its content (each a sha256, so the indexes suit every backend).
+# its link, its title and a hash of its content (each a sha256, so the indexes suit every backend).
 # ``entry_hash`` is the item as last read, without its GUID: the same hash is no change.
 # ``article_key`` is None for an item seen but not taken (older than the first fetch's backlog).
 remote_items = Table(
@@ -391,6 +391,7 @@ remote_items = Table(
     Column("guid", Text),
     Column("guid_key", String(64)),
     Column("link_key", String(64)),
+    Column("title_key", String(64), nullable=False),
     Column("content_key", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False),
     Column("first_seen", UtcDateTime, nullable=False),
