@@ -113,14 +113,17 @@ def _one(
             "source %s: moved permanently to %s; fetched from there from now on", source.name, printable_url(url)
         )
     seen: list[SeenItem] = []
+    refused = len(result.errors)
     if not got.not_modified:
         seen = _take(config, store, http, pacer, source, known_state, items, now, result)
+    # An item the store refused is tried again on the next fetch: the old validators make it a 200.
+    fresh = not got.not_modified and len(result.errors) == refused
     state.record_success(
         store,
         source.name,
         url=url,
-        etag=got.etag if not got.not_modified else known_state.etag,
-        last_modified=got.last_modified if not got.not_modified else known_state.last_modified,
+        etag=got.etag if fresh else known_state.etag,
+        last_modified=got.last_modified if fresh else known_state.last_modified,
         now=now,
         next_fetch=now + source.interval,
         items=seen,
