@@ -242,8 +242,9 @@ def test_a_hang_past_the_timeout(project: Project, server: FeedServer) -> None:
         (Reply(200, b'{"items": []}', {"Content-Type": "application/json"}), "JSON without a JSON Feed version"),
         (Reply(200, b"x" * 50_000_000), "50,000,000 bytes, over max_bytes (10,000,000)"),
         (Reply(200, endless=50_000_000), "over max_bytes (10,000,000 bytes); stopped reading"),
+        (Reply(200, b"\0" * 50_000_000, gzip=True), "over max_bytes (10,000,000 bytes); stopped reading"),
     ],
-    ids=["truncated", "invalid-xml", "html", "json-not-a-feed", "50MB", "50MB-no-length"],
+    ids=["truncated", "invalid-xml", "html", "json-not-a-feed", "50MB", "50MB-no-length", "50MB-gzip-bomb"],
 )
 def test_a_broken_answer_fails_the_fetch_in_one_line(
     project: Project, server: FeedServer, reply: Reply, reason: str

@@ -27,7 +27,7 @@ from publisher.config import Config, SourceConfig
 from publisher.errors import IngestError, StoreRefused
 from publisher.http import printable_url
 from publisher.ingest import IngestResult
-from publisher.sources import articles, fetch, identity
+from publisher.sources import articles, fetch, identity, report
 from publisher.sources.fetch import FetchError, Pacer
 from publisher.sources.parse import Item, ParseError, parse
 from publisher.states import SaveStatus
@@ -241,46 +241,15 @@ def _save(store: Store, batch: list[NewArticle], now: datetime) -> list[SaveStat
 
 def _report(source: SourceConfig, known: RemoteSource, now: datetime, result: SourcesResult) -> None:
     """A failing source: an error once it has failed for alert_after, else one warning line."""
-    if known.failing_since is None or known.last_error is None:
+    said = report.failing(source, known, now)
+    if said is None:
         return
-    since = now - known.failing_since
-    retry = f"next try {known.next_fetch:%Y-%m-%d %H:%M} UTC" if known.next_fetch else "next run"
-    if since >= source.alert_after:
-        result.errors.append(
-            IngestError(f"[[sources]] {source.name}", f"failing for {_age(since)}: {known.last_error}; {retry}")
-        )
+    alarm, line = said
+    if alarm:
+        result.errors.append(IngestError(f"[[sources]] {source.name}", line))
     else:
-        line = f"source {source.name}: {known.last_error} (failing for {_age(since)}; {retry})"
-        result.failing.append(line)
-        log.warning("%s", line)
+        result.failing.append(f"source {source.name}: {line}")
+        log.warning("source %s: %s", source.name, line)
 
 
-def _age(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
-    return f"{minutes // 1440} days"
-
-
-def overview(config: Config, store: Store, now: datetime) -> list[str]:
-    """One line per configured source, tab-separated: name, items, last success, next fetch,
-    and ``ok`` or since when it fails and why (``publisher sources list``)."""
-    known = {s.name: s for s in state.sources(store)}
-    lines = []
-    for source in config.sources:
-        s = known.get(source.name)
-        if s is None or s.configured_url != source.url:
-            lines.append(f"{source.name}\t0 items\tlast success never\tnext fetch now\tnot fetched yet")
-            continue
-        success = f"{s.last_success:%Y-%m-%d %H:%M} UTC" if s.last_success else "never"
-        due = f"{s.next_fetch:%Y-%m-%d %H:%M} UTC" if s.next_fetch and s.next_fetch > now else "now"
-        if s.failing_since is not None:
-            health = f"failing since {s.failing_since:%Y-%m-%d %H:%M} UTC ({s.failures}x): {s.last_error}"
-        elif s.last_error is not None and s.last_error_at is not None:
-            health = f"ok (last error {s.last_error_at:%Y-%m-%d %H:%M} UTC: {s.last_error})"
-        else:
-            health = "ok"
-        lines.append(f"{source.name}\t{s.items} items\tlast success {success}\tnext fetch {due}\t{health}")
-    return lines
+overview = report.overview
