@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -60,6 +61,7 @@ class FeedServer:
     base: str = ""
     routes: dict[str, Route] = field(default_factory=dict)
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (path, headers) of each request
+    errors: list[BaseException] = field(default_factory=list)  # a connection the client dropped, mostly
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -111,10 +113,21 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Quiet(ThreadingHTTPServer):
+    """Keeps a handler's error (a client that hung up mid-answer) instead of printing it to
+    stderr, where an in-process CLI test would read it as the command's output."""
+
+    errors: list[BaseException]
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        self.errors.append(sys.exc_info()[1] or RuntimeError("unknown"))
+
+
 @contextmanager
 def feed_server() -> Iterator[FeedServer]:
     server = FeedServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
+    httpd = _Quiet(("127.0.0.1", 0), _handler(server))
+    httpd.errors = server.errors
     httpd.daemon_threads = True
     server.base = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
