@@ -536,3 +536,28 @@ def test_items_that_all_link_to_the_home_page_are_told_apart_by_guid(project: Pr
     later = run(config, store, NOW + timedelta(hours=1))
     assert titles(store, later.new) == ["Two"] and later.updated == []
     assert [title for title, _, _ in articles(store)] == ["Two", "One"]
+
+
+def test_a_surprise_in_one_source_leaves_the_others(
+    project: Project, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the parser raising what it never should, on one feed only."""
+    import publisher.sources
+
+    real = publisher.sources.parse
+
+    def parse(body: bytes, url: str, content_type: str = "") -> list[Any]:
+        if url.endswith("/odd.xml"):
+            raise KeyError("boom")
+        return real(body, url, content_type)
+
+    monkeypatch.setattr(publisher.sources, "parse", parse)
+    server.routes["/odd.xml"] = Doc(rss(server, [ITEMS["a"]]))
+    server.routes["/good.xml"] = Doc(rss(server, [ITEMS["b"]]))
+    config = with_sources(
+        project, {"name": "odd", "url": server.url("/odd.xml")}, {"name": "good", "url": server.url("/good.xml")}
+    )
+    store = project.open_store()
+    result = run(config, store, NOW)
+    assert [str(e) for e in result.errors] == ["[[sources]] odd: cannot read it (KeyError: 'boom'); tried again later"]
+    assert titles(store, result.new) == ["Bravo"]

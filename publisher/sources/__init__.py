@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 import httpx
 
 from publisher.config import Config, SourceConfig
-from publisher.errors import IngestError, StoreRefused
-from publisher.http import printable_url
+from publisher.errors import IngestError, StoreError, StoreRefused
+from publisher.http import one_line, printable_url
 from publisher.ingest import IngestResult
 from publisher.sources import articles, fetch, identity, report
 from publisher.sources.fetch import FetchError, Pacer
@@ -39,7 +39,6 @@ log = logging.getLogger("publisher.sources")
 
 FIRST_RETRY = timedelta(minutes=1)
 LEASE = timedelta(minutes=15)  # a run that died mid-fetch holds its source this long
-PAGE_ACCEPT = fetch.PAGE_ACCEPT
 
 
 @dataclass
@@ -59,7 +58,14 @@ def fetch_sources(config: Config, store: Store, now: datetime) -> SourcesResult:
         return result
     with fetch.client() as http:
         for source in config.sources:
-            _one(config, store, http, source, now, result)
+            try:
+                _one(config, store, http, source, now, result)
+            except StoreError:
+                raise  # the store is everyone's: the run stops, as for the files
+            except Exception as exc:  # a library's surprise on one hostile feed: the others go on
+                log.debug("source %s", source.name, exc_info=True)
+                reason = f"cannot read it ({type(exc).__name__}: {one_line(str(exc))[:200]}); tried again later"
+                result.errors.append(IngestError(f"[[sources]] {source.name}", reason))
     return result
 
 
@@ -217,7 +223,7 @@ def _page(http: httpx.Client, pacer: Pacer, source: SourceConfig, item: Item) ->
         return None
     pacer.wait(item.link)
     try:
-        got = fetch.get(http, item.link, timeout=source.timeout, max_bytes=source.max_bytes, accept=PAGE_ACCEPT)
+        got = fetch.get(http, item.link, timeout=source.timeout, max_bytes=source.max_bytes, accept=fetch.PAGE_ACCEPT)
     except FetchError as exc:
         log.warning("source %s: article page not fetched, the feed's summary kept: %s", source.name, exc)
         return None
