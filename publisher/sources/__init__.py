@@ -18,7 +18,7 @@ is in the store (publisher.store.remote) and ``publisher sources list`` shows it
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import httpx
@@ -189,7 +189,7 @@ def _take(
             keys.add(key)
         page = _page(http, pacer, source, item) if source.full_text and not item.has_content else None
         article = articles.new_article(source.name, key, item, tags=source.tags, tz=config.site.timezone, page=page)
-        pending.append((article, SeenItem(**{**record.__dict__, "article_key": key})))
+        pending.append((article, replace(record, article_key=key)))
     for (article, record), status in zip(pending, _save(store, [a for a, _ in pending], now), strict=True):
         if status is None:
             result.errors.append(
