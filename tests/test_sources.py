@@ -561,3 +561,21 @@ def test_a_surprise_in_one_source_leaves_the_others(
     result = run(config, store, NOW)
     assert [str(e) for e in result.errors] == ["[[sources]] odd: cannot read it (KeyError: 'boom'); tried again later"]
     assert titles(store, result.new) == ["Bravo"]
+
+
+def test_the_migration_adds_the_source_tables_to_an_older_store(project: Project, server: FeedServer) -> None:
+    """The migration step itself, wherever it sits in MIGRATIONS once other branches add theirs."""
+    from sqlalchemy import inspect, text
+
+    from publisher.store import _remote_sources
+
+    store = project.open_store()
+    with store.transaction() as conn:  # as a store from before sources was
+        conn.execute(text("DROP TABLE remote_items"))
+        conn.execute(text("DROP TABLE remote_sources"))
+    with store.transaction() as conn:
+        _remote_sources(conn)
+        assert {"remote_sources", "remote_items"} <= set(inspect(conn).get_table_names())
+    server.routes["/feed.xml"] = Doc(rss(server, [ITEMS["a"]]))
+    config = with_sources(project, {"name": "blog", "url": server.url("/feed.xml")})
+    assert titles(store, run(config, store, NOW).new) == ["Alpha"]
