@@ -214,18 +214,23 @@ def _report_published(published: PublishResult) -> None:
 
 @main.command(
     short_help="Start a project: a commented publisher.toml, an article.",
-    epilog=_examples("publisher init news          # creates news/", "publisher init               # in this folder"),
+    epilog=_examples(
+        "publisher init news          # creates news/",
+        "publisher init               # in this folder",
+        "publisher init news --source https://blog.example.org/index.xml",
+    ),
 )
 @click.argument("folder", metavar="[DIR]", default=".", type=click.Path(path_type=Path))
+@click.option("--source", metavar="FEED_URL", help="A newsletter from this feed: a [[sources]] block, no example.")
 @click.pass_context
-def init(ctx: click.Context, folder: Path) -> None:
+def init(ctx: click.Context, folder: Path, source: str | None) -> None:
     """Write DIR/publisher.toml (every setting, with its default and what it is for) and an example
     article in DIR/articles/, then print the next commands. Never overwrites a file: where
     publisher.toml exists, nothing is written and the exit status is 1.
     """
     from publisher import clock, scaffold
 
-    made = scaffold.init(folder, clock.now())
+    made = scaffold.init(folder, clock.now(), source)
     for path in made.written:
         click.echo(f"wrote {path}")
     for path in made.kept:
@@ -355,6 +360,30 @@ def feed(ctx: click.Context) -> None:
         published = jobs.publish_feeds(config, store)
     _report_published(published)
     ctx.exit(0 if published.ok else 1)
+
+
+@main.group(
+    name="sources", short_help="List the remote feeds read into articles.", epilog=_examples("publisher sources list")
+)
+def sources_group() -> None:
+    """The remote feeds ([[sources]] in publisher.toml) whose items become articles."""
+
+
+@sources_group.command(
+    name="list",
+    short_help="One line per source: items, last success, next fetch, health.",
+    epilog=_examples("publisher sources list", "publisher sources list | grep -v 'ok$'   # the failing ones"),
+)
+@click.pass_context
+def list_sources(ctx: click.Context) -> None:
+    """One line per [[sources]] entry, tab-separated: name, items taken, last success, next
+    fetch, and "ok" or since when it fails and why. Creates no store where there is none."""
+    from publisher import clock, sources
+
+    config = _config(ctx)
+    with _existing_store(ctx, config) as store:
+        for line in sources.overview(config, store, clock.now()):
+            click.echo(line)
 
 
 @main.group(

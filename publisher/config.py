@@ -218,6 +218,10 @@ def load(path: Path) -> Config:
     for key, value in raw.items():
         if key not in KEYS:
             raise ConfigError(f"{name}: [{key}]", "unknown section")
+        if key in ARRAYS:
+            if not isinstance(value, list):
+                raise ConfigError(f"{name}: [[{key}]]", f"expected [[{key}]] blocks, got [{key}]")
+            continue
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: [{key}]", f"expected a table ([{key}] with keys under it), got a value")
 
@@ -242,7 +246,63 @@ def load(path: Path) -> Config:
         mailer=_mailer(table("mailer"), digest, path.resolve().name),
         signup=_signup(table("signup"), site, digest),
         bounces=_section(table("bounces"), BouncesConfig),
+        sources=_sources(name, raw.get("sources", []), base),
     )
+
+
+ARRAYS = frozenset({"sources"})  # sections written as [[name]] blocks: a list of tables
+SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+SOURCE_MAX_BYTES = 10_000_000  # [[sources]] max_bytes: far above any real feed
+
+
+class _Block(_Table):
+    """One block of a [[name]] list: its errors say ``sources[2].url``."""
+
+    def where(self, key: str) -> str:
+        return f"{self.file}: {self.name}.{key}"
+
+
+def _sources(file: str, blocks: list[Any], base: Path) -> tuple[SourceConfig, ...]:
+    """Each ``[[sources]]`` block, checked; an error names it as sources[i]."""
+    found: list[SourceConfig] = []
+    for i, block in enumerate(blocks):
+        where = f"sources[{i}]"
+        if not isinstance(block, dict):
+            raise ConfigError(f"{file}: {where}", "expected a [[sources]] block with keys under it")
+        t = _Block(file, where, block, KEYS["sources"], base)
+        name = t.text("name").strip()
+        if not SOURCE_NAME.fullmatch(name):
+            raise ConfigError(
+                t.where("name"), f'expected a short name of a-z, 0-9, - and _ (e.g. "blog"), got {name!r}'
+            )
+        if name in {s.name for s in found}:
+            raise ConfigError(t.where("name"), f"{name!r} is the name of another source; names must differ")
+        durations = {}
+        for key, default in (("backlog", "7d"), ("interval", "30m"), ("alert_after", "1d")):
+            try:
+                durations[key] = parse_duration(t.text(key, default))
+            except ValueError as exc:
+                raise ConfigError(t.where(key), str(exc)) from None
+        if durations["interval"] < timedelta(minutes=1):
+            raise ConfigError(t.where("interval"), "must be at least 1m (be kind to the feed's server)")
+        page_delay = t.data.get("page_delay", 1.0)
+        if isinstance(page_delay, bool) or not isinstance(page_delay, int | float) or not 0 <= page_delay <= 3600:
+            raise ConfigError(t.where("page_delay"), f"expected seconds between 0 and 3600, got {page_delay!r}")
+        found.append(
+            SourceConfig(
+                name=name,
+                url=t.url("url"),
+                backlog=durations["backlog"],
+                interval=durations["interval"],
+                alert_after=durations["alert_after"],
+                full_text=t.flag("full_text", False),
+                page_delay=float(page_delay),
+                timeout=t.number("timeout", 30.0),
+                max_bytes=t.integer("max_bytes", SOURCE_MAX_BYTES, minimum=1_000, maximum=ARTICLE_MAX_BYTES_LIMIT),
+                tags=t.str_list("tags") if t.data.get("tags") else (),
+            )
+        )
+    return tuple(found)
 
 
 def check_ready(config: Config, *, articles: bool) -> None:
@@ -728,6 +788,23 @@ class BouncesConfig:
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """One ``[[sources]]`` entry: a remote feed (RSS, Atom, JSON Feed) read into the store.
+    Read by :func:`_sources`, which checks the entries against each other too."""
+
+    name: str = setting()  # unique; part of its articles' keys (feed:<name>/...)
+    url: str = setting()
+    backlog: timedelta = setting("7d")  # the first fetch takes only items newer than this
+    interval: timedelta = setting("30m")  # how often it is fetched (a failing one sooner, with backoff)
+    alert_after: timedelta = setting("1d")  # failing this long fails the run (exit 1) and shows in status
+    full_text: bool = setting(False)  # fetch and extract the article page for items with only a summary
+    page_delay: float = setting(1.0)  # seconds between two page fetches from one host
+    timeout: float = setting(30.0)  # seconds for the whole fetch
+    max_bytes: int = setting(SOURCE_MAX_BYTES)  # a bigger response is refused
+    tags: tuple[str, ...] = setting((), value=())  # added to every article of this source
+
+
+@dataclass(frozen=True)
 class MailerConfig:
     """[mailer]: what every provider reads. Each provider's class below adds its own keys."""
 
@@ -858,6 +935,7 @@ _SECTIONS: dict[str, tuple[type[DataclassInstance], ...]] = {
     "daemon": (DaemonConfig,),
     "server": (ServerConfig,),
     "bounces": (BouncesConfig,),
+    "sources": (SourceConfig,),  # [[sources]]: a list of tables, each with these keys
 }
 # Every key each section accepts (another is refused as a typo): the fields made with
 # setting(); [mailer] takes any provider's. `publisher init`'s publisher.toml documents each
@@ -880,6 +958,8 @@ class Config:
     mailer: ProviderConfig
     signup: SignupConfig | None = None  # None only for a Config made by hand; load() always sets it
     bounces: BouncesConfig = BouncesConfig()
+    # [[sources]]: remote feeds whose items become articles (publisher.sources)
+    sources: tuple[SourceConfig, ...] = ()
 
     # The names the settings had before they were sections.
     @property

@@ -23,7 +23,7 @@ from publisher.bounces import watch
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
 from publisher.states import BatchState, DigestState
-from publisher.store import Article, Digest, Store, safe_url, signups, urls
+from publisher.store import Article, Digest, Store, remote, safe_url, signups, urls
 
 FORMAT = 1  # of the --json object
 RECENT_DIGESTS = 5  # shown with their batches, besides every incomplete one
@@ -32,7 +32,7 @@ STATES = (BatchState.ACCEPTED, BatchState.FAILED, BatchState.IN_DOUBT, BatchStat
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # no_store, digest_incomplete, complaint_rate
+    kind: str  # no_store, digest_incomplete, complaint_rate, source_failing
     message: str  # one line: what is wrong and what to do
     digest_id: str | None = None
 
@@ -188,7 +188,8 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             held_since=hold.held_since(store),
             signups=_signups(store, when) if config.digest.recipients == "subscribers" else None,
             problems=[_problem(config, d) for d in states if d.digest.state == DigestState.INCOMPLETE]
-            + ([Problem("complaint_rate", complaints)] if complaints else []),
+            + ([Problem("complaint_rate", complaints)] if complaints else [])
+            + source_problems(config, store, when),
             bounces=bounces,
         )
     finally:
@@ -203,6 +204,20 @@ def _signups(store: Store, when: datetime) -> dict[str, dict[str, int]]:
     for days in SIGNUP_DAYS:
         signed, confirmed = signups.activity(store, when - timedelta(days=days))
         found[f"{days}d"] = {"signups": signed, "confirmations": confirmed}
+    return found
+
+
+def source_problems(config: Config, store: Store, when: datetime) -> list[Problem]:
+    """The [[sources]] that have failed for longer than their ``alert_after``."""
+    known = {s.name: s for s in remote.sources(store)}
+    found = []
+    for source in config.sources:
+        s = known.get(source.name)
+        if s is None or s.configured_url != source.url or s.failing_since is None:
+            continue
+        if when - s.failing_since >= source.alert_after:
+            line = f"source {source.name}: failing since {s.failing_since:%Y-%m-%d %H:%M} UTC: {s.last_error}"
+            found.append(Problem("source_failing", line))
     return found
 
 

@@ -16,12 +16,16 @@ from publisher.store import Store
 
 
 def ingest_articles(config: Config, store: Store, when: datetime) -> IngestResult:
-    """Pick up new or changed files from ``articles.dir``."""
-    if not config.articles_dir.is_dir():
-        result = IngestResult()
-        result.errors.append(IngestError(str(config.articles_dir), "articles folder not found ([articles] dir)"))
-        return result
-    return ingest_files(config, store, [config.articles_dir], when)
+    """Pick up new or changed files from ``articles.dir``, then new or edited items of the
+    remote feeds ([[sources]]): a missing folder or a failing feed stops neither."""
+    from publisher.sources import fetch_into  # httpx and feedparser: not for `publisher ingest`
+
+    if config.articles_dir.is_dir():
+        files = ingest_files(config, store, [config.articles_dir], when)
+    else:
+        files = IngestResult()
+        files.errors.append(IngestError(str(config.articles_dir), "articles folder not found ([articles] dir)"))
+    return fetch_into(files, config, store, when)
 
 
 def ingest_files(config: Config, store: Store, paths: Sequence[Path], when: datetime) -> IngestResult:

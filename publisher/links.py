@@ -10,9 +10,14 @@ import lxml.html
 from publisher.config import SiteConfig
 from publisher.store import Article
 
+REMOTE_KEY_PREFIX = "feed:"  # the keys of articles from remote feeds (publisher.sources.articles)
+
 
 def article_url(site: SiteConfig, article: Article) -> str:
-    """``site.url`` + ``site.article_path`` filled in, e.g. https://news.example.org/my-slug/."""
+    """``site.url`` + ``site.article_path`` filled in, e.g. https://news.example.org/my-slug/;
+    for an article from a remote feed ([[sources]]), the item's own page."""
+    if article.key.startswith(REMOTE_KEY_PREFIX) and article.meta.get("canonical"):
+        return article.meta["canonical"]
     published = article.published.astimezone(site.timezone)
     path = site.article_path.format(
         slug=article.slug, year=f"{published:%Y}", month=f"{published:%m}", day=f"{published:%d}"

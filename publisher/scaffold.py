@@ -8,14 +8,16 @@ takes articles newer than ``[digest] backlog``). Nothing that exists is overwrit
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from publisher.errors import PublisherError
+from publisher.errors import ConfigError, PublisherError
 
 CONFIG = "publisher.toml"
 ARTICLE = Path("articles") / "hello.md"
@@ -33,12 +35,16 @@ def skeleton(name: str) -> str:
     return resources.files("publisher").joinpath("skeleton", name).read_text(encoding="utf-8")
 
 
-def init(root: Path, now: datetime) -> Created:
+def init(root: Path, now: datetime, source: str | None = None) -> Created:
     """Write publisher.toml and articles/hello.md under ``root``, skipping any that exists.
 
     An existing publisher.toml is kept as it is: the project is there already, so the
-    example article is not added either.
+    example article is not added either. With ``source`` (a feed's URL) the project is a
+    newsletter from that feed: publisher.toml gets a ``[[sources]]`` block for it, and
+    articles/ is left empty.
     """
+    if source is not None and (urlsplit(source).scheme not in ("http", "https") or not urlsplit(source).netloc):
+        raise ConfigError("--source", f"expected the http(s) URL of a feed, got {source!r}")
     if root.exists() and not root.is_dir():
         raise PublisherError(f"{root}: not a folder (give a folder to create the project in)")
     created = Created(root=root)
@@ -47,6 +53,10 @@ def init(root: Path, now: datetime) -> Created:
         created.kept.append(config)
         return created
     files = {config: skeleton(CONFIG), root / ARTICLE: skeleton("hello.md").replace("{date}", now.isoformat())}
+    if source is not None:
+        del files[root / ARTICLE]
+        (root / ARTICLE.parent).mkdir(parents=True, exist_ok=True)
+        files[config] += f'\n[[sources]]\nname = "blog"\nurl = {json.dumps(source)}\n'  # a JSON string is a TOML one
     for path, text in files.items():
         if path.exists():
             created.kept.append(path)

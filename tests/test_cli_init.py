@@ -104,8 +104,8 @@ def documented_keys(text: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     section = None
     for line in text.splitlines():
-        if heading := re.fullmatch(r"\[(\w+)\]", line.strip()):
-            section = heading.group(1)
+        if heading := re.fullmatch(r"\[(\w+)\]|#? ?\[\[(\w+)\]\]", line.strip()):  # [section] or [[list]]
+            section = heading.group(1) or heading.group(2)
             found[section] = set()
         elif section and (key := re.match(r"#?\s{0,3}(\w+) = ", line)):
             found[section].add(key.group(1))

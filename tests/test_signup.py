@@ -236,6 +236,7 @@ def test_status_counts_sign_ups_and_confirmations(listed: Project, server: Runni
     shown = client.get(local(confirm_link(message)))
     [(_, action, _, _)] = Forms(shown.text).forms
     assert client.post(urljoin(str(shown.url), action)).status_code == 200
+    settle(server)  # the welcome's log line is written before the commands below read stderr
 
     lines = listed.cli("status").stdout.splitlines()
     assert "sign-ups: 3 in 7 days, 3 in 30; confirmed: 1 in 7 days, 1 in 30" in lines

@@ -59,6 +59,8 @@ from publisher.store.schema import (
     feed_tag_slugs,
     metadata,
     recreate_triggers,
+    remote_items,
+    remote_sources,
     schema_version,
     settings,
     source_stats,
@@ -123,6 +125,11 @@ def _signup(conn: Connection) -> None:
     metadata.create_all(conn, tables=[_consents_table, _notices_table])
 
 
+def _remote_sources(conn: Connection) -> None:
+    """Remote feed sources' state and item identities ([[sources]], publisher.store.remote)."""
+    metadata.create_all(conn, tables=[remote_sources, remote_items])
+
+
 # Schema changes after the first release, as steps (version 2, 3, ...): each a function of a
 # Connection that ALTERs an existing store. A new store is created from schema.py at once and
 # stamped with the newest version, so these only ever run on older stores.
@@ -137,6 +144,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _signup,
     suppressions.create,
     preferences_tables,  # publisher.store.preferences: readers' choices, per-choice copies, erased addresses
+    _remote_sources,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 # Articles first seen before this time (ISO 8601) carry entry ids of the old, first-seen form.

@@ -356,3 +356,46 @@ def recreate_triggers(connection: Connection) -> None:
     for name in _TRIGGER_NAMES.get(connection.dialect.name, []):
         connection.execute(text(f"DROP TRIGGER IF EXISTS {name}{on}"))
     _create_triggers(article_changes, connection)
+
+
+# -- remote feed sources ([[sources]], publisher.sources; SQL in publisher.store.remote) ------
+
+# One row per configured source: what the next fetch sends (validators, the URL a permanent
+# redirect moved it to), when it is due, and how it has fared. ``configured_url`` is the URL
+# publisher.toml gave: when the operator changes it, the source starts over at the new one.
+remote_sources = Table(
+    "remote_sources",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("configured_url", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("first_success", UtcDateTime),  # None: never fetched, the backlog still applies
+    Column("last_success", UtcDateTime),
+    Column("last_error", Text),
+    Column("last_error_at", UtcDateTime),
+    Column("failing_since", UtcDateTime),
+    Column("failures", Integer, nullable=False, server_default=text("0")),
+    Column("next_fetch", UtcDateTime),
+)
+
+# Every item a source's feed has shown, by the identities it can be recognised by: its GUID,
+# its link, its title and a hash of its content (each a sha256, so the indexes suit every backend).
+# ``entry_hash`` is the item as last read, without its GUID: the same hash is no change.
+# ``article_key`` is None for an item seen but not taken (older than the first fetch's backlog).
+remote_items = Table(
+    "remote_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", ForeignKey("remote_sources.name", ondelete="CASCADE"), nullable=False),
+    Column("article_key", String(500), unique=True),
+    Column("guid", Text),
+    Column("guid_key", String(64)),
+    Column("link_key", String(64)),
+    Column("title_key", String(64), nullable=False),
+    Column("content_key", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+    Column("first_seen", UtcDateTime, nullable=False),
+    Index("ix_remote_items_source", "source", "guid_key"),
+)
