@@ -155,6 +155,8 @@ class Config:
     follow_symlinks: bool = False
     # [articles] max_bytes: a bigger article file is refused, after reading at most this + 1 bytes
     max_bytes: int = ARTICLE_MAX_BYTES
+    # [daemon] stall_seconds: a cluster daemon silent this long is taken for dead (publisher.cluster)
+    stall_seconds: int = 30
 
 
 class _Table:
@@ -315,7 +317,7 @@ KEYS: dict[str, frozenset[str]] = {
             "username",
         }
     ),
-    "daemon": frozenset({"refresh_minutes"}),
+    "daemon": frozenset({"refresh_minutes", "stall_seconds"}),
     "server": frozenset({"host", "port", "cache_seconds"}),
 }
 
@@ -374,6 +376,7 @@ def load(path: Path) -> Config:
             base,
         ),
         refresh_minutes=dm.integer("refresh_minutes", 5, minimum=1, maximum=_MINUTES_A_MONTH),
+        stall_seconds=dm.integer("stall_seconds", 30, minimum=3, maximum=86_400),
         server=ServerConfig(
             host=sv.text("host", "127.0.0.1"),
             port=sv.integer("port", 8080, minimum=1, maximum=65535),

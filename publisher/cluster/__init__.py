@@ -1,0 +1,11 @@
+"""Several ``publisher daemon`` processes on one PostgreSQL store: a cluster, on Procrastinate.
+
+    app       the Procrastinate App on the store's database (psycopg 3)
+    tasks     the jobs: a digest slot, a refresh, one batch of a send, settling a send, the
+              stalled-jobs retry
+    slots     each daemon's deferrer: a slot is deferred once in the whole cluster
+              (Procrastinate's periodic defers, unique per task and slot)
+    daemon    ``publisher daemon`` on PostgreSQL: the worker, the deferrer, until told to stop
+
+On SQLite the daemon stays as it was (publisher.scheduler, APScheduler, one daemon per store).
+"""

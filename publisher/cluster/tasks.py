@@ -1,0 +1,163 @@
+"""The cluster's jobs, run by whichever daemon's worker takes them.
+
+    digest      a slot of ``[digest] schedule``: ingest, feeds, create the digest and claim it,
+                then queue its batches                       (lock: publish; queueing lock)
+    refresh     every ``[daemon] refresh_minutes``: ingest, feeds, continue an unsent digest
+                                                             (lock: publish; queueing lock)
+    batch       one batch of a send, through the journal's steps (publisher.dispatch.send_batch)
+                                                             (lock and queueing lock: the batch key)
+    settle      once a send's batches are finished: sent or incomplete, and the web copy
+                                                             (lock and queueing lock: the digest)
+    stalled     Procrastinate's stalled-jobs retry: the jobs of a daemon whose heartbeat stopped
+                go back to the queue, for another daemon
+
+The ``publish`` lock keeps two daemons from ingesting or writing the feeds at once. A batch's
+lock keeps its job from running twice at once: a second job for it waits, then finds it
+finished. A daemon that dies mid-batch leaves the batch ``sending``; its job is retried after
+the stall timeout, and the journal decides as in one process: sent again with the same key to
+a provider that dedupes on it, held as in doubt for the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from procrastinate import App
+from procrastinate.exceptions import AlreadyEnqueued
+
+from publisher import clock, dispatch, jobs, journal
+from publisher import config as config_module
+from publisher.config import Config
+from publisher.delivery import Mailer, build_mailer
+from publisher.dispatch import OnBatch, SendResult
+from publisher.errors import PublisherError
+from publisher.store import Digest, Store
+
+log = logging.getLogger("publisher.daemon")
+
+DIGEST, REFRESH, BATCH, SETTLE, STALLED = "digest", "refresh", "batch", "settle", "stalled"
+PUBLISH_LOCK = "publish"  # ingest and the feeds: one job at a time in the cluster
+
+
+@dataclass
+class Context:
+    """What the jobs of one daemon share: the config's path (read again by every job, as the
+    SQLite daemon does), the open store, and the app to queue more jobs on."""
+
+    config_path: Path
+    store: Store
+    app: App
+    stall_seconds: int
+
+    def config(self) -> Config:
+        return config_module.load(self.config_path)
+
+
+def register(app: App, ctx: Context) -> None:
+    """Add the cluster's tasks to ``app``."""
+
+    @app.task(name=DIGEST, lock=PUBLISH_LOCK, queueing_lock=DIGEST)
+    def digest_slot(timestamp: int) -> str:
+        return _cycle(ctx, DIGEST, new_digest=True)
+
+    @app.task(name=REFRESH, lock=PUBLISH_LOCK, queueing_lock=REFRESH)
+    def refresh(timestamp: int) -> str:
+        return _cycle(ctx, REFRESH, new_digest=False)
+
+    @app.task(name=BATCH)
+    def send_batch(digest_id: str, batch_id: int) -> str:
+        config, store = ctx.config(), ctx.store
+        digest = store.digest(digest_id)
+        if digest is None:
+            return "no such digest"
+        mailer = build_mailer(config)
+        try:
+            report = dispatch.send_batch(config, store, mailer, digest, batch_id)
+        finally:
+            mailer.close()
+        _queue(app, SETTLE, f"settle:{digest_id}", digest_id=digest_id)
+        return report.state if report is not None else "finished already"
+
+    @app.task(name=SETTLE)
+    def settle(digest_id: str) -> str:
+        config, store = ctx.config(), ctx.store
+        digest = store.digest(digest_id)
+        result = dispatch.settle(config, store, digest) if digest is not None else None
+        if result is None:
+            return "batches left"
+        _log_sent(result, DIGEST)
+        return result.state
+
+    @app.task(name=STALLED, queueing_lock=STALLED)
+    async def retry_stalled(timestamp: int) -> int:
+        stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=ctx.stall_seconds))
+        for job in stalled:
+            log.warning(
+                "job %s %s: its daemon stopped answering; back in the queue",
+                job.id,
+                job.task_name,
+                extra={"job": STALLED},
+            )
+            await app.job_manager.retry_job(job)
+        return len(stalled)
+
+    ctx.app = app
+
+
+def _queue(app: App, task: str, lock: str, **kwargs: str | int) -> bool:
+    """Queue ``task`` unless a job with the same lock waits in the queue already."""
+    try:
+        app.tasks[task].configure(lock=lock, queueing_lock=lock).defer(**kwargs)
+    except AlreadyEnqueued:
+        return False
+    return True
+
+
+def spreader(app: App) -> dispatch.BatchRunner:
+    """What sends a claimed digest's batches in a cluster: one job per unfinished batch."""
+
+    def spread(
+        config: Config, store: Store, mailer: Mailer, digest: Digest, resend_in_doubt: bool, on_batch: OnBatch | None
+    ) -> SendResult:
+        planned = dispatch.plan(config, store, mailer, digest)
+        unfinished = [b for b in planned if b.state not in journal.FINISHED]
+        for batch in unfinished:
+            _queue(app, BATCH, batch.key, digest_id=digest.id, batch_id=batch.id)
+        if not unfinished:
+            _queue(app, SETTLE, f"settle:{digest.id}", digest_id=digest.id)
+        return SendResult(
+            "queued", f"digest {digest.id}: {len(unfinished)} of {len(planned)} batches queued", digest.id
+        )
+
+    return spread
+
+
+def _cycle(ctx: Context, job: str, *, new_digest: bool) -> str:
+    """Ingest, the feeds, then the digest: a new one (a slot) or the one left unsent (a refresh)."""
+    log.info("%s job: started", job, extra={"job": job})
+    try:
+        config = ctx.config()
+        mailer = build_mailer(config)
+    except PublisherError as exc:
+        log.error("%s job: %s", job, exc, extra={"job": job})
+        return "config error"
+    store, when = ctx.store, clock.now()
+    ingested = jobs.ingest_articles(config, store, when)
+    published = jobs.publish_feeds(config, store)
+    for error in ingested.errors:
+        log.error("%s", error, extra={"job": job, "path": error.path})
+    if published.error is not None:
+        log.error("%s", published.error, extra={"job": job})
+    log.info("%s; %s", ingested.summary(), published.summary(), extra={"job": job})
+    sent = None
+    if new_digest or store.unsent_digest() is not None:
+        sent = dispatch.send_digest_by(spreader(ctx.app), config, store, mailer, when, create=new_digest)
+        _log_sent(sent, job)
+    return sent.state if sent is not None else "refreshed"
+
+
+def _log_sent(sent: SendResult, job: str) -> None:
+    fields = {"job": job, "digest_id": sent.digest_id}
+    log.log(logging.INFO if sent.ok or sent.state == "queued" else logging.ERROR, "%s", sent.message, extra=fields)
