@@ -848,6 +848,40 @@ def _note_unused_list(config: Config) -> None:
         )
 
 
+@main.group(
+    name="db",
+    epilog=_examples("publisher db upgrade", "publisher db copy --to postgresql+psycopg://news@db.example.org/news"),
+)
+def db_group() -> None:
+    """The store's database: bring its schema up to date, or copy the store to another database."""
+
+
+@db_group.command(
+    name="upgrade", short_help="Apply the store's migrations (on PostgreSQL, the cluster's job tables too)."
+)
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply the store's migrations and, on PostgreSQL, Procrastinate's schema for `publisher daemon`."""
+    from publisher.cluster.schema import upgrade
+
+    for line in upgrade(_config(ctx).store_url):
+        click.echo(line)
+
+
+@db_group.command(name="copy", short_help="Copy the store, every id kept, into an empty database.")
+@click.option("--to", "target", required=True, metavar="URL", help="SQLAlchemy URL of the empty database.")
+@click.pass_context
+def db_copy(ctx: click.Context, target: str) -> None:
+    """Copy the store into the empty database at URL (SQLite to PostgreSQL, say) with every id,
+    digest, journal row and feed entry id kept; then point [store] url at it."""
+    from publisher.store import safe_url
+    from publisher.store.copy import copy_store
+
+    config = _config(ctx)
+    total = copy_store(config.store_url, target, on_table=lambda name, n: click.echo(f"{name}: {n}"))
+    click.echo(f"db copy: {total} rows copied to {safe_url(target)}; set [store] url to it to use the copy")
+
+
 @main.command(
     short_help="Run the digest on its schedule, refresh the feeds often.",
     epilog=_examples(
