@@ -1035,6 +1035,20 @@ def _status_lines(config: Config, shown: health.Status) -> Iterator[str]:
             f"digest hold: held since {shown.held_since.isoformat()}: no digest goes out until "
             "`publisher digest release`"
         )
+    if shown.cluster is not None:
+        yield from _cluster_lines(shown.cluster)
+
+
+def _cluster_lines(cluster: health.ClusterStatus) -> Iterator[str]:
+    """The daemons of a PostgreSQL store and their jobs (publisher.cluster)."""
+    jobs = cluster.jobs
+    yield (
+        f"cluster: {_count(cluster.alive, 'daemon')} alive; jobs: {jobs.queued} queued, {jobs.running} running, "
+        f"{jobs.stalled} stalled, {jobs.failed} failed"
+    )
+    for worker in cluster.workers:
+        state = "alive" if worker.alive else "silent: its jobs go to another daemon after [daemon] stall_seconds"
+        yield f"  daemon {worker.id}: last heartbeat {worker.last_heartbeat.isoformat()}, {state}"
 
 
 def _journal_lines(config: Config, shown: health.DigestStatus) -> list[str]:

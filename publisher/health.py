@@ -26,6 +26,7 @@ from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
 from publisher.states import BatchState, DigestState
 from publisher.store import Article, Digest, Store, safe_url
+from publisher.store import cluster as cluster_sql
 
 FORMAT = 1  # of the --json object
 RECENT_DIGESTS = 5  # shown with their batches, besides every incomplete one
@@ -65,6 +66,7 @@ class Status:
     hubs: list[websub.HubState] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     held_since: datetime | None = None  # `publisher digest hold`: no new digest until released
+    cluster: ClusterStatus | None = None  # PostgreSQL: the daemons and their jobs (publisher.cluster)
 
     @property
     def exists(self) -> bool:
@@ -99,7 +101,42 @@ class Status:
                 for h in self.hubs
             ],
             "problems": [{"kind": p.kind, "digest_id": p.digest_id, "message": p.message} for p in self.problems],
+            "cluster": self.cluster.as_json() if self.cluster is not None else None,
         }
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """The daemons of a PostgreSQL store: each worker's last heartbeat, and the jobs' states."""
+
+    workers: list[cluster_sql.Worker]
+    jobs: cluster_sql.Jobs
+
+    @property
+    def alive(self) -> int:
+        return sum(1 for w in self.workers if w.alive)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "workers": [
+                {"id": w.id, "last_heartbeat": w.last_heartbeat.isoformat(), "alive": w.alive} for w in self.workers
+            ],
+            "jobs": {
+                "queued": self.jobs.queued,
+                "running": self.jobs.running,
+                "stalled": self.jobs.stalled,
+                "failed": self.jobs.failed,
+            },
+        }
+
+
+def cluster_status(config: Config, store: Store) -> ClusterStatus | None:
+    """The cluster on the store, if it is PostgreSQL and a daemon ever ran on it."""
+    if not cluster_sql.is_postgresql(config.store_url) or not cluster_sql.has_engine_schema(store):
+        return None
+    return ClusterStatus(
+        cluster_sql.workers(store, config.stall_seconds), cluster_sql.jobs(store, config.stall_seconds)
+    )
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -183,6 +220,7 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             next_digest=upcoming,
             hubs=websub.Backlog.load(store).hubs(),
             held_since=hold.held_since(store),
+            cluster=cluster_status(config, store),
             problems=[_problem(config, d) for d in states if d.digest.state == DigestState.INCOMPLETE],
         )
     finally:

@@ -64,7 +64,7 @@ def run(config: Config, stop: threading.Event, *, ready: Callable[[str], None] |
                     f"min; in the cluster on {safe_url(config.store_url)}"
                 )
 
-        asyncio.run(_serve(app, slots.Deferrer(app, schedules), concurrency, config.stall_seconds, stop, started))
+        asyncio.run(_serve(app, slots.Deferrer(store, schedules), concurrency, config.stall_seconds, stop, started))
     finally:
         store.close()
 

@@ -2,8 +2,9 @@
 
 Every daemon computes the same slots and offers each to Procrastinate's periodic defer
 (``procrastinate_defer_periodic_job``), whose unique constraint on (task, periodic id, slot)
-lets exactly one offer through; the task's queueing lock then keeps a slot from queueing
-behind one still waiting (it would only repeat it). This is Procrastinate's own periodic
+lets one offer through (publisher.store.cluster.defer_slot adds a lock and a look at the newest
+slot, since Procrastinate keeps only that one); the task's queueing lock then keeps a slot from
+queueing behind one still waiting (it would only repeat it). This is Procrastinate's own periodic
 mechanism, with the slots computed by publisher.crontab instead of croniter, so that the
 schedule means what it means to the SQLite daemon: crontab weekdays, ``[digest] timezone``,
 one run per wall-clock slot on the night clocks go back.
@@ -22,10 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from procrastinate import App
-from procrastinate.exceptions import AlreadyEnqueued
-
 from publisher import clock, crontab
+from publisher.store import Store
+from publisher.store import cluster as sql
 
 log = logging.getLogger("publisher.daemon")
 LONGEST_SLEEP = 30.0  # seconds: a clock that jumps, or a frozen test clock, is looked at again soon
@@ -72,8 +72,8 @@ def every(seconds: int) -> tuple[Slots, Following]:
 
 
 class Deferrer:
-    def __init__(self, app: App, schedules: list[Schedule]) -> None:
-        self.app = app
+    def __init__(self, store: Store, schedules: list[Schedule]) -> None:
+        self.store = store
         self.schedules = schedules
 
     async def run(self, first_pass: asyncio.Event) -> None:
@@ -101,13 +101,6 @@ class Deferrer:
 
     async def _offer(self, schedule: Schedule, slot: datetime) -> None:
         stamp = int(slot.timestamp())
-        task = self.app.tasks[schedule.task]
-        job = task.configure(lock=schedule.lock, queueing_lock=schedule.task, task_kwargs={"timestamp": stamp}).job
-        try:
-            job_id = await self.app.job_manager.defer_periodic_job(
-                job, periodic_id=schedule.task, defer_timestamp=stamp
-            )
-        except AlreadyEnqueued:  # the previous slot's job still waits: it does this slot's work too
-            return
+        job_id = await asyncio.to_thread(sql.defer_slot, self.store, schedule.task, schedule.lock, stamp)
         if job_id is not None:
             log.debug("%s: slot %s queued as job %s", schedule.task, slot.isoformat(), job_id)

@@ -9,15 +9,16 @@ never apply the schema twice.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 
-import procrastinate
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from publisher.errors import StoreConflict
 from publisher.store import Store
 from publisher.store.schema import AdvisoryLock
 
@@ -43,6 +44,8 @@ def engine_schema(store: Store) -> list[str]:
     A new database gets the whole schema of the installed Procrastinate; one set up by an older
     Procrastinate gets the migration files after the version recorded in the store's settings.
     """
+    import procrastinate  # the [postgres] extra: only a cluster needs it
+
     installed = _version(procrastinate.__version__)
     with store.transaction() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(AdvisoryLock.MIGRATION)})
@@ -133,6 +136,39 @@ def jobs(store: Store, stall_seconds: int) -> Jobs:
     with store.transaction() as conn:
         row = conn.execute(query, {"stall": stall_seconds}).one()
     return Jobs(int(row.queued), int(row.running), int(row.stalled), int(row.failed))
+
+
+def defer_slot(store: Store, task_name: str, lock: str | None, slot: int) -> int | None:
+    """Queue the periodic ``task_name`` for ``slot`` (a Unix time) unless some daemon did: the
+    job's id, or None when it was deferred already, or an older slot's job still waits.
+
+    Procrastinate's periodic defer keeps only the newest slot of a task in its table, so a
+    daemon running late could queue an older slot once more; offered under a lock, after a
+    look at the newest slot, a slot is never queued twice nor after a newer one. The task's
+    name is its queueing lock.
+    """
+    try:
+        with store.transaction() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(AdvisoryLock.CLUSTER_SLOTS)})
+            newest = conn.execute(
+                text(
+                    "SELECT max(defer_timestamp) FROM procrastinate_periodic_defers "
+                    "WHERE task_name = :task AND periodic_id = :task"
+                ),
+                {"task": task_name},
+            ).scalar_one()
+            if newest is not None and slot <= int(newest):
+                return None
+            job_id = conn.execute(
+                text(
+                    "SELECT procrastinate_defer_periodic_job_v2('default', :lock, :task, :task, 0, :task, :slot, "
+                    "CAST(:args AS jsonb))"
+                ),
+                {"lock": lock, "task": task_name, "slot": slot, "args": json.dumps({"timestamp": slot})},
+            ).scalar_one()
+    except StoreConflict:  # the queueing lock: the job of an older slot still waits, and does this one's work
+        return None
+    return None if job_id is None else int(job_id)
 
 
 def last_defer(store: Store, task_name: str, periodic_id: str) -> int | None:
