@@ -14,9 +14,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,11 +27,13 @@ from sqlalchemy import create_engine, select, text
 
 from publisher.store.schema import metadata
 from tests.conftest import NOW, Project, markdown_article, readline_within, run_publisher
-from tests.faults import Accepted, FaultServer, Seen
+from tests.faults import Accepted, FaultServer, Seen, pause, slow
 
 TIMEOUT = 60.0
 SLOT_SECONDS = 2
 SLOTS = 6  # digests sent one after another, a new article before each
+READERS, BATCH, KILLED_AT = 24, 2, 5  # 12 batches; the daemon sending the 5th request is killed
+SECRET = "cluster-test-unsubscribe-secret-0123456789"
 
 
 @pytest.fixture
@@ -51,39 +55,73 @@ def cluster(project: Project, pg_url: str, server: FaultServer) -> Project:
     return project
 
 
+@dataclass
+class Member:
+    process: subprocess.Popen[str]
+    worker_id: int
+    log: list[str] = field(default_factory=list)  # its stderr, line by line
+
+
+class Cluster:
+    """The daemons started by :func:`daemons`, with their stderr read as it comes."""
+
+    def __init__(self) -> None:
+        self.members: list[Member] = []
+        self._changed = threading.Condition()
+
+    def read(self, member: Member) -> None:
+        assert member.process.stderr is not None
+        for line in member.process.stderr:
+            with self._changed:
+                member.log.append(line)
+                self._changed.notify_all()
+
+    def wait_line(self, predicate: Callable[[str], bool], timeout: float) -> bool:
+        """Wait until a daemon logs a line for which ``predicate`` holds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: any(predicate(x) for m in self.members for x in m.log), timeout)
+
+    def logs(self) -> str:
+        with self._changed:
+            return "".join(line for m in self.members for line in m.log)
+
+
 @contextmanager
-def daemons(project: Project, tmp_path: Path, count: int, env: dict[str, str] | None = None) -> Iterator[list[Path]]:
+def daemons(project: Project, count: int, env: dict[str, str] | None = None) -> Iterator[Cluster]:
     """``count`` daemon processes, started at once and each past its first slot check; stopped
-    with SIGTERM at the end (each must exit 0 and say so). Yields their stderr logs."""
-    logs = [tmp_path / f"daemon-{os.getpid()}-{n}-{os.urandom(3).hex()}.log" for n in range(count)]
+    with SIGTERM at the end (each one still running must exit 0 and say so)."""
     command = [sys.executable, "-m", "publisher", "--config", str(project.config_path), "daemon"]
+    cluster = Cluster()
     with ExitStack() as stack:
         processes = []
-        for log in logs:
-            handle = stack.enter_context(log.open("w"))
+        for _ in range(count):
             process = subprocess.Popen(
                 command,
                 stdout=subprocess.PIPE,
-                stderr=handle,
+                stderr=subprocess.PIPE,
                 text=True,
                 cwd=project.root,
                 env=os.environ | (env or {}),
             )
             stack.callback(_kill, process)
             processes.append(process)
-        for process, log in zip(processes, logs, strict=True):
+        for process in processes:
             assert process.stdout is not None
             line = readline_within(process.stdout, TIMEOUT, "a daemon")
-            assert line.startswith("daemon: started"), line + log.read_text()
+            assert line.startswith("daemon: started"), line
             assert "in the cluster on postgresql" in line
-        yield logs
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process, log in zip(processes, logs, strict=True):
-            rest, _ = process.communicate(timeout=TIMEOUT)
-            assert process.returncode == 0, log.read_text()
-            assert rest.splitlines() == ["daemon: stopped"], log.read_text()
-            assert "Traceback" not in log.read_text()
+            member = Member(process, int(line.rsplit(" ", 1)[1]))
+            cluster.members.append(member)
+            threading.Thread(target=cluster.read, args=(member,), daemon=True).start()
+        yield cluster
+        running = [m for m in cluster.members if m.process.poll() is None]
+        for member in running:
+            member.process.send_signal(signal.SIGTERM)
+        for member in running:
+            assert member.process.wait(TIMEOUT) == 0, cluster.logs()
+            assert member.process.stdout is not None
+            assert member.process.stdout.read().splitlines() == ["daemon: stopped"], cluster.logs()
+        assert "Traceback" not in cluster.logs()
 
 
 def _kill(process: subprocess.Popen[str]) -> None:
@@ -119,11 +157,9 @@ def rows(url: str, sql: str) -> list[tuple[object, ...]]:
         engine.dispose()
 
 
-def test_three_daemons_send_every_digest_once(
-    cluster: Project, pg_url: str, server: FaultServer, tmp_path: Path
-) -> None:
+def test_three_daemons_send_every_digest_once(cluster: Project, pg_url: str, server: FaultServer) -> None:
     cluster.configure(digest={"schedule": f"* * * * * */{SLOT_SECONDS}"})
-    with daemons(cluster, tmp_path, 3):
+    with daemons(cluster, 3):
         for n in range(SLOTS):
             title = f"Story number {n}"
             add_article(cluster, f"story-{n}.md", f"---\ntitle: {title}\n---\nThe text of {title}.\n")
@@ -157,17 +193,17 @@ def test_three_daemons_send_every_digest_once(
 
 
 def test_a_slot_missed_by_every_daemon_runs_once_when_one_starts(
-    cluster: Project, pg_url: str, server: FaultServer, tmp_path: Path
+    cluster: Project, pg_url: str, server: FaultServer
 ) -> None:
     day_one = {"PUBLISHER_NOW": NOW.isoformat()}  # 06:30, before the 07:00 slot
-    with daemons(cluster, tmp_path, 1, env=day_one):
+    with daemons(cluster, 1, env=day_one):
         pass  # the cluster begins; no slot is due yet
     add_article(cluster, "late.md", markdown_article("Written while every daemon was down", "2026-11-24"))
 
     day_two = {"PUBLISHER_NOW": (NOW + timedelta(days=1)).isoformat()}  # the 07:00 slot passed unseen
-    with daemons(cluster, tmp_path, 2, env=day_two):
+    with daemons(cluster, 2, env=day_two):
         assert server.wait_for(lambda requests, accepted: len(accepted) >= 1, TIMEOUT), "the missed slot did not run"
-    with daemons(cluster, tmp_path, 1, env=day_two):
+    with daemons(cluster, 1, env=day_two):
         pass  # past its first slot check: it found nothing missed
 
     assert len(server.accepted) == 1
@@ -229,3 +265,44 @@ def _same_tree(comparison: filecmp.dircmp[str]) -> bool:
         return False
     _, mismatch, errors = filecmp.cmpfiles(comparison.left, comparison.right, comparison.common_files, shallow=False)
     return not mismatch and not errors and all(_same_tree(sub) for sub in comparison.subdirs.values())
+
+
+def test_batches_spread_over_the_daemons_and_a_killed_daemons_batch_is_taken_over_once(
+    cluster: Project, pg_url: str, server: FaultServer
+) -> None:
+    readers = [f"reader{n:02d}@example.org" for n in range(READERS)]
+    cluster.configure(
+        digest={"schedule": f"* * * * * */{SLOT_SECONDS}", "recipients": "subscribers"},
+        mailer={"batch_size": BATCH},
+    )
+    env = {"PUBLISHER_UNSUBSCRIBE_SECRET": SECRET}
+    added = run_publisher("subscribers", "add", *readers, cwd=cluster.root, env=env)
+    assert added.returncode == 0, added.stderr
+    held = pause("accepted")  # the endpoint takes this request and never answers: its sender is killed
+    server.script({n: slow(0.2) for n in range(1, 2 * READERS)} | {KILLED_AT: held})
+
+    with daemons(cluster, 3, env=env) as running:
+        add_article(cluster, "big-news.md", "---\ntitle: Big news for every reader\n---\nRead it once.\n")
+        assert held.reached.wait(TIMEOUT), "the batch to interrupt was never sent"
+        [key] = [seen.batch for seen in server.requests if seen.number == KILLED_AT]
+        [(worker_id,)] = rows(
+            pg_url, f"SELECT worker_id FROM procrastinate_jobs WHERE status = 'doing' AND lock = '{key}'"
+        )
+        [victim] = [m for m in running.members if m.worker_id == worker_id]
+        victim.process.kill()
+        victim.process.wait(TIMEOUT)
+        held.release.set()
+        done = running.wait_line(lambda line: "batches accepted" in line, TIMEOUT)
+        assert done, running.logs()
+        senders = rows(pg_url, "SELECT DISTINCT worker_id FROM procrastinate_jobs WHERE task_name = 'batch'")
+
+    assert len({worker for (worker,) in senders if worker is not None}) >= 2  # spread over the daemons
+    assert sorted(server.recipients()) == readers  # every reader once, the interrupted batch included
+    # Sent again with the same key after the stall timeout, and deduplicated: the interrupted batch,
+    # and the one the killed daemon may have had in flight beside it (two jobs at once), no other.
+    requested = Counter(seen.batch for seen in server.requests)
+    again = {batch for batch, count in requested.items() if count > 1}
+    assert key in again and len(again) <= 2, requested
+    assert max(requested.values()) == 2
+    assert rows(pg_url, "SELECT DISTINCT state FROM batches") == [("accepted",)]
+    assert rows(pg_url, "SELECT state FROM digests") == [("sent",)]

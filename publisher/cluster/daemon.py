@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from procrastinate import App
+from procrastinate.worker import Worker
 
 from publisher import clock, crontab
 from publisher.cluster import app as app_module
@@ -55,13 +56,13 @@ def run(config: Config, stop: threading.Event, *, ready: Callable[[str], None] |
             slots.Schedule(tasks.STALLED, None, *slots.every(config.stall_seconds), after=now),
         ]
 
-        def started() -> None:
+        def started(worker_id: int | None) -> None:
             if ready is not None:
                 upcoming = trigger.get_next_fire_time(None, clock.now())
                 ready(
                     f"daemon: started; digest on '{config.digest.schedule}' ({config.digest.timezone.key}), "
                     f"next {upcoming.isoformat() if upcoming else 'never'}; refresh every {config.refresh_minutes} "
-                    f"min; in the cluster on {safe_url(config.store_url)}"
+                    f"min; in the cluster on {safe_url(config.store_url)} as worker {worker_id}"
                 )
 
         asyncio.run(_serve(app, slots.Deferrer(store, schedules), concurrency, config.stall_seconds, stop, started))
@@ -81,7 +82,7 @@ async def _serve(
     concurrency: int,
     stall_seconds: int,
     stop: threading.Event,
-    started: Callable[[], None],
+    started: Callable[[int | None], None],
 ) -> None:
     loop = asyncio.get_running_loop()
     # Sync jobs run in the loop's default executor: room for every job at once, and then some.
@@ -91,21 +92,23 @@ async def _serve(
         target=lambda: (stop.wait(), loop.call_soon_threadsafe(stopping.set)), name="publisher-stop", daemon=True
     ).start()
     async with app.open_async():
-        worker = asyncio.create_task(
-            app.run_worker_async(
-                name=f"{socket.gethostname()}:{os.getpid()}",
-                concurrency=concurrency,
-                install_signal_handlers=False,
-                update_heartbeat_interval=max(1.0, stall_seconds / 3),
-                stalled_worker_timeout=stall_seconds,
-                fetch_job_polling_interval=max(1.0, stall_seconds / 3),
-            )
+        member = Worker(
+            app,
+            name=f"{socket.gethostname()}:{os.getpid()}",
+            concurrency=concurrency,
+            install_signal_handlers=False,
+            update_heartbeat_interval=max(1.0, stall_seconds / 3),
+            stalled_worker_timeout=stall_seconds,
+            fetch_job_polling_interval=max(1.0, stall_seconds / 3),
         )
+        worker = asyncio.create_task(member.run())  # type: ignore[no-untyped-call]  # untyped in procrastinate
         first_pass = asyncio.Event()
         deferring = asyncio.create_task(deferrer.run(first_pass))
         await _first(first_pass, worker, deferring)
+        while member.worker_id is None and not worker.done():  # registered in its first moments
+            await asyncio.sleep(0.05)
         if not worker.done():
-            started()
+            started(member.worker_id)
             await _first(stopping, worker)
         deferring.cancel()
         worker.cancel()  # the worker stops taking jobs and waits for the running ones

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from procrastinate import App
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.jobs import Status
 
 from publisher import clock, dispatch, jobs, journal
 from publisher import config as config_module
@@ -100,7 +101,12 @@ def register(app: App, ctx: Context) -> None:
                 job.task_name,
                 extra={"job": STALLED},
             )
-            await app.job_manager.retry_job(job)
+            try:
+                await app.job_manager.retry_job(job)
+            except UniqueViolation:
+                # A twin waits in the queue already (a slot queued the batch again): it does the
+                # work once this one lets go of the lock.
+                await app.job_manager.finish_job(job, Status.ABORTED, delete_job=False)
         return len(stalled)
 
     ctx.app = app
