@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -31,7 +30,7 @@ from tests.faults import Accepted, FaultServer, Seen, pause, slow
 
 TIMEOUT = 60.0
 SLOT_SECONDS = 2
-SLOTS = 6  # digests sent one after another, a new article before each
+SLOTS = 4  # digests sent one after another, a new article before each
 READERS, BATCH, KILLED_AT = 24, 2, 5  # 12 batches; the daemon sending the 5th request is killed
 SECRET = "cluster-test-unsubscribe-secret-0123456789"
 
@@ -212,29 +211,28 @@ def test_a_slot_missed_by_every_daemon_runs_once_when_one_starts(
     assert rows(pg_url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'digest'") == [(1,)]
 
 
-def test_db_copy_keeps_every_row_and_the_feeds_rebuild_byte_identical(
-    project: Project, pg_url: str, tmp_path: Path
-) -> None:
+def test_db_copy_keeps_every_row_and_the_feeds_rebuild_byte_identical(project: Project, pg_url: str) -> None:
     project.configure(digest={"recipients": "subscribers"})
-    env = {"PUBLISHER_NOW": NOW.isoformat(), "PUBLISHER_UNSUBSCRIBE_SECRET": "a-long-enough-secret-for-the-tests-0123"}
-    added = run_publisher("subscribers", "add", "a@example.org", "b@example.org", cwd=project.root, env=env)
-    assert added.returncode == 0, added.stderr
+    env = {"PUBLISHER_NOW": NOW.isoformat(), "PUBLISHER_UNSUBSCRIBE_SECRET": SECRET}
+    added = project.cli("subscribers", "add", "a@example.org", "b@example.org", env=env)
+    assert added.exit_code == 0, added.stderr
     for day, tags in enumerate((["harbour"], ["storm", "harbour"], ["council"]), start=1):
         when = (NOW + timedelta(days=day)).isoformat()
         project.add_article(f"day-{day}.md", markdown_article(f"News of day {day}", when[:10], tags))
-        done = run_publisher("run", cwd=project.root, env=env | {"PUBLISHER_NOW": when})
-        assert done.returncode == 0, done.stderr
+        done = project.cli("run", env=env | {"PUBLISHER_NOW": when})
+        assert done.exit_code == 0, done.stderr
     sqlite_url = project.config().store_url
 
-    copied = run_publisher("db", "copy", "--to", pg_url, cwd=project.root, env=env)
-    assert copied.returncode == 0, copied.stderr
+    copied = project.cli("db", "copy", "--to", pg_url, env=env)
+    assert copied.exit_code == 0, copied.stderr
     assert copied.stdout.splitlines()[-1].startswith("db copy: ")
 
     for table in metadata.sorted_tables:
         order = ", ".join(column.name for column in table.primary_key.columns) or "1"
         assert _table(sqlite_url, table.name, order) == _table(pg_url, table.name, order), table.name
-    again = run_publisher("db", "copy", "--to", pg_url, cwd=project.root, env=env)
-    assert again.returncode == 1
+    assert _table(pg_url, "batches", "id"), "the store had no journal to copy"
+    again = project.cli("db", "copy", "--to", pg_url, env=env)
+    assert again.exit_code == 1
     assert again.stderr.splitlines() == [
         f"publisher: error: db copy: {pg_url} holds a store already; copy into an empty database"
     ]
@@ -242,8 +240,8 @@ def test_db_copy_keeps_every_row_and_the_feeds_rebuild_byte_identical(
     later = env | {"PUBLISHER_NOW": (NOW + timedelta(days=5)).isoformat()}
     for name, url in (("from-sqlite", sqlite_url), ("from-postgresql", pg_url)):
         project.configure(store={"url": url}, feed={"dir": name})
-        built = run_publisher("feed", cwd=project.root, env=later)
-        assert built.returncode == 0, built.stderr
+        built = project.cli("feed", env=later)
+        assert built.exit_code == 0, built.stderr
     comparison = filecmp.dircmp(project.root / "from-sqlite", project.root / "from-postgresql")
     assert _same_tree(comparison)
     assert (project.root / "from-postgresql" / "atom.xml").stat().st_size > 0
@@ -306,3 +304,17 @@ def test_batches_spread_over_the_daemons_and_a_killed_daemons_batch_is_taken_ove
     assert max(requested.values()) == 2
     assert rows(pg_url, "SELECT DISTINCT state FROM batches") == [("accepted",)]
     assert rows(pg_url, "SELECT state FROM digests") == [("sent",)]
+
+
+def test_db_upgrade_sets_up_the_cluster_tables_once(project: Project, pg_url: str) -> None:
+    project.configure(store={"url": pg_url})
+
+    first = project.cli("db", "upgrade")
+    second = project.cli("db", "upgrade")
+
+    assert first.exit_code == second.exit_code == 0
+    assert first.stdout.splitlines()[1].startswith("cluster jobs (procrastinate): procrastinate schema ")
+    assert second.stdout.splitlines()[1] == "cluster jobs (procrastinate): up to date"
+    assert rows(pg_url, "SELECT count(*) FROM procrastinate_jobs") == [(0,)]
+    status = project.cli("status")
+    assert "cluster: 0 daemons alive; jobs: 0 queued, 0 running, 0 stalled, 0 failed" in status.stdout.splitlines()
