@@ -54,6 +54,7 @@ def run(config: Config, stop: threading.Event, *, ready: Callable[[str], None] |
             # The refresh slot under way is offered at start: a new cluster refreshes at once.
             slots.Schedule(tasks.REFRESH, tasks.PUBLISH_LOCK, *slots.every(config.refresh_minutes * 60), after=since),
             slots.Schedule(tasks.STALLED, None, *slots.every(config.stall_seconds), after=now),
+            slots.Schedule(tasks.PRUNE, None, *slots.every(3600), after=now),
         ]
 
         def started(worker_id: int | None) -> None:

@@ -9,7 +9,8 @@
     settle      once a send's batches are finished: sent or incomplete, and the web copy
                                                              (lock and queueing lock: the digest)
     stalled     Procrastinate's stalled-jobs retry: the jobs of a daemon whose heartbeat stopped
-                go back to the queue, for another daemon
+                go back to the queue, for another daemon        (every ``[daemon] stall_seconds``)
+    prune       finished jobs older than a week are deleted     (hourly)
 
 The ``publish`` lock keeps two daemons from ingesting or writing the feeds at once. A batch's
 lock keeps its job from running twice at once: a second job for it waits, then finds it
@@ -38,7 +39,8 @@ from publisher.store import Digest, Store
 
 log = logging.getLogger("publisher.daemon")
 
-DIGEST, REFRESH, BATCH, SETTLE, STALLED = "digest", "refresh", "batch", "settle", "stalled"
+DIGEST, REFRESH, BATCH, SETTLE, STALLED, PRUNE = "digest", "refresh", "batch", "settle", "stalled", "prune"
+KEEP_HOURS = 7 * 24  # finished jobs stay this long for `publisher status` and inquiries, then go
 PUBLISH_LOCK = "publish"  # ingest and the feeds: one job at a time in the cluster
 
 
@@ -108,6 +110,11 @@ def register(app: App, ctx: Context) -> None:
                 # work once this one lets go of the lock.
                 await app.job_manager.finish_job(job, Status.ABORTED, delete_job=False)
         return len(stalled)
+
+    @app.task(name=PRUNE, queueing_lock=PRUNE)
+    async def prune(timestamp: int) -> str:
+        await app.job_manager.delete_old_jobs(nb_hours=KEEP_HOURS, include_failed=True, include_aborted=True)
+        return "pruned"
 
     ctx.app = app
 
