@@ -134,8 +134,12 @@ def run_daemon(
     On a PostgreSQL store the daemon joins the cluster of daemons on it (publisher.cluster).
     """
     if config.store_url.startswith("postgresql"):
-        from publisher.cluster.daemon import run as run_in_cluster  # procrastinate: the [postgres] extra
-
+        try:
+            from publisher.cluster.daemon import run as run_in_cluster
+        except ImportError as exc:  # procrastinate comes with the [postgres] extra
+            raise PublisherError(
+                f"daemon: a PostgreSQL store needs {exc.name}: pip install 'publisher[postgres]'"
+            ) from None
         run_in_cluster(config, stop, ready=ready)
         return
     build_mailer(config)  # a missing secret stops the daemon now, not at 7 a.m.

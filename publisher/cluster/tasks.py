@@ -21,9 +21,12 @@ a provider that dedupes on it, held as in doubt for the others.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec
 
 from procrastinate import App
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
@@ -38,6 +41,7 @@ from publisher.errors import PublisherError
 from publisher.store import Digest, Store
 
 log = logging.getLogger("publisher.daemon")
+P = ParamSpec("P")
 
 DIGEST, REFRESH, BATCH, SETTLE, STALLED, PRUNE = "digest", "refresh", "batch", "settle", "stalled", "prune"
 KEEP_HOURS = 7 * 24  # finished jobs stay this long for `publisher status` and inquiries, then go
@@ -58,18 +62,39 @@ class Context:
         return config_module.load(self.config_path)
 
 
+def _reported(job: str) -> Callable[[Callable[P, str]], Callable[P, str]]:
+    """A job that meets a PublisherError (the store unreachable, a config gone bad) says so in
+    one line and ends; the next slot or refresh does its work again."""
+
+    def wrap(function: Callable[P, str]) -> Callable[P, str]:
+        @functools.wraps(function)
+        def run(*args: P.args, **kwargs: P.kwargs) -> str:
+            try:
+                return function(*args, **kwargs)
+            except PublisherError as exc:
+                log.error("%s job: %s", job, exc, extra={"job": job})
+                return "failed"
+
+        return run
+
+    return wrap
+
+
 def register(app: App, ctx: Context) -> None:
     """Add the cluster's tasks to ``app``."""
 
     @app.task(name=DIGEST, lock=PUBLISH_LOCK, queueing_lock=DIGEST)
+    @_reported(DIGEST)
     def digest_slot(timestamp: int) -> str:
         return _cycle(ctx, DIGEST, new_digest=True)
 
     @app.task(name=REFRESH, lock=PUBLISH_LOCK, queueing_lock=REFRESH)
+    @_reported(REFRESH)
     def refresh(timestamp: int) -> str:
         return _cycle(ctx, REFRESH, new_digest=False)
 
     @app.task(name=BATCH)
+    @_reported(BATCH)
     def send_batch(digest_id: str, batch_id: int) -> str:
         config, store = ctx.config(), ctx.store
         digest = store.digest(digest_id)
@@ -84,6 +109,7 @@ def register(app: App, ctx: Context) -> None:
         return report.state if report is not None else "finished already"
 
     @app.task(name=SETTLE)
+    @_reported(SETTLE)
     def settle(digest_id: str) -> str:
         config, store = ctx.config(), ctx.store
         digest = store.digest(digest_id)

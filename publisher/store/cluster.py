@@ -18,7 +18,7 @@ from importlib import resources
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from publisher.errors import StoreConflict
+from publisher.errors import StoreConflict, StoreError
 from publisher.store import Store
 from publisher.store.schema import AdvisoryLock
 
@@ -44,7 +44,10 @@ def engine_schema(store: Store) -> list[str]:
     A new database gets the whole schema of the installed Procrastinate; one set up by an older
     Procrastinate gets the migration files after the version recorded in the store's settings.
     """
-    import procrastinate  # the [postgres] extra: only a cluster needs it
+    try:
+        import procrastinate  # the [postgres] extra: only a cluster needs it
+    except ImportError:
+        raise StoreError("the cluster's job tables need procrastinate: pip install 'publisher[postgres]'") from None
 
     installed = _version(procrastinate.__version__)
     with store.transaction() as conn:
