@@ -10,7 +10,8 @@
                                                              (lock and queueing lock: the digest)
     stalled     Procrastinate's stalled-jobs retry: the jobs of a daemon whose heartbeat stopped
                 go back to the queue, for another daemon        (every ``[daemon] stall_seconds``)
-    prune       finished jobs older than a week are deleted     (hourly)
+    prune       finished jobs older than a week are deleted, and daemons silent for an hour
+                                                                (hourly)
 
 The ``publish`` lock keeps two daemons from ingesting or writing the feeds at once. A batch's
 lock keeps its job from running twice at once: a second job for it waits, then finds it
@@ -140,6 +141,8 @@ def register(app: App, ctx: Context) -> None:
     @app.task(name=PRUNE, queueing_lock=PRUNE)
     async def prune(timestamp: int) -> str:
         await app.job_manager.delete_old_jobs(nb_hours=KEEP_HOURS, include_failed=True, include_aborted=True)
+        # A daemon silent for an hour is gone (its jobs were retried long ago): out of `status`.
+        await app.job_manager.prune_stalled_workers(max(3600, 10 * ctx.stall_seconds))
         return "pruned"
 
     ctx.app = app
