@@ -51,7 +51,7 @@ def run(config: Config, stop: threading.Event, *, ready: Callable[[str], None] |
         now = clock.now()
         schedules = [
             slots.Schedule(tasks.DIGEST, tasks.PUBLISH_LOCK, *slots.cron(trigger), after=digest_after),
-            # The refresh slot under way is offered at start: a new cluster refreshes at once.
+            # A starting daemon offers the refresh slot under way (once per slot in the cluster).
             slots.Schedule(tasks.REFRESH, tasks.PUBLISH_LOCK, *slots.every(config.refresh_minutes * 60), after=since),
             slots.Schedule(tasks.STALLED, None, *slots.every(config.stall_seconds), after=now),
             slots.Schedule(tasks.PRUNE, None, *slots.every(3600), after=now),
