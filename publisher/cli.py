@@ -850,14 +850,17 @@ def _note_unused_list(config: Config) -> None:
 
 @main.group(
     name="db",
-    epilog=_examples("publisher db upgrade", "publisher db copy --to postgresql+psycopg://news@db.example.org/news"),
+    short_help="Upgrade the store's schema, or copy the store.",
+    epilog=_examples("publisher db upgrade", "publisher db copy --to postgresql+psycopg://db.example.org/news"),
 )
 def db_group() -> None:
     """The store's database: bring its schema up to date, or copy the store to another database."""
 
 
 @db_group.command(
-    name="upgrade", short_help="Apply the store's migrations (on PostgreSQL, the cluster's job tables too)."
+    name="upgrade",
+    short_help="Apply the store's migrations and the cluster's job tables.",
+    epilog=_examples("publisher db upgrade"),
 )
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
@@ -868,7 +871,11 @@ def db_upgrade(ctx: click.Context) -> None:
         click.echo(line)
 
 
-@db_group.command(name="copy", short_help="Copy the store, every id kept, into an empty database.")
+@db_group.command(
+    name="copy",
+    short_help="Copy the store, every id kept, into an empty database.",
+    epilog=_examples("publisher db copy --to postgresql+psycopg://db.example.org/news"),
+)
 @click.option("--to", "target", required=True, metavar="URL", help="SQLAlchemy URL of the empty database.")
 @click.pass_context
 def db_copy(ctx: click.Context, target: str) -> None:

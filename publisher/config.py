@@ -87,6 +87,16 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class BucketConfig:
+    """[bucket]: an S3-compatible bucket the cluster's daemons also put the feeds in (publisher.bucket)."""
+
+    name: str
+    url: str  # the endpoint: https://s3.<region>.amazonaws.com, or a compatible service's
+    region: str
+    prefix: str  # before every key: "feeds/" puts atom.xml at feeds/atom.xml
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str
     port: int
@@ -157,6 +167,7 @@ class Config:
     max_bytes: int = ARTICLE_MAX_BYTES
     # [daemon] stall_seconds: a cluster daemon silent this long is taken for dead (publisher.cluster)
     stall_seconds: int = 30
+    bucket: BucketConfig | None = None  # [bucket] name set: the feeds go to the bucket too
 
 
 class _Table:
@@ -318,6 +329,7 @@ KEYS: dict[str, frozenset[str]] = {
         }
     ),
     "daemon": frozenset({"refresh_minutes", "stall_seconds"}),
+    "bucket": frozenset({"name", "url", "region", "prefix"}),
     "server": frozenset({"host", "port", "cache_seconds"}),
 }
 
@@ -377,6 +389,7 @@ def load(path: Path) -> Config:
         ),
         refresh_minutes=dm.integer("refresh_minutes", 5, minimum=1, maximum=_MINUTES_A_MONTH),
         stall_seconds=dm.integer("stall_seconds", 30, minimum=3, maximum=86_400),
+        bucket=_bucket(table("bucket")),
         server=ServerConfig(
             host=sv.text("host", "127.0.0.1"),
             port=sv.integer("port", 8080, minimum=1, maximum=65535),
@@ -511,6 +524,17 @@ def _non_empty(t: _Table, key: str) -> str:
     if not value:
         raise ConfigError(t.where(key), "must not be empty")
     return value
+
+
+def _bucket(t: _Table) -> BucketConfig | None:
+    name = t.text("name", "")
+    if not name:
+        return None
+    region = t.text("region", "us-east-1")
+    url = t.text("url", f"https://s3.{region}.amazonaws.com").rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(t.where("url"), f"expected an http(s) URL, got {url!r}")
+    return BucketConfig(name=name, url=url, region=region, prefix=t.text("prefix", ""))
 
 
 def _store_url(t: _Table, base: Path) -> str:

@@ -148,6 +148,8 @@ COMMANDS = [
     ("subscribers", "add"),
     ("subscribers", "remove"),
     ("subscribers", "list"),
+    ("db", "upgrade"),
+    ("db", "copy"),
     ("daemon",),
     ("status",),
     ("serve",),
@@ -168,7 +170,9 @@ def test_every_command_is_listed_here() -> None:
     assert leaves(main, ()) == set(COMMANDS)
 
 
-@pytest.mark.parametrize("command", [(), *COMMANDS, ("articles",), ("digest",), ("subscribers",), ("config",)], ids=str)
+@pytest.mark.parametrize(
+    "command", [(), *COMMANDS, ("articles",), ("digest",), ("subscribers",), ("config",), ("db",)], ids=str
+)
 def test_every_help_has_an_example_and_nothing_cut_at_80_columns(command: tuple[str, ...], tmp_path: Path) -> None:
     done = publisher(*command, "--help", cwd=tmp_path, env={"COLUMNS": "80"})
     assert done.returncode == 0, done.stderr
@@ -182,6 +186,6 @@ def test_every_help_has_an_example_and_nothing_cut_at_80_columns(command: tuple[
 def test_the_top_level_list_fits_80_columns(tmp_path: Path) -> None:
     done = publisher("--help", cwd=tmp_path, env={"COLUMNS": "80"})
     listing = done.stdout.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert len(listing) == 11
+    assert len(listing) == 12
     assert all(len(line) <= 80 and not line.endswith("...") for line in listing)
     assert any(line.split()[0] == "init" for line in listing)

@@ -33,7 +33,7 @@ from procrastinate import App
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Status
 
-from publisher import clock, dispatch, jobs, journal
+from publisher import bucket, clock, dispatch, jobs, journal
 from publisher import config as config_module
 from publisher.config import Config
 from publisher.delivery import Mailer, build_mailer
@@ -193,6 +193,12 @@ def _cycle(ctx: Context, job: str, *, new_digest: bool) -> str:
     if published.error is not None:
         log.error("%s", published.error, extra={"job": job})
     log.info("%s; %s", ingested.summary(), published.summary(), extra={"job": job})
+    if config.bucket is not None and published.feed is not None:
+        try:
+            uploaded = bucket.publish(config, store, published.feed)
+            log.info("bucket %s: %d objects put or deleted", config.bucket.name, uploaded, extra={"job": job})
+        except PublisherError as exc:  # the digest still goes out; the next cycle uploads again
+            log.error("%s", exc, extra={"job": job})
     sent = None
     if new_digest or store.unsent_digest() is not None:
         sent = dispatch.send_digest_by(spreader(ctx.app), config, store, mailer, when, create=new_digest)
