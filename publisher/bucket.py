@@ -67,6 +67,12 @@ def publish(config: Config, store: Store, result: FeedResult) -> int:
     return len(changed) + len(removed)
 
 
+def check(config: Config) -> None:
+    """Raise the ConfigError of missing credentials now (a daemon's start), not at the first upload."""
+    if config.bucket is not None:
+        _auth(config.bucket)
+
+
 def _auth(bucket: BucketConfig) -> AWS4Auth:
     def required(name: str) -> str:
         value = os.environ.get(name)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from publisher import bucket
-from publisher.errors import PublisherError
+from publisher.errors import ConfigError, PublisherError
 from publisher.feed import write_feeds
 from publisher.store import Store
 from tests.conftest import NOW, Project, ingest_folder, markdown_article
@@ -117,3 +117,13 @@ def test_a_bucket_that_refuses_is_one_line_and_the_next_upload_sends_everything(
         assert not again.written  # nothing changed on disk
         bucket.publish(fixed, store, again)
         assert objects(s3) == on_disk(again.dir, "")
+
+
+def test_missing_credentials_are_named_before_anything_is_sent(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = project.configure(bucket={"name": NAME})
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    with pytest.raises(ConfigError, match=r"^AWS_ACCESS_KEY_ID: environment variable not set \(\[bucket\] uploads"):
+        bucket.check(config)

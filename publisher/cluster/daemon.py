@@ -21,7 +21,7 @@ from datetime import datetime
 from procrastinate import App
 from procrastinate.worker import Worker
 
-from publisher import clock, crontab
+from publisher import bucket, clock, crontab
 from publisher.cluster import app as app_module
 from publisher.cluster import slots, tasks
 from publisher.config import Config
@@ -37,6 +37,7 @@ SINCE = "cluster_since"  # the setting: when the first daemon started; no slot b
 def run(config: Config, stop: threading.Event, *, ready: Callable[[str], None] | None = None) -> None:
     """Join the cluster on the store's database until ``stop`` is set."""
     build_mailer(config)  # a missing secret stops the daemon now, not at 7 a.m.
+    bucket.check(config)
     _quiet_engine()
     trigger = crontab.trigger(config.digest.schedule, config.digest.timezone)
     store = Store.open(config.store_url)
