@@ -50,7 +50,7 @@ def cluster(project: Project, pg_url: str, server: FaultServer) -> Project:
     project.configure(
         store={"url": pg_url},
         mailer={"provider": "webhook", "url": server.url, "retries": 0},
-        daemon={"refresh_minutes": 60, "stall_seconds": 3},
+        daemon={"refresh_minutes": 60, "stall_seconds": 5},  # a busy shared machine may delay a beat
     )
     return project
 
