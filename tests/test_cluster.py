@@ -331,3 +331,33 @@ def test_db_upgrade_sets_up_the_cluster_tables_once(project: Project, pg_url: st
     assert rows(pg_url, "SELECT count(*) FROM procrastinate_jobs") == [(0,)]
     status = project.cli("status")
     assert "cluster: 0 daemons alive; jobs: 0 queued, 0 running, 0 stalled, 0 failed" in status.stdout.splitlines()
+
+
+def test_a_slot_run_again_after_its_daemon_died_sends_no_second_digest(cluster: Project, pg_url: str) -> None:
+    """The slot's job retried (its daemon died after creating the digest): the late news waits."""
+    from publisher.cluster import app as app_module
+    from publisher.cluster import tasks
+    from publisher.states import DigestState
+    from publisher.store import Store
+    from publisher.store import cluster as sql
+
+    config = cluster.config()
+    store = Store.open(pg_url)
+    app = app_module.build(pg_url, connections=2)
+    try:
+        sql.engine_schema(store)
+        tasks.register(app, tasks.Context(config.path, store, app, config.stall_seconds))
+        app.open()
+        add_article(cluster, "first.md", "---\ntitle: First news\n---\nIn the slot's digest.\n")
+        assert app.tasks[tasks.DIGEST](timestamp=1000) == "queued"
+        [digest] = store.recent_digests(5)
+        store.finish_digest(digest.id, DigestState.SENT, digest.created_at)  # its batches went out
+        add_article(cluster, "late.md", "---\ntitle: Late news\n---\nFor the next slot.\n")
+
+        assert app.tasks[tasks.DIGEST](timestamp=1000) == "refreshed"  # the same slot, retried: no digest
+        assert [d.id for d in store.recent_digests(5)] == [digest.id]
+        assert app.tasks[tasks.DIGEST](timestamp=1001) == "queued"  # the next slot takes the late news
+        assert len(store.recent_digests(5)) == 2
+    finally:
+        app.close()
+        store.close()

@@ -26,6 +26,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import ParamSpec
 
@@ -47,6 +48,7 @@ P = ParamSpec("P")
 DIGEST, REFRESH, BATCH, SETTLE, STALLED, PRUNE = "digest", "refresh", "batch", "settle", "stalled", "prune"
 KEEP_HOURS = 7 * 24  # finished jobs stay this long for `publisher status` and inquiries, then go
 PUBLISH_LOCK = "publish"  # ingest and the feeds: one job at a time in the cluster
+SLOT = "cluster_slot"  # the setting: "<slot> <when its first run began>" of the newest slot run
 
 
 @dataclass
@@ -87,7 +89,7 @@ def register(app: App, ctx: Context) -> None:
     @app.task(name=DIGEST, lock=PUBLISH_LOCK, queueing_lock=DIGEST)
     @_reported(DIGEST)
     def digest_slot(timestamp: int) -> str:
-        return _cycle(ctx, DIGEST, new_digest=True)
+        return _cycle(ctx, DIGEST, new_digest=_first_run(ctx.store, timestamp))
 
     @app.task(name=REFRESH, lock=PUBLISH_LOCK, queueing_lock=REFRESH)
     @_reported(REFRESH)
@@ -174,6 +176,19 @@ def spreader(app: App) -> dispatch.BatchRunner:
         )
 
     return spread
+
+
+def _first_run(store: Store, timestamp: int) -> bool:
+    """Whether this slot may create a digest: yes, unless a run of it (its job retried after its
+    daemon died) created one already; then it only continues that digest. So a slot never sends
+    two digests, and a run that died before creating one does not lose the slot."""
+    mark = store.setting(SLOT)
+    slot, _, started = (mark or "").partition(" ")
+    if slot != str(timestamp):
+        store.put_setting(SLOT, f"{timestamp} {clock.now().isoformat()}")
+        return True
+    last = store.last_digest()
+    return last is None or last.created_at < datetime.fromisoformat(started)
 
 
 def _cycle(ctx: Context, job: str, *, new_digest: bool) -> str:
