@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.common import Figure, Report, Series
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("ingest", "feeds", "send", "serve", "startup", "daemon", "extraction")
+BENCHMARKS = ("ingest", "feeds", "send", "serve", "startup", "daemon", "extraction", "cluster")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from publisher.states import SubscriberState
 # Each command imports the modules it uses when it runs, so that `publisher --help` or a
 # command with little to do does not pay for them all (the feed, the digest, the mailers).
 if TYPE_CHECKING:
-    from publisher import membership, progress, report, resume
+    from publisher import health, membership, progress, report, resume
     from publisher.config import Config
     from publisher.delivery import Mailer
     from publisher.dispatch import BatchReport, SendResult
@@ -913,6 +913,47 @@ def _note_unused_list(config: Config) -> None:
         )
 
 
+@main.group(
+    name="db",
+    short_help="Upgrade the store's schema, or copy the store.",
+    epilog=_examples("publisher db upgrade", "publisher db copy --to postgresql+psycopg://db.example.org/news"),
+)
+def db_group() -> None:
+    """The store's database: bring its schema up to date, or copy the store to another database."""
+
+
+@db_group.command(
+    name="upgrade",
+    short_help="Apply the store's migrations and the cluster's job tables.",
+    epilog=_examples("publisher db upgrade"),
+)
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply the store's migrations and, on PostgreSQL, Procrastinate's schema for `publisher daemon`."""
+    from publisher.cluster.schema import upgrade
+
+    for line in upgrade(_config(ctx).store_url):
+        click.echo(line)
+
+
+@db_group.command(
+    name="copy",
+    short_help="Copy the store, every id kept, into an empty database.",
+    epilog=_examples("publisher db copy --to postgresql+psycopg://db.example.org/news"),
+)
+@click.option("--to", "target", required=True, metavar="URL", help="SQLAlchemy URL of the empty database.")
+@click.pass_context
+def db_copy(ctx: click.Context, target: str) -> None:
+    """Copy the store into the empty database at URL (SQLite to PostgreSQL, say) with every id,
+    digest, journal row and feed entry id kept; then point [store] url at it."""
+    from publisher.store import safe_url
+    from publisher.store.copy import copy_store
+
+    config = _config(ctx)
+    total = copy_store(config.store_url, target, on_table=lambda name, n: click.echo(f"{name}: {n}"))
+    click.echo(f"db copy: {total} rows copied to {safe_url(target)}; set [store] url to it to use the copy")
+
+
 @main.command(
     short_help="Run the digest on its schedule, refresh the feeds often.",
     epilog=_examples(
@@ -1029,6 +1070,20 @@ def _status_lines(shown: report.StatusReport) -> Iterator[str]:
             f"digest hold: held since {facts.held_since.isoformat()}: no digest goes out until "
             "`publisher digest release`"
         )
+    if facts.cluster is not None:
+        yield from _cluster_lines(facts.cluster)
+
+
+def _cluster_lines(cluster: health.ClusterStatus) -> Iterator[str]:
+    """The daemons of a PostgreSQL store and their jobs (publisher.cluster)."""
+    jobs = cluster.jobs
+    yield (
+        f"cluster: {_count(cluster.alive, 'daemon')} alive; jobs: {jobs.queued} queued, {jobs.running} running, "
+        f"{jobs.stalled} stalled, {jobs.failed} failed"
+    )
+    for worker in cluster.workers:
+        state = "alive" if worker.alive else "silent: its jobs go to another daemon after [daemon] stall_seconds"
+        yield f"  daemon {worker.id}: last heartbeat {worker.last_heartbeat.isoformat()}, {state}"
 
 
 def _last_digest_lines(last: report.LastDigest | None) -> Iterator[str]:

@@ -247,6 +247,7 @@ def load(path: Path) -> Config:
         signup=_signup(table("signup"), site, digest),
         bounces=_section(table("bounces"), BouncesConfig),
         sources=_sources(name, raw.get("sources", []), base),
+        bucket=_bucket(table("bucket")),
     )
 
 
@@ -487,6 +488,16 @@ def _non_empty(t: _Table, key: str, default: Any = None) -> str:
     return value
 
 
+def _bucket(t: _Table) -> BucketConfig | None:
+    if not t.text("name", ""):
+        return None
+    region = _one(t, BucketConfig, "region")
+    url = t.text("url", f"https://s3.{region}.amazonaws.com").rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(t.where("url"), f"expected an http(s) URL, got {url!r}")
+    return _section(t, BucketConfig, url=url, region=region)
+
+
 def _store_url(t: _Table, base: Path) -> str:
     value = t.text("url", "sqlite:///publisher.db")
     problem = url_problem(value)
@@ -687,6 +698,18 @@ class ArticlesConfig:
 @dataclass(frozen=True)
 class DaemonConfig:
     refresh_minutes: int = setting(5, low=1, high=_MINUTES_A_MONTH)
+    # A cluster daemon silent this long is taken for dead, its jobs retried (publisher.cluster).
+    stall_seconds: int = setting(30, low=3, high=86_400)
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    """[bucket]: an S3-compatible bucket the cluster's daemons also put the feeds in (publisher.bucket)."""
+
+    name: str = setting("")
+    url: str = setting("")  # the endpoint (default: https://s3.<region>.amazonaws.com), or a compatible service's
+    region: str = setting("us-east-1")
+    prefix: str = setting("")  # before every key: "feeds/" puts atom.xml at feeds/atom.xml
 
 
 @dataclass(frozen=True)
@@ -935,6 +958,7 @@ _SECTIONS: dict[str, tuple[type[DataclassInstance], ...]] = {
     "daemon": (DaemonConfig,),
     "server": (ServerConfig,),
     "bounces": (BouncesConfig,),
+    "bucket": (BucketConfig,),
     "sources": (SourceConfig,),  # [[sources]]: a list of tables, each with these keys
 }
 # Every key each section accepts (another is refused as a typo): the fields made with
@@ -960,6 +984,7 @@ class Config:
     bounces: BouncesConfig = BouncesConfig()
     # [[sources]]: remote feeds whose items become articles (publisher.sources)
     sources: tuple[SourceConfig, ...] = ()
+    bucket: BucketConfig | None = None  # [bucket] name set: the feeds go to the bucket too
 
     # The names the settings had before they were sections.
     @property
@@ -981,3 +1006,7 @@ class Config:
     @property
     def refresh_minutes(self) -> int:
         return self.daemon.refresh_minutes
+
+    @property
+    def stall_seconds(self) -> int:
+        return self.daemon.stall_seconds

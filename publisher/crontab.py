@@ -39,13 +39,25 @@ class WallClockCron(CronTrigger):  # type: ignore[misc]  # apscheduler has no ty
 
 
 def trigger(schedule: str, timezone: ZoneInfo) -> WallClockCron:
-    """``"0 7 * * 1"`` -> a trigger firing Mondays at 07:00 in ``timezone``; raises ValueError."""
+    """``"0 7 * * 1"`` -> a trigger firing Mondays at 07:00 in ``timezone``; raises ValueError.
+
+    A sixth field is the second, as croniter (and so Procrastinate) reads it:
+    ``"* * * * * */5"`` fires every five seconds (a fast schedule, for trying a cluster out).
+    """
     fields = schedule.split()
-    if len(fields) != 5:
-        raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
-    minute, hour, day, month, weekdays = fields
+    if len(fields) not in (5, 6):
+        raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5 (or 6, with seconds last)")
+    minute, hour, day, month, weekdays = fields[:5]
+    # Only a sixth field names the second: a saved five-field trigger must read the same (scheduler).
+    seconds = {"second": fields[5]} if len(fields) == 6 else {}
     return WallClockCron(
-        minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_weekdays(weekdays), timezone=timezone
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_crontab_weekdays(weekdays),
+        timezone=timezone,
+        **seconds,
     )
 
 

@@ -72,6 +72,8 @@ class BatchReport:
 
 
 OnBatch = Callable[[BatchReport], None]
+# What sends a claimed digest's batches: _send_batches here, or publisher.cluster spreading them as jobs.
+BatchRunner = Callable[[Config, Store, Mailer, Digest, bool, "OnBatch | None"], "SendResult"]
 
 
 def send_digest(
@@ -86,6 +88,22 @@ def send_digest(
     on_batch: OnBatch | None = None,
 ) -> SendResult:
     """Continue the unsent digest, or (with ``create``) create and send the next one."""
+    return send_digest_by(_send_batches, config, store, mailer, when, resend_in_doubt, retry_failed, create, on_batch)
+
+
+def send_digest_by(
+    run_batches: BatchRunner,
+    config: Config,
+    store: Store,
+    mailer: Mailer,
+    when: datetime,
+    resend_in_doubt: bool = False,
+    retry_failed: bool = False,
+    create: bool = True,
+    on_batch: OnBatch | None = None,
+) -> SendResult:
+    """:func:`send_digest`, the claimed digest's batches sent by ``run_batches`` (publisher.cluster
+    queues them as jobs)."""
     reopened = reopen(store, resend_in_doubt, retry_failed, when)
     digest = store.unsent_digest()
     if digest is None and not create:
@@ -111,7 +129,7 @@ def send_digest(
     if not store.claim_digest(digest, when, owner.me()):
         return _busy(digest.id)
     try:
-        result = _send_batches(config, store, mailer, digest, resend_in_doubt, on_batch)
+        result = run_batches(config, store, mailer, digest, resend_in_doubt, on_batch)
     finally:
         # Whatever happened (even an error that is not a DeliveryError), the digest leaves
         # `sending`: its batches say what was done.
@@ -211,6 +229,43 @@ def _send_batches(
     stop = next((o.detail for o in outcomes if o.state == BatchState.PENDING), None)
     accepted = [o.detail for o in outcomes if o.state == BatchState.ACCEPTED]
     return _finish(store, digest, stop, accepted[-1] if accepted else "")
+
+
+def plan(config: Config, store: Store, mailer: Mailer, digest: Digest) -> list[journal.Batch]:
+    """The digest's batches, written to the journal first if they were not (as a send does)."""
+    _plan(config, store, mailer, digest.id)
+    return journal.batches_of(store, digest.id)
+
+
+def send_batch(
+    config: Config, store: Store, mailer: Mailer, digest: Digest, batch_id: int, *, resend_in_doubt: bool = False
+) -> BatchReport | None:
+    """Send one planned batch of ``digest``, through the journal's steps exactly as a thread of
+    :func:`send_digest` does; None when it was finished already (or the batch is not the digest's).
+
+    publisher.cluster runs each batch as a job of its own, on whichever daemon takes it.
+    """
+    planned = journal.batches_of(store, digest.id)
+    batch = next((b for b in planned if b.id == batch_id), None)
+    if batch is None or batch.state in journal.FINISHED:
+        return None
+    run = _Run(config, store, mailer, outgoing(config, store, digest), resend_in_doubt, Pace(config.mailer.rate))
+    outcome = run.batch(0, batch)
+    if outcome is None:
+        return None
+    _report(None, outcome.batch, len(planned), outcome.state, outcome.detail)
+    return BatchReport(digest.id, batch.number, len(planned), batch.recipient_count, outcome.state, outcome.detail)
+
+
+def settle(config: Config, store: Store, digest: Digest) -> SendResult | None:
+    """Record a digest sent batch by batch as sent or incomplete once every batch is finished
+    (and publish its web copy, as :func:`send_digest` does); None while batches are left, or
+    when it was settled already."""
+    current = store.digest(digest.id)
+    settled = (DigestState.SENT, DigestState.INCOMPLETE, DigestState.CLOSED)
+    if current is None or current.state in settled or not journal.summary(store, digest.id).finished:
+        return None
+    return _archived(config, store, _finish(store, current, None, ""))
 
 
 class _Run:

@@ -24,6 +24,7 @@ from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
 from publisher.states import BatchState, DigestState
 from publisher.store import Article, Digest, Store, remote, safe_url, signups, urls
+from publisher.store import cluster as cluster_sql
 
 FORMAT = 1  # of the --json object
 RECENT_DIGESTS = 5  # shown with their batches, besides every incomplete one
@@ -66,6 +67,7 @@ class Status:
     # A local list: sign-ups and confirmations over the last 7 and 30 days, by "7d" / "30d".
     signups: dict[str, dict[str, int]] | None = None
     bounces: list[watch.Window] | None = None  # the complaint-rate watch (a local list only)
+    cluster: ClusterStatus | None = None  # PostgreSQL: the daemons and their jobs (publisher.cluster)
 
     @property
     def exists(self) -> bool:
@@ -102,7 +104,42 @@ class Status:
             ],
             "bounces": self.bounces and {"line": watch.LINE, "windows": [w.as_json() for w in self.bounces]},
             "problems": [{"kind": p.kind, "digest_id": p.digest_id, "message": p.message} for p in self.problems],
+            "cluster": self.cluster.as_json() if self.cluster is not None else None,
         }
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """The daemons of a PostgreSQL store: each worker's last heartbeat, and the jobs' states."""
+
+    workers: list[cluster_sql.Worker]
+    jobs: cluster_sql.Jobs
+
+    @property
+    def alive(self) -> int:
+        return sum(1 for w in self.workers if w.alive)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "workers": [
+                {"id": w.id, "last_heartbeat": w.last_heartbeat.isoformat(), "alive": w.alive} for w in self.workers
+            ],
+            "jobs": {
+                "queued": self.jobs.queued,
+                "running": self.jobs.running,
+                "stalled": self.jobs.stalled,
+                "failed": self.jobs.failed,
+            },
+        }
+
+
+def cluster_status(config: Config, store: Store) -> ClusterStatus | None:
+    """The cluster on the store, if it is PostgreSQL and a daemon ever ran on it."""
+    if not cluster_sql.is_postgresql(config.store_url) or not cluster_sql.has_engine_schema(store):
+        return None
+    return ClusterStatus(
+        cluster_sql.workers(store, config.stall_seconds), cluster_sql.jobs(store, config.stall_seconds)
+    )
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -187,6 +224,7 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             hubs=websub.Backlog.load(store).hubs(),
             held_since=hold.held_since(store),
             signups=_signups(store, when) if config.digest.recipients == "subscribers" else None,
+            cluster=cluster_status(config, store),
             problems=[_problem(config, d) for d in states if d.digest.state == DigestState.INCOMPLETE]
             + ([Problem("complaint_rate", complaints)] if complaints else [])
             + source_problems(config, store, when),

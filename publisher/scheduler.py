@@ -6,7 +6,8 @@ runs once at start-up (``coalesce``, no misfire limit), and a slot that already 
 runs again (a kill in the very instant of the hand-over runs it once more after a restart,
 which only continues the same unsent digest).
 The refresh job (ingest + feed) runs at start and every ``[daemon] refresh_minutes``.
-One daemon per store: a second one refuses to start (:func:`only_daemon`).
+One daemon per SQLite store: a second one refuses to start (:func:`only_daemon`); on
+PostgreSQL any number of daemons form a cluster instead (publisher.cluster).
 
 The daemon shows no progress: its log is the record of what it did. Every line names its job
 (``job``), a send's outcome its digest (``digest_id``), and publisher.dispatch logs each batch
@@ -119,7 +120,19 @@ def run_daemon(
     on_job: Callable[[JobExecutionEvent], None] | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Run until ``stop`` is set, then let a running job finish and return."""
+    """Run until ``stop`` is set, then let a running job finish and return.
+
+    On a PostgreSQL store the daemon joins the cluster of daemons on it (publisher.cluster).
+    """
+    if config.store_url.startswith("postgresql"):
+        try:
+            from publisher.cluster.daemon import run as run_in_cluster
+        except ImportError as exc:  # procrastinate comes with the [postgres] extra
+            raise PublisherError(
+                f"daemon: a PostgreSQL store needs {exc.name}: pip install 'publisher[postgres]'"
+            ) from None
+        run_in_cluster(config, stop, ready=ready)
+        return
     build_mailer(config)  # a missing secret stops the daemon now, not at 7 a.m.
     trigger = digest_trigger(config)
     store = Store.open(config.store_url)

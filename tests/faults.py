@@ -29,6 +29,7 @@ import socketserver
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -116,6 +117,7 @@ class FaultServer:
         self._answers: dict[str, bytes] = {}  # the first answer to each Idempotency-Key
         self._count = 0
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified with every request seen or taken
         self._tcp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
         self._tcp.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._tcp.server_address[1]}"
@@ -145,6 +147,11 @@ class FaultServer:
         """Requests that arrived so far."""
         with self._lock:
             return self._count
+
+    def wait_for(self, predicate: Callable[[list[Seen], list[Accepted]], bool], timeout: float) -> bool:
+        """Wait until ``predicate(requests, accepted)`` holds (checked as each request arrives)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self.requests, self.accepted), timeout)
 
     def recipients(self) -> list[str]:
         """Every recipient of every request taken, repeats kept."""
@@ -206,6 +213,7 @@ class FaultServer:
     def _note(self, seen: Seen) -> None:
         with self._lock:
             self.requests.append(seen)
+            self._changed.notify_all()
 
     def _take(self, number: int, headers: dict[str, str], body: bytes) -> bytes:
         """Record the request as taken (once per Idempotency-Key) and return its answer."""
@@ -215,6 +223,7 @@ class FaultServer:
             if key is not None and key in self._answers:
                 return self._answers[key]
             self.accepted.append(Accepted(number, key or batch, recipients))
+            self._changed.notify_all()
             answer = _response(200, {"id": f"<{number}@faults.test>", "message": "Queued. Thank you."}, {})
             if key is not None:
                 self._answers[key] = answer

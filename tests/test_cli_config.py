@@ -152,6 +152,8 @@ COMMANDS = [
     ("subscribers", "export"),
     ("subscribers", "forget"),
     ("sources", "list"),
+    ("db", "upgrade"),
+    ("db", "copy"),
     ("daemon",),
     ("status",),
     ("serve",),
@@ -173,7 +175,9 @@ def test_every_command_is_listed_here() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [(), *COMMANDS, ("articles",), ("digest",), ("subscribers",), ("config",), ("sources",)], ids=str
+    "command",
+    [(), *COMMANDS, ("articles",), ("digest",), ("subscribers",), ("config",), ("sources",), ("db",)],
+    ids=str,
 )
 def test_every_help_has_an_example_and_nothing_cut_at_80_columns(command: tuple[str, ...], tmp_path: Path) -> None:
     done = publisher(*command, "--help", cwd=tmp_path, env={"COLUMNS": "80"})
@@ -188,6 +192,6 @@ def test_every_help_has_an_example_and_nothing_cut_at_80_columns(command: tuple[
 def test_the_top_level_list_fits_80_columns(tmp_path: Path) -> None:
     done = publisher("--help", cwd=tmp_path, env={"COLUMNS": "80"})
     listing = done.stdout.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert len(listing) == 12
+    assert len(listing) == 13
     assert all(len(line) <= 80 and not line.endswith("...") for line in listing)
     assert any(line.split()[0] == "init" for line in listing)

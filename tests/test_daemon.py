@@ -359,7 +359,8 @@ def _start_daemon(project: Project) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+# On PostgreSQL a second daemon joins the first in a cluster instead: tests/test_cluster.py.
+@pytest.mark.parametrize("store", ["sqlite"])
 def test_the_daemon_lock_outlives_a_second_daemon_and_dies_with_sigkill(
     project: Project, store: str, request: pytest.FixtureRequest
 ) -> None:

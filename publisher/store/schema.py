@@ -40,6 +40,7 @@ class AdvisoryLock(IntEnum):
     DAEMON = 7239002  # scheduler.only_daemon: one daemon per store (held for the daemon's life)
     TAG_INDEX = 7239003  # feed.index: one tag index writer at a time
     ARTICLE_CHANGES = 7239004  # the article_changes trigger: change numbers in commit order
+    CLUSTER_SLOTS = 7239005  # publisher.cluster.slots: a slot is offered after every older one
 
 
 class UtcDateTime(TypeDecorator[datetime]):
