@@ -160,8 +160,10 @@ class Sent:
 
 
 def send_due(config: Config, store: Store, mailer: Mailer) -> list[Sent]:
-    """Send every notice still to send, oldest first; stop at the first passing failure."""
+    """Send every notice still to send, oldest first; stop at the first passing failure. One
+    to an address suppressed since it was queued is failed instead, unsent."""
     done: list[Sent] = []
+    table.drop_suppressed(store, clock.now())  # suppressed after it was queued: never sent
     lease = timedelta(
         seconds=config.mailer.timeout * (config.mailer.retries + 1) + config.mailer.max_retry_seconds + 60
     )

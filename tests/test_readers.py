@@ -284,6 +284,25 @@ def test_a_bounced_confirmation_is_tied_to_it_and_suppresses_the_pending_reader(
     assert mails(listed, "welcome") == {} and len(mails(listed, "confirm")[readers["ses"]]) == 1
 
 
+def test_a_confirmation_queued_before_the_address_was_suppressed_is_never_sent(listed: Project) -> None:
+    """A provider's report arriving between the sign-up and the sending (the bounce of an
+    earlier confirmation, a provider's suppression list synced) stops the email."""
+    config = listed.config()
+    with closing(listed.open_store()) as store:
+        assert signup.sign_up(config, store, ADA, NOW, None) == signup.SignUpOutcome.QUEUED
+        bounce = MailEvent("postmark", "hard-1", MailEventKind.HARD_BOUNCE, ADA, NOW)
+        record.record(store, [bounce], config.bounces, NOW)
+
+    run = listed.cli("run")
+
+    assert run.exit_code == 0, run.output
+    assert mails(listed, "confirm") == {}
+    assert states(listed) == {ADA: "bounced"}
+    with closing(listed.open_store()) as store, store.transaction() as conn:
+        rows = conn.execute(select(notices_table.c.state, notices_table.c.last_error)).all()
+    assert [tuple(row) for row in rows] == [("failed", "not sent: the address bounced or complained")]
+
+
 def local_path(message: EmailMessage) -> str:
     return local(confirm_link(message))
 

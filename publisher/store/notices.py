@@ -35,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 
-from publisher.states import BatchState
+from publisher.states import BatchState, SubscriberState
 from publisher.store.schema import UtcDateTime, metadata, subscribers
 
 if TYPE_CHECKING:
@@ -129,6 +129,21 @@ def unfinished(store: Store) -> list[Notice]:
     )
     with store.transaction() as conn:
         return [Notice(**row) for row in conn.execute(query).mappings()]
+
+
+def drop_suppressed(store: Store, now: datetime) -> int:
+    """Fail the notices still to send to an address suppressed since they were queued (a bounce
+    or complaint reported meanwhile, publisher.bounces): they are never sent. How many."""
+    suppressed = select(subscribers.c.id).where(
+        subscribers.c.state.in_((SubscriberState.BOUNCED, SubscriberState.COMPLAINED))
+    )
+    with store.transaction() as conn:
+        changed = conn.execute(
+            update(notices)
+            .where(notices.c.state == BatchState.PENDING, notices.c.subscriber_id.in_(suppressed))
+            .values(state=BatchState.FAILED, updated_at=now, last_error="not sent: the address bounced or complained")
+        )
+        return int(changed.rowcount)
 
 
 def claim(store: Store, notice: Notice, now: datetime) -> bool:
