@@ -33,7 +33,7 @@ from publisher import clock
 from publisher.config import Config
 from publisher.delivery import Envelope, Mailer, Recipient, build_mailer
 from publisher.errors import ConfigError, DeliveryError, PublisherError, RenderError
-from publisher.message import POLICY, Outgoing, header_text
+from publisher.message import POLICY, Outgoing, header_text, preferences_link
 from publisher.states import BatchState
 from publisher.store import Store
 from publisher.store import notices as table
@@ -93,8 +93,11 @@ def render_confirm(config: Config, address: str, link: str, unsubscribe: str, no
 
 
 def render_welcome(config: Config, unsubscribe: str, now: datetime) -> tuple[str, bytes]:
-    """The welcome email once confirmed: (its key, its bytes)."""
-    return _message(config, NoticeKind.WELCOME, f"Welcome to {config.site.title}", now, unsubscribe, {})
+    """The welcome email once confirmed: (its key, its bytes). With [digest] preferences_url,
+    it links to the reader's own preferences page, as every digest's footer does."""
+    chosen = config.digest.preferences_url
+    extra = {"preferences_url": preferences_link(chosen, unsubscribe) if chosen else ""}
+    return _message(config, NoticeKind.WELCOME, f"Welcome to {config.site.title}", now, unsubscribe, extra)
 
 
 def _message(
@@ -157,8 +160,10 @@ class Sent:
 
 
 def send_due(config: Config, store: Store, mailer: Mailer) -> list[Sent]:
-    """Send every notice still to send, oldest first; stop at the first passing failure."""
+    """Send every notice still to send, oldest first; stop at the first passing failure. One
+    to an address suppressed since it was queued is failed instead, unsent."""
     done: list[Sent] = []
+    table.drop_suppressed(store, clock.now())  # suppressed after it was queued: never sent
     lease = timedelta(
         seconds=config.mailer.timeout * (config.mailer.retries + 1) + config.mailer.max_retry_seconds + 60
     )

@@ -13,7 +13,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Connection, ForeignKey, Index, Integer, String, Table, Text, func, insert, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+)
 
 from publisher.store.schema import UtcDateTime, metadata, subscribers
 
@@ -65,6 +79,21 @@ def of(conn: Connection, subscriber_id: int) -> list[dict[str, object]]:
     """A reader's consent record, oldest first."""
     query = select(consents).where(consents.c.subscriber_id == subscriber_id).order_by(consents.c.id)
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def of_key(conn: Connection, email_key: str) -> list[dict[str, object]]:
+    """The consent record of the reader with ``email_key``, oldest first (publisher.gdpr's export)."""
+    query = select(consents).where(_theirs(email_key)).order_by(consents.c.id)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def erase(conn: Connection, email_key: str) -> None:
+    """Delete it (publisher.gdpr's erasure): explicit, not left to the foreign key's cascade."""
+    conn.execute(delete(consents).where(_theirs(email_key)))
+
+
+def _theirs(email_key: str) -> ColumnElement[bool]:
+    return consents.c.subscriber_id.in_(select(subscribers.c.id).where(subscribers.c.email_key == email_key))
 
 
 def count_since(conn: Connection, method: ConsentMethod, since: datetime) -> int:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     ForeignKey,
     Index,
@@ -27,14 +28,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     func,
     insert,
     select,
     update,
 )
 
-from publisher.states import BatchState
-from publisher.store.schema import UtcDateTime, metadata
+from publisher.states import BatchState, SubscriberState
+from publisher.store.schema import UtcDateTime, metadata, subscribers
 
 if TYPE_CHECKING:
     from publisher.store import Store
@@ -129,6 +131,21 @@ def unfinished(store: Store) -> list[Notice]:
         return [Notice(**row) for row in conn.execute(query).mappings()]
 
 
+def drop_suppressed(store: Store, now: datetime) -> int:
+    """Fail the notices still to send to an address suppressed since they were queued (a bounce
+    or complaint reported meanwhile, publisher.bounces): they are never sent. How many."""
+    suppressed = select(subscribers.c.id).where(
+        subscribers.c.state.in_((SubscriberState.BOUNCED, SubscriberState.COMPLAINED))
+    )
+    with store.transaction() as conn:
+        changed = conn.execute(
+            update(notices)
+            .where(notices.c.state == BatchState.PENDING, notices.c.subscriber_id.in_(suppressed))
+            .values(state=BatchState.FAILED, updated_at=now, last_error="not sent: the address bounced or complained")
+        )
+        return int(changed.rowcount)
+
+
 def claim(store: Store, notice: Notice, now: datetime) -> bool:
     """Move ``notice`` to sending if it is still as read."""
     with store.transaction() as conn:
@@ -160,3 +177,19 @@ def by_state(store: Store) -> dict[str, int]:
     query = select(notices.c.state, func.count()).group_by(notices.c.state)
     with store.transaction() as conn:
         return {str(state): int(count) for state, count in conn.execute(query)}
+
+
+def of_key(conn: Connection, email_key: str) -> list[dict[str, object]]:
+    """The notices of the reader with ``email_key``, message and all, oldest first
+    (publisher.gdpr's export)."""
+    query = select(notices).where(_theirs(email_key)).order_by(notices.c.id)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def erase(conn: Connection, email_key: str) -> None:
+    """Delete them (publisher.gdpr's erasure), a notice not sent yet too: it is not sent."""
+    conn.execute(delete(notices).where(_theirs(email_key)))
+
+
+def _theirs(email_key: str) -> ColumnElement[bool]:
+    return notices.c.subscriber_id.in_(select(subscribers.c.id).where(subscribers.c.email_key == email_key))

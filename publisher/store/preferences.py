@@ -258,32 +258,32 @@ def variants(store: SendStore, digest_id: str) -> list[tuple[int, int, list[str]
 # -- export and erasure -----------------------------------------------------------------------
 
 
-def export(store: Store, email_key: str) -> dict[str, Any] | None:
-    """All rows about the reader with ``email_key``, as plain values; None if not on the list."""
-    with store.transaction() as conn:
-        row = conn.execute(select(subscribers).where(subscribers.c.email_key == email_key)).mappings().first()
-        if row is None:
-            return None
-        chosen = conn.execute(
-            select(preferences.c.digest, preferences.c.topics, preferences.c.updated_at)
-            .where(preferences.c.subscriber_id == row["id"])
-            .order_by(preferences.c.digest)
-        ).mappings()
-        sent = conn.execute(
-            select(
-                batches.c.digest_id,
-                batches.c.number,
-                batches.c.key,
-                batches.c.state,
-                batches.c.updated_at,
-                batch_recipients.c.email,
-                batch_recipients.c.error,
-            )
-            .join(batches, batches.c.id == batch_recipients.c.batch_id)
-            .where(_theirs(row["id"], email_key))
-            .order_by(batches.c.digest_id, batches.c.number)
-        ).mappings()
-        return {"subscriber": dict(row), "preferences": [dict(p) for p in chosen], "batches": [dict(b) for b in sent]}
+def export(conn: Connection, email_key: str) -> dict[str, Any] | None:
+    """All rows of these tables about the reader with ``email_key``, as plain values; None if
+    not on the list. Inside the caller's transaction (publisher.gdpr adds the other tables')."""
+    row = conn.execute(select(subscribers).where(subscribers.c.email_key == email_key)).mappings().first()
+    if row is None:
+        return None
+    chosen = conn.execute(
+        select(preferences.c.digest, preferences.c.topics, preferences.c.updated_at)
+        .where(preferences.c.subscriber_id == row["id"])
+        .order_by(preferences.c.digest)
+    ).mappings()
+    sent = conn.execute(
+        select(
+            batches.c.digest_id,
+            batches.c.number,
+            batches.c.key,
+            batches.c.state,
+            batches.c.updated_at,
+            batch_recipients.c.email,
+            batch_recipients.c.error,
+        )
+        .join(batches, batches.c.id == batch_recipients.c.batch_id)
+        .where(_theirs(row["id"], email_key))
+        .order_by(batches.c.digest_id, batches.c.number)
+    ).mappings()
+    return {"subscriber": dict(row), "preferences": [dict(p) for p in chosen], "batches": [dict(b) for b in sent]}
 
 
 def _theirs(subscriber_id: int | None, email_key: str) -> Any:
@@ -291,22 +291,22 @@ def _theirs(subscriber_id: int | None, email_key: str) -> Any:
     return by_key if subscriber_id is None else or_(batch_recipients.c.subscriber_id == subscriber_id, by_key)
 
 
-def erase(store: Store, email_key: str, hashed: str, now: datetime) -> bool:
-    """Delete every row about the reader and keep ``hashed`` alone; False if not on the list.
+def erase(conn: Connection, email_key: str, hashed: str, now: datetime) -> bool:
+    """Delete the rows of these tables about the reader (the subscriber's last) and keep
+    ``hashed`` alone; False if not on the list. Inside the caller's transaction.
 
     Their journal rows go too: a batch not sent yet leaves them out, and one sent keeps its
     count of recipients (journal.summary reads the batches' counts, not these rows).
     """
-    with store.transaction() as conn:
-        found = conn.execute(select(subscribers.c.id).where(subscribers.c.email_key == email_key)).scalar_one_or_none()
-        if found is None:
-            return False
-        conn.execute(delete(batch_recipients).where(_theirs(found, email_key)))
-        conn.execute(delete(preferences).where(preferences.c.subscriber_id == found))
-        conn.execute(delete(subscribers).where(subscribers.c.id == found))
-        if conn.execute(select(forgotten.c.hash).where(forgotten.c.hash == hashed)).first() is None:
-            conn.execute(insert(forgotten), {"hash": hashed, "forgotten_at": now})
-        return True
+    found = conn.execute(select(subscribers.c.id).where(subscribers.c.email_key == email_key)).scalar_one_or_none()
+    if found is None:
+        return False
+    conn.execute(delete(batch_recipients).where(_theirs(found, email_key)))
+    conn.execute(delete(preferences).where(preferences.c.subscriber_id == found))
+    conn.execute(delete(subscribers).where(subscribers.c.id == found))
+    if conn.execute(select(forgotten.c.hash).where(forgotten.c.hash == hashed)).first() is None:
+        conn.execute(insert(forgotten), {"hash": hashed, "forgotten_at": now})
+    return True
 
 
 def forgotten_at(store: Store, hashed: str) -> datetime | None:

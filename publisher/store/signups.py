@@ -35,13 +35,20 @@ class SignUpOutcome(StrEnum):
     QUEUED = "queued"  # a confirmation email is on its way
     RECENT = "recent"  # one was queued within the window: nothing more is sent
     ACTIVE = "active"  # subscribed already: nothing is sent
+    SUPPRESSED = "suppressed"  # bounced or complained (publisher.bounces): nothing is sent, it stays so
 
 
 class ConfirmOutcome(StrEnum):
     CONFIRMED = "confirmed"
     ALREADY = "already"
     STALE = "stale"  # the reader unsubscribed after this link was sent: it no longer subscribes
+    SUPPRESSED = "suppressed"  # the address bounced or complained: a link does not bring it back
     UNKNOWN = "unknown"  # no such reader (any more)
+
+
+# Addresses a provider reported as bounced or complained: no sign-up or old link mails or
+# activates them again.
+SUPPRESSED = frozenset({SubscriberState.BOUNCED, SubscriberState.COMPLAINED})
 
 
 def _lock(conn: Connection) -> None:
@@ -60,7 +67,7 @@ def sign_up(
     client: str | None,
 ) -> SignUpOutcome:
     """Record a sign-up for ``address`` (normalized) and queue its confirmation, unless one was
-    queued within ``window`` or the address is subscribed already."""
+    queued within ``window``, the address is subscribed already, or it is suppressed."""
     try:
         return _sign_up(store, address, email_key, now, window, render, consent_text, client)
     except StoreConflict:  # a sign-up for the same new address committed first: that one mails
@@ -103,6 +110,8 @@ def _sign_up(
         else:
             if row["state"] == SubscriberState.ACTIVE:
                 return SignUpOutcome.ACTIVE
+            if row["state"] in SUPPRESSED:  # mailing it again is what the suppression stops
+                return SignUpOutcome.SUPPRESSED
             subscriber_id, token, email = int(row["id"]), str(row["token"]), str(row["email"])
             last = notices.last_queued(conn, subscriber_id, NoticeKind.CONFIRM)
             if last is not None and now < last + window:
@@ -133,6 +142,8 @@ def confirm(
             return ConfirmOutcome.UNKNOWN
         if row["state"] == SubscriberState.ACTIVE:
             return ConfirmOutcome.ALREADY
+        if row["state"] in SUPPRESSED:  # only the operator's `subscribers add` lifts a suppression
+            return ConfirmOutcome.SUPPRESSED
         gone = row["unsubscribed_at"]
         if row["state"] == SubscriberState.UNSUBSCRIBED and gone is not None and gone >= issued:
             return ConfirmOutcome.STALE

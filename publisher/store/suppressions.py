@@ -5,7 +5,12 @@ One row per (provider, event id, address): a replayed event finds its row and ch
 Only events about an address on the local list are kept; one about anybody else is not written
 at all (nothing about strangers is stored, and the answer cannot tell the two apart). Each row
 names the digest and batch it answers: the ids the provider echoed back when there are any,
-else the newest batch that carried the address.
+else the newest batch that carried the address. An event about a confirmation or a welcome
+(publisher.notices: its key is the id echoed back) names that notice's key as its batch.
+
+A reader still pending (signed up, not confirmed) is suppressed as an active one is: a hard
+bounce or a complaint about the confirmation email means no further one is sent
+(publisher.store.signups refuses a sign-up for a suppressed address).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    delete,
     func,
     select,
     update,
@@ -34,6 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from publisher.states import BatchState, MailEventKind, SubscriberState
+from publisher.store.notices import notices
 from publisher.store.schema import UtcDateTime, batch_recipients, batches, digests, metadata, subscribers
 
 mail_events = Table(
@@ -63,6 +70,8 @@ class Outcome(StrEnum):
 
 
 _SUPPRESSES = {MailEventKind.HARD_BOUNCE: SubscriberState.BOUNCED, MailEventKind.COMPLAINT: SubscriberState.COMPLAINED}
+# Who an event can suppress: the ones still mailed (a digest, or a confirmation).
+_MAILED = (SubscriberState.ACTIVE, SubscriberState.PENDING)
 
 
 # Where an event without echoed ids finds the newest batch that carried its address: without
@@ -126,7 +135,7 @@ def record(
         state = _SUPPRESSES.get(event.kind)
         if event.kind == MailEventKind.SOFT_BOUNCE and _soft_count(conn, event.email_key, soft_since) >= soft_limit:
             state = SubscriberState.BOUNCED
-        if state is None or states[event.email_key] != SubscriberState.ACTIVE:
+        if state is None or states[event.email_key] not in _MAILED:
             outcomes.append(Outcome.RECORDED)
             continue
         states[event.email_key] = suppress[event.email_key] = state
@@ -150,9 +159,10 @@ def suppress_listed(
     conn: Connection, *, provider: str, email_key: str, kind: MailEventKind, occurred_at: datetime, now: datetime
 ) -> bool:
     """An address on a provider's own suppression list: suppressed here too when it is still
-    active, with an event saying so (once); False when it is not on the list or not active."""
+    active (or pending), with an event saying so (once); False when it is not on the list or
+    suppressed or unsubscribed already."""
     person = conn.execute(select(subscribers.c.state).where(subscribers.c.email_key == email_key)).first()
-    if person is None or person.state != SubscriberState.ACTIVE:
+    if person is None or person.state not in _MAILED:
         return False
     state = _SUPPRESSES.get(kind, SubscriberState.BOUNCED)
     row = {
@@ -182,7 +192,8 @@ def counts_since(conn: Connection, since: datetime) -> dict[str, int]:
 
 def sent_since(conn: Connection, since: datetime) -> int:
     """Recipients of the batches accepted at or after ``since``, less the ones refused inside
-    them: what a complaint rate is a share of."""
+    them, and the confirmations and welcomes accepted then (a complaint about one of those is
+    counted too): what a complaint rate is a share of."""
     accepted = (batches.c.state == BatchState.ACCEPTED) & (batches.c.updated_at >= since)
     total = conn.execute(select(func.coalesce(func.sum(batches.c.recipient_count), 0)).where(accepted)).scalar_one()
     refused = conn.execute(
@@ -190,13 +201,32 @@ def sent_since(conn: Connection, since: datetime) -> int:
         .select_from(batch_recipients.join(batches, batch_recipients.c.batch_id == batches.c.id))
         .where(accepted, batch_recipients.c.error.is_not(None))
     ).scalar_one()
-    return max(0, int(total) - int(refused))
+    alone = conn.execute(
+        select(func.count()).where(notices.c.state == BatchState.ACCEPTED, notices.c.updated_at >= since)
+    ).scalar_one()
+    return max(0, int(total) - int(refused)) + int(alone)
+
+
+def of_key(conn: Connection, email_key: str) -> list[dict[str, Any]]:
+    """What providers reported about one reader, oldest first (publisher.gdpr's export)."""
+    query = (
+        select(mail_events)
+        .where(mail_events.c.email_key == email_key)
+        .order_by(mail_events.c.occurred_at, mail_events.c.id)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def erase(conn: Connection, email_key: str) -> None:
+    """Delete them (publisher.gdpr's erasure); an event arriving later about the erased
+    address finds it off the list and is not written."""
+    conn.execute(delete(mail_events).where(mail_events.c.email_key == email_key))
 
 
 def _suppress(conn: Connection, email_keys: Sequence[str], state: SubscriberState, now: datetime) -> None:
     conn.execute(
         update(subscribers)
-        .where(subscribers.c.email_key.in_(email_keys), subscribers.c.state == SubscriberState.ACTIVE)
+        .where(subscribers.c.email_key.in_(email_keys), subscribers.c.state.in_(_MAILED))
         .values(state=state, unsubscribed_at=now)
     )
 
@@ -206,17 +236,22 @@ Ids = tuple[str | None, str | None]
 
 def _answered(conn: Connection, events: Sequence[NewEvent]) -> dict[tuple[str | None, str | None, str], Ids]:
     """The digest and batch each event answers, by (digest_id, batch_key, email_key) as it came:
-    the batch whose key the provider echoed, else the digest it echoed, else the newest batch
-    that carried the address. Ids that name nothing in the journal are not kept."""
+    the notice or the batch whose key the provider echoed, else the digest it echoed, else the
+    newest batch that carried the address. Ids that name nothing in the journal are not kept."""
     echoed_batches = {e.batch_key for e in events if e.batch_key}
     batch_digest: dict[str, str] = dict(_by_key(conn, select(batches.c.key, batches.c.digest_id), echoed_batches))
     echoed_digests = {e.digest_id for e in events if e.digest_id}
     known_digests = {row[0] for row in _by_key(conn, select(digests.c.id), echoed_digests)}
+    # A notice is sent with its key as both ids (publisher.notices.outgoing).
+    known_notices = {row[0] for row in _by_key(conn, select(notices.c.key), echoed_batches | echoed_digests)}
     found: dict[tuple[str | None, str | None, str], Ids] = {}
     unsure: set[str] = set()
     for e in events:
         echoed = (e.digest_id, e.batch_key, e.email_key)
-        if e.batch_key in batch_digest:
+        notice = next((k for k in (e.batch_key, e.digest_id) if k in known_notices), None)
+        if notice is not None:
+            found[echoed] = (None, notice)
+        elif e.batch_key in batch_digest:
             found[echoed] = (batch_digest[e.batch_key], e.batch_key)
         elif e.digest_id in known_digests:
             found[echoed] = (e.digest_id, None)
