@@ -397,6 +397,9 @@ class NoSniff:
         await self.app(scope, receive, send_with_header)
 
 
+LINK_PER_MINUTE, LINK_BURST = 10, 20  # requests for one reader's unsubscribe link
+
+
 class Unsubscribe:
     """The unsubscribe pages of a local subscriber list (see the module docstring)."""
 
@@ -405,14 +408,23 @@ class Unsubscribe:
         self.secret = subscribers.secret(config)
         self.site = config.site.title
         self.language = config.site.language
-        self.limiter = Limiter(signup_pages.PAGE_PER_MINUTE, signup_pages.PAGE_BURST)  # per client
+        # A link we signed is limited on its own: one mail provider's servers click many
+        # readers' one-click unsubscribes from one address, and none of those may wait. Links
+        # we did not sign (guesses) are limited per client.
+        self.per_link = Limiter(LINK_PER_MINUTE, LINK_BURST)
+        self.per_client = Limiter(signup_pages.PAGE_PER_MINUTE, signup_pages.PAGE_BURST)
         self.client_header = config.signup.client_header if config.signup else ""
 
     async def endpoint(self, request: Request) -> Response:
-        if not self.limiter.allow(signup_pages.client_key(request, self.client_header)):
-            return self._page(429, "busy")
         token, sig = _one(request, "s"), _one(request, "t")
-        if token is None or sig is None or not subscribers.check(self.secret, token, sig):
+        signed = token is not None and sig is not None and subscribers.check(self.secret, token, sig)
+        if signed and token is not None:
+            allowed = self.per_link.allow(token)
+        else:
+            allowed = self.per_client.allow(signup_pages.client_key(request, self.client_header))
+        if not allowed:
+            return self._page(429, "busy")
+        if not signed or token is None:
             return self._page(400, "invalid")
         try:
             if request.method == "POST":

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from publisher import dispatch, journal, preferences, subscribers
+from publisher import dispatch, journal, preferences, server, subscribers
 from publisher.delivery import Envelope, Mailer, Receipt, build_mailer
 from publisher.digest import create_next
 from publisher.errors import DeliveryError
@@ -380,3 +380,22 @@ def test_forget_refuses_an_address_not_on_the_list_and_import_needs_the_secret(
     refused = site.cli("subscribers", "add", "someone@example.org")
     assert refused.exit_code != 0
     assert "secret" in refused.output and "Traceback" not in refused.output
+
+
+def test_unsubscribe_links_are_limited_each_on_its_own_and_guesses_per_client(
+    site: Project, client: httpx.Client
+) -> None:
+    with opened(site) as store:
+        readers = subscribers.listing(store)
+    links = [f"/unsubscribe?s={r.token}&t={subscribers.signature(SECRET.encode(), r.token)}" for r in readers]
+    forged = f"/unsubscribe?s={readers[0].token}&t={subscribers.signature(b'not-the-secret-at-all', 'x')}"
+    # Guesses from one client run out; the readers' own links from that client still work:
+    # a mail provider's servers click many readers' links from one address.
+    from publisher.signup_pages import PAGE_BURST
+
+    guesses = [client.get(forged).status_code for _ in range(PAGE_BURST + 1)]
+    assert guesses[0] == 400 and guesses[-1] == 429
+    assert all(client.get(link).status_code == 200 for link in links)
+    # One link asked for over and over is limited on its own.
+    hammered = [client.get(links[0]).status_code for _ in range(server.LINK_BURST + 1)]
+    assert hammered[-1] == 429 and client.get(links[1]).status_code == 200
