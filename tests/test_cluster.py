@@ -30,7 +30,10 @@ from tests.conftest import NOW, Project, markdown_article, readline_within
 from tests.faults import Accepted, FaultServer, Seen, pause, slow
 
 TIMEOUT = 60.0
-SLOT_SECONDS = int(os.environ.get("SLOT_SECONDS_TRY", "1"))
+# A slot every second: the shortest the schedule can say. A slot's job that runs late only
+# makes the next slot's offer wait (the queueing lock), so a loaded machine slows the test
+# down, never breaks it (measured: NOTES-cluster2.md).
+SLOT_SECONDS = 1
 SLOTS = 50  # digests sent one after another, a new article before each
 READERS, BATCH = 10_000, 100
 BATCHES = READERS // BATCH
@@ -331,7 +334,10 @@ def test_a_ten_thousand_reader_send_spreads_over_the_daemons_and_survives_a_kill
     states = dict(rows(pg_url, "SELECT key, state FROM batches"))
     assert len(states) == BATCHES
     if provider == "webhook":
-        assert set(finished) == set(range(1, BATCHES + 1))  # the killed daemon's work done by the others
+        # Every batch's line, but for one the killed daemon finished in the journal and died
+        # before logging (its retry finds it finished and says nothing).
+        killed_with = {number for key, number in rows(pg_url, "SELECT key, number FROM batches") if key in in_flight}
+        assert set(range(1, BATCHES + 1)) - set(finished) <= killed_with, (finished, killed_with)
         assert sorted(server.recipients()) == readers  # every reader once, the interrupted batch included
         # Sent again with the same key after the stall timeout, and deduplicated: the killed
         # daemon's in-flight batches, no other.
