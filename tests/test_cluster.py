@@ -11,6 +11,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,15 +26,21 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from publisher.store.schema import metadata
-from tests.conftest import NOW, Project, markdown_article, readline_within, run_publisher
+from tests.conftest import NOW, Project, markdown_article, readline_within
 from tests.faults import Accepted, FaultServer, Seen, pause, slow
 
 TIMEOUT = 60.0
-SLOT_SECONDS = 2
-SLOTS = 4  # digests sent one after another, a new article before each
-READERS, BATCH, KILLED_AT = 24, 2, 5  # 12 batches; the daemon sending the 5th request is killed
+# A slot every second: the shortest the schedule can say. A slot's job that runs late only
+# makes the next slot's offer wait (the queueing lock), so a loaded machine slows the test
+# down, never breaks it (measured: NOTES-cluster2.md).
+SLOT_SECONDS = 1
+SLOTS = 50  # digests sent one after another, a new article before each
+READERS, BATCH = 10_000, 100
+BATCHES = READERS // BATCH
+KILLED_AT = 40  # the daemon sending the 40th request (of 100) is killed: mid-send
 SECRET = "cluster-test-unsubscribe-secret-0123456789"
 MAILER_KEY = "key-cluster-test-0123456789abcdef0123456789"
+ENV = {"PUBLISHER_UNSUBSCRIBE_SECRET": SECRET, "PUBLISHER_MAILER_KEY": MAILER_KEY}
 
 
 @pytest.fixture
@@ -60,6 +67,7 @@ class Member:
     process: subprocess.Popen[str]
     worker_id: int
     log: list[str] = field(default_factory=list)  # its stderr, line by line
+    reader: threading.Thread | None = None  # reads the log until the process's stderr closes
 
 
 class Cluster:
@@ -112,7 +120,8 @@ def daemons(project: Project, count: int, env: dict[str, str] | None = None) -> 
             assert "in the cluster on postgresql" in line
             member = Member(process, int(line.rsplit(" ", 1)[1]))
             cluster.members.append(member)
-            threading.Thread(target=cluster.read, args=(member,), daemon=True).start()
+            member.reader = threading.Thread(target=cluster.read, args=(member,), daemon=True)
+            member.reader.start()
         yield cluster
         running = [m for m in cluster.members if m.process.poll() is None]
         for member in running:
@@ -121,6 +130,9 @@ def daemons(project: Project, count: int, env: dict[str, str] | None = None) -> 
             assert member.process.wait(TIMEOUT) == 0, cluster.logs()
             assert member.process.stdout is not None
             assert member.process.stdout.read().splitlines() == ["daemon: stopped"], cluster.logs()
+        for member in cluster.members:  # every line read, the killed daemons' too
+            assert member.reader is not None
+            member.reader.join(TIMEOUT)
         assert "Traceback" not in cluster.logs()
 
 
@@ -180,8 +192,9 @@ def test_three_daemons_send_every_digest_once(cluster: Project, pg_url: str, ser
     assert keys and max(keys.values()) == 1, keys
     sent = digests_taken(server.accepted, server.requests)
     assert len(sent) == SLOTS
+    assert sorted(sent) == [digest_id for (digest_id,) in rows(pg_url, "SELECT id FROM digests ORDER BY id")]
     titles = Counter(title for carried in sent.values() for title in carried)
-    assert titles == Counter(f"Story number {n}" for n in range(SLOTS))
+    assert titles == Counter(f"Story number {n}" for n in range(SLOTS))  # each in one digest, once
     assert rows(pg_url, "SELECT DISTINCT state FROM digests") == [("sent",)]
     # Each slot became one job in the whole cluster, whichever daemons offered it.
     slots = rows(
@@ -195,21 +208,26 @@ def test_three_daemons_send_every_digest_once(cluster: Project, pg_url: str, ser
 def test_a_slot_missed_by_every_daemon_runs_once_when_one_starts(
     cluster: Project, pg_url: str, server: FaultServer
 ) -> None:
+    missed = NOW.replace(hour=7, minute=0)  # the default schedule, 0 7 * * * (UTC)
     day_one = {"PUBLISHER_NOW": NOW.isoformat()}  # 06:30, before the 07:00 slot
     with daemons(cluster, 1, env=day_one):
         pass  # the cluster begins; no slot is due yet
+    assert rows(pg_url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'digest'") == [(0,)]
     add_article(cluster, "late.md", markdown_article("Written while every daemon was down", "2026-11-24"))
 
-    day_two = {"PUBLISHER_NOW": (NOW + timedelta(days=1)).isoformat()}  # the 07:00 slot passed unseen
-    with daemons(cluster, 2, env=day_two):
-        assert server.wait_for(lambda requests, accepted: len(accepted) >= 1, TIMEOUT), "the missed slot did not run"
+    day_two = {"PUBLISHER_NOW": (NOW + timedelta(days=1)).isoformat()}  # 06:30 the next day: 07:00 passed unseen
     with daemons(cluster, 1, env=day_two):
-        pass  # past its first slot check: it found nothing missed
+        assert server.wait_for(lambda requests, accepted: len(accepted) >= 1, TIMEOUT), "the missed slot did not run"
+    with daemons(cluster, 2, env=day_two):
+        pass  # past their first slot check: they found nothing missed
 
     assert len(server.accepted) == 1
     assert len(server.requests) == 1
     assert list(digests_taken(server.accepted, server.requests).values()) == [["Written while every daemon was down"]]
-    assert rows(pg_url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'digest'") == [(1,)]
+    assert rows(pg_url, "SELECT args->>'timestamp', status FROM procrastinate_jobs WHERE task_name = 'digest'") == [
+        (str(int(missed.timestamp())), "succeeded")
+    ]
+    assert rows(pg_url, "SELECT state FROM digests") == [("sent",)]
 
 
 def test_db_copy_keeps_every_row_and_the_feeds_rebuild_byte_identical(project: Project, pg_url: str) -> None:
@@ -267,23 +285,21 @@ def _same_tree(comparison: filecmp.dircmp[str]) -> bool:
 
 
 @pytest.mark.parametrize("provider", ["webhook", "mailgun"])
-def test_batches_spread_over_the_daemons_and_a_killed_daemons_batch_is_taken_over(
+def test_a_ten_thousand_reader_send_spreads_over_the_daemons_and_survives_a_killed_one(
     cluster: Project, pg_url: str, server: FaultServer, provider: str
 ) -> None:
     """webhook dedupes on the batch key: the interrupted batch goes again and reaches its readers
-    once. Mailgun does not: it is held in doubt, never resent, and nothing else is."""
-    readers = [f"reader{n:02d}@example.org" for n in range(READERS)]
+    once. Mailgun does not: the killed daemon's in-flight batches are held in doubt, never resent,
+    and nothing else is."""
+    readers = import_readers(cluster, READERS)
     mailer = {"provider": provider, "batch_size": BATCH}
     if provider == "mailgun":
         mailer |= {"domain": "mg.example.org", "url": server.url}
-    cluster.configure(digest={"schedule": f"* * * * * */{SLOT_SECONDS}", "recipients": "subscribers"}, mailer=mailer)
-    env = {"PUBLISHER_UNSUBSCRIBE_SECRET": SECRET, "PUBLISHER_MAILER_KEY": MAILER_KEY}
-    added = run_publisher("subscribers", "add", *readers, cwd=cluster.root, env=env)
-    assert added.returncode == 0, added.stderr
+    cluster.configure(digest={"schedule": "* * * * * */3", "recipients": "subscribers"}, mailer=mailer)
     held = pause("accepted")  # the endpoint takes this request and never answers: its sender is killed
-    server.script({n: slow(0.2) for n in range(1, 2 * READERS)} | {KILLED_AT: held})
+    server.script({n: slow(0.1) for n in range(1, 2 * BATCHES)} | {KILLED_AT: held})
 
-    with daemons(cluster, 3, env=env) as running:
+    with daemons(cluster, 3, env=ENV) as running:
         add_article(cluster, "big-news.md", "---\ntitle: Big news for every reader\n---\nRead it once.\n")
         assert held.reached.wait(TIMEOUT), "the batch to interrupt was never sent"
         [key] = [seen.batch for seen in server.requests if seen.number == KILLED_AT]
@@ -293,30 +309,79 @@ def test_batches_spread_over_the_daemons_and_a_killed_daemons_batch_is_taken_ove
         [victim] = [m for m in running.members if m.worker_id == worker_id]
         victim.process.kill()
         victim.process.wait(TIMEOUT)
+        # Its jobs stay 'doing' under its id until the stall timeout puts them back in the queue.
+        in_flight = {
+            lock
+            for (lock,) in rows(
+                pg_url,
+                f"SELECT lock FROM procrastinate_jobs WHERE task_name = 'batch' AND status = 'doing' "
+                f"AND worker_id = {worker_id}",
+            )
+        }
         held.release.set()
         done = running.wait_line(lambda line: "batches accepted" in line, TIMEOUT)
         assert done, running.logs()
-        senders = rows(pg_url, "SELECT DISTINCT worker_id FROM procrastinate_jobs WHERE task_name = 'batch'")
+        assert key in in_flight, in_flight
 
-    assert len({worker for (worker,) in senders if worker is not None}) >= 2  # spread over the daemons
+    # Which daemon did which batch: each one's own log says so, a line per batch.
+    logged = {m.worker_id: _batches_logged(m) for m in running.members}
+    assert len([w for w, done_here in logged.items() if done_here]) >= 2, logged  # spread over the daemons
+    assert all(total == BATCHES for done_here in logged.values() for _, total, _ in done_here)
+    finished = Counter(number for done_here in logged.values() for number, _, _ in done_here)
+    assert max(finished.values()) == 1, finished  # no batch finished twice, whichever daemon ran it
     requested = Counter(seen.batch for seen in server.requests)
+    assert len(requested) == BATCHES
     states = dict(rows(pg_url, "SELECT key, state FROM batches"))
+    assert len(states) == BATCHES
     if provider == "webhook":
+        # Every batch's line, but for one the killed daemon finished in the journal and died
+        # before logging (its retry finds it finished and says nothing).
+        killed_with = {number for key, number in rows(pg_url, "SELECT key, number FROM batches") if key in in_flight}
+        assert set(range(1, BATCHES + 1)) - set(finished) <= killed_with, (finished, killed_with)
         assert sorted(server.recipients()) == readers  # every reader once, the interrupted batch included
-        # Sent again with the same key after the stall timeout, and deduplicated: the interrupted batch,
-        # and the one the killed daemon may have had in flight beside it (two jobs at once), no other.
+        # Sent again with the same key after the stall timeout, and deduplicated: the killed
+        # daemon's in-flight batches, no other.
         again = {batch for batch, count in requested.items() if count > 1}
-        assert key in again and len(again) <= 2, requested
+        assert key in again and again <= in_flight, (requested, in_flight)
         assert max(requested.values()) == 2
         assert set(states.values()) == {"accepted"}
         assert rows(pg_url, "SELECT state FROM digests") == [("sent",)]
     else:
         assert max(requested.values()) == 1  # nothing sent twice: a batch that may have gone is not resent
         in_doubt = {batch for batch, state in states.items() if state == "in_doubt"}
-        assert key in in_doubt and len(in_doubt) <= 2, states  # the killed daemon's in-flight batches only
+        assert key in in_doubt and in_doubt <= in_flight, (states, in_flight)  # the killed daemon's only
         assert {state for batch, state in states.items() if batch not in in_doubt} == {"accepted"}
         assert rows(pg_url, "SELECT state FROM digests") == [("incomplete",)]
-        assert len(server.recipients()) == len(set(server.recipients()))
+        received = Counter(server.recipients())
+        assert max(received.values()) == 1  # nobody got it twice
+        doubtful = {
+            email
+            for (email,) in rows(
+                pg_url,
+                "SELECT r.email FROM batch_recipients r JOIN batches b ON b.id = r.batch_id WHERE b.state = 'in_doubt'",
+            )
+        }
+        assert set(readers) - set(received) <= doubtful  # whoever missed it is in a batch held in doubt
+        assert set(received) <= set(readers)
+
+
+BATCH_LINE = re.compile(r"digest \S+: batch (\d+)/(\d+) (\w+):")
+
+
+def _batches_logged(member: Member) -> list[tuple[int, int, str]]:
+    """(number, of how many, state) of each batch the daemon finished, from its log."""
+    return [(int(m[1]), int(m[2]), m[3]) for line in list(member.log) if (m := BATCH_LINE.search(line)) is not None]
+
+
+def import_readers(project: Project, count: int) -> list[str]:
+    """``count`` local subscribers in one ``publisher subscribers import`` of a CSV; sorted."""
+    addresses = [f"reader{n:05d}@example.org" for n in range(count)]
+    path = project.root / "readers.csv"
+    path.write_text("email\n" + "".join(f"{a}\n" for a in addresses), encoding="utf-8")
+    imported = project.cli("subscribers", "import", str(path), env=ENV)
+    assert imported.exit_code == 0, imported.output
+    assert f"{count} added" in imported.stdout, imported.stdout
+    return addresses
 
 
 def test_db_upgrade_sets_up_the_cluster_tables_once(project: Project, pg_url: str) -> None:
