@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher import crontab
 from publisher.errors import ConfigError
-from publisher.store.preferences import DEFAULT_DIGEST
+from publisher.store.preferences import DEFAULT_DIGEST as DEFAULT_DIGEST
 from publisher.store.urls import resolved, url_problem
 
 if TYPE_CHECKING:
@@ -368,9 +368,7 @@ def _digest(d: _Table, sources: tuple[SourceConfig, ...]) -> DigestConfig:
 DIGEST_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
-def _digests(
-    file: str, blocks: list[Any], base: Path, sources: tuple[SourceConfig, ...]
-) -> tuple[DigestConfig, ...]:
+def _digests(file: str, blocks: list[Any], base: Path, sources: tuple[SourceConfig, ...]) -> tuple[DigestConfig, ...]:
     """Each ``[[digest]]`` block, checked; an error names it as digest[i]. The first block is
     the site's main digest (the mailer and the sign-up page follow its settings)."""
     if not blocks:

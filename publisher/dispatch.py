@@ -87,7 +87,7 @@ def send_digest(
 ) -> SendResult:
     """Continue the unsent digest, or (with ``create``) create and send the next one."""
     reopened = reopen(store, resend_in_doubt, retry_failed, when)
-    digest = store.unsent_digest()
+    digest = store.unsent_digest(config.digest.name)
     if digest is None and not create:
         return SendResult("nothing", "digest: nothing to resume")
     if digest is None:

@@ -1,0 +1,205 @@
+"""Several digests per site ([[digest]] blocks): each with its own schedule and filter, each
+exactly once per article, its missed slots coalesced; the single [digest] as before."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from publisher.config import DigestConfig
+from publisher.errors import ConfigError
+from publisher.store import Store
+from publisher.store import digests as digest_rows
+from tests.conftest import Project, markdown_article
+
+START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+DAYS = 30
+DOWN = range(13, 16)  # Sun 15, Mon 16, Tue 17 Nov: no run at all (the weekly's Monday slot too)
+RUN_HOURS = (6, 8, 10)
+COMMON = {
+    "from": "Example News <news@example.org>",
+    "to": ["subscribers@lists.example.org"],
+    "unsubscribe_url": "https://news.example.org/unsubscribe",
+}
+DAILY = COMMON | {"name": "daily", "schedule": "0 7 * * *", "tags": ["news"], "subject": "Daily: {{ articles|length }}"}
+WEEKLY = COMMON | {
+    "name": "weekly",
+    "schedule": "0 9 * * 1",
+    "tags": ["analysis"],
+    "subject": "Weekly: {{ articles|length }}",
+    "backlog": "14d",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, project: Project) -> Iterator[str]:
+    if request.param == "postgresql":
+        project.configure(store={"url": request.getfixturevalue("pg_url")})
+    yield request.param
+
+
+def several(project: Project, *blocks: dict[str, Any]) -> None:
+    project.settings["digest"] = list(blocks)
+    project.configure()
+
+
+def tags_of(day: int) -> list[str]:
+    """Day by day: news, analysis, both."""
+    return [["news"], ["analysis"], ["news", "analysis"]][day % 3]
+
+
+def mailed(project: Project) -> list[EmailMessage]:
+    found = []
+    for path in project.outbox_files():
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        found.append(message)
+    return found
+
+
+def digest_name(message: EmailMessage) -> str:
+    match = re.fullmatch(r"<([a-z]+)-\d{8}-\d{6}-[0-9a-f]{8}@example\.org>", str(message["Message-ID"]))
+    assert match, message["Message-ID"]
+    return match.group(1)
+
+
+def titles(message: EmailMessage) -> list[str]:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return re.findall(r"Day \d\d [a-z+]+", str(part.get_content()))
+
+
+def test_two_digests_over_thirty_days_each_article_once_in_each_it_matches(project: Project, backend: str) -> None:
+    for sample in project.articles.iterdir():
+        sample.unlink()
+    several(project, DAILY, WEEKLY)
+    for day in range(DAYS):
+        date = START + timedelta(days=day)
+        title = f"Day {day:02d} {'+'.join(tags_of(day))}"
+        project.add_article(
+            f"day{day:02d}.md", markdown_article(title, f"{date:%Y-%m-%d}T05:00:00Z", tags_of(day), "Text.")
+        )
+        if day in DOWN:
+            continue
+        for hour in RUN_HOURS:
+            done = project.cli("run", env={"PUBLISHER_NOW": date.replace(hour=hour).isoformat()})
+            assert done.exit_code == 0, done.output
+
+    got: dict[str, list[str]] = {"daily": [], "weekly": []}
+    messages = mailed(project)
+    for message in messages:
+        shown = titles(message)
+        assert shown, "never an empty email"
+        assert message["Subject"] == f"{digest_name(message).capitalize()}: {len(shown)}"
+        got[digest_name(message)] += shown
+    every = [f"Day {d:02d} {'+'.join(tags_of(d))}" for d in range(DAYS)]
+    # The first run (day 0, 06:00) only notes the digests; the daily's first slot is day 0 07:00.
+    assert sorted(got["daily"]) == [t for t in every if "news" in t]
+    # The weekly's last slot is Monday 30 Nov (day 28) 09:00: day 29's article waits for the next.
+    assert sorted(got["weekly"]) == [t for t in every[:29] if "analysis" in t]
+    both = [t for t in every if "news+analysis" in t]
+    assert both and all(t in got["daily"] and t in got["weekly"] for t in both[:-1])
+
+    store = Store.open(project.config().store_url)
+    try:
+        made = {name: [d.created_at for d in store.recent_digests(100, name)][::-1] for name in got}
+        assert all(d.state == "sent" for d in store.recent_digests(100))
+    finally:
+        store.close()
+    # One daily a day at the 08:00 run (none on a day with nothing new for it), and over the
+    # three days down one catch-up digest, at the first run after them: not three.
+    back = START + timedelta(days=DOWN.stop, hours=6)
+    down_from = START + timedelta(days=DOWN.start)
+    assert [t for t in made["daily"] if down_from <= t <= back] == [back]
+    assert [t for t in made["weekly"] if down_from <= t <= back] == [back]
+    news_days = [d for d in range(DAYS) if "news" in tags_of(d) and d not in DOWN and d != DOWN.stop]
+    assert [t for t in made["daily"] if t != back] == [START + timedelta(days=d, hours=8) for d in news_days]
+    mondays = [START + timedelta(days=d, hours=10) for d in (7, 21, 28)]
+    assert [t for t in made["weekly"] if t != back] == mondays
+    assert len(messages) == len(made["daily"]) + len(made["weekly"])
+
+
+def test_the_single_digest_sends_on_every_run_as_before(project: Project) -> None:
+    for sample in project.articles.iterdir():
+        sample.unlink()
+    for day in range(3):
+        date = START + timedelta(days=day)
+        project.add_article(
+            f"d{day}.md", markdown_article(f"Day {day:02d} news", f"{date:%Y-%m-%d}T05:00:00Z", body="Text.")
+        )
+        done = project.cli("run", env={"PUBLISHER_NOW": date.replace(hour=6).isoformat()})
+        assert done.exit_code == 0, done.output
+    messages = mailed(project)
+    assert [titles(m) for m in messages] == [["Day 00 news"], ["Day 01 news"], ["Day 02 news"]]
+    assert all(re.fullmatch(r"<\d{8}-\d{6}-[0-9a-f]{8}@example\.org>", str(m["Message-ID"])) for m in messages)
+
+
+def test_a_digest_takes_articles_by_tag_and_by_source() -> None:
+    chosen = DigestConfig.__new__(DigestConfig)
+    object.__setattr__(chosen, "tags", ("News",))
+    object.__setattr__(chosen, "sources", ("blog",))
+    assert chosen.takes(["news"], "feed:blog/abc")
+    assert not chosen.takes(["news"], "feed:other/abc")
+    assert not chosen.takes(["news"], "local.md")
+    assert not chosen.takes(["sport"], "feed:blog/abc")
+
+
+@pytest.mark.parametrize(
+    ("blocks", "message"),
+    [
+        ([DAILY, DAILY], "digest[1].name: 'daily' is the name of another digest; names must differ"),
+        ([DAILY, COMMON], "digest[1].name: missing (each [[digest]] block needs a name)"),
+        ([DAILY | {"name": "Daily!"}], "digest[0].name: expected a short name"),
+        ([DAILY, WEEKLY | {"sources": ["nope"]}], "digest[1].sources: no [[sources]] block is named 'nope'"),
+        ([DAILY | {"schedule": "daily"}], "digest[0].schedule: not a crontab line"),
+        ([DAILY | {"colour": "red"}], "digest[0].colour: unknown key"),
+    ],
+)
+def test_a_bad_digest_block_is_one_line_naming_it(project: Project, blocks: list[Any], message: str) -> None:
+    project.settings["digest"] = blocks
+    with pytest.raises(ConfigError) as caught:
+        project.configure()
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_migration_gives_old_rows_to_the_digest_and_lets_an_article_into_another(
+    project: Project, backend: str
+) -> None:
+    """The migration step itself, wherever it sits in MIGRATIONS once other branches add theirs."""
+    assert project.cli("run", env={"PUBLISHER_NOW": "2026-11-24T06:30:00Z"}).exit_code == 0  # one digest, one article
+    store = project.open_store()
+    try:
+        with store.transaction() as conn:  # as version 12 left it: article_id unique, no names
+            conn.execute(
+                text(
+                    "CREATE TABLE old_rows (digest_id VARCHAR(64) NOT NULL REFERENCES digests (id)"
+                    " ON DELETE CASCADE, article_id INTEGER NOT NULL UNIQUE REFERENCES articles (id)"
+                    " ON DELETE CASCADE, position INTEGER NOT NULL)"
+                )
+            )
+            conn.execute(text("INSERT INTO old_rows SELECT digest_id, article_id, position FROM digest_articles"))
+            conn.execute(text("DROP TABLE digest_articles"))
+            conn.execute(text("ALTER TABLE old_rows RENAME TO digest_articles"))
+            conn.execute(text("ALTER TABLE digests DROP COLUMN name"))
+        with store.transaction() as conn:
+            digest_rows.several(conn)
+        [old] = store.recent_digests(10)
+        assert old.name == "digest" and old.article_count == 1
+        [article] = store.digest_articles(old.id)
+        when = datetime(2026, 11, 25, tzinfo=UTC)
+        assert not store.create_digest("again", when, "s", b"m", [article.id])  # once in "digest"
+        assert store.create_digest("weekly-1", when, "s", b"m", [article.id], "weekly")  # and once in "weekly"
+        assert not store.create_digest("weekly-2", when, "s", b"m", [article.id], "weekly")
+        assert store.undigested_articles(when - timedelta(days=30), when, "daily") == [article]
+        assert store.undigested_articles(when - timedelta(days=30), when, "weekly") == []
+    finally:
+        store.close()
