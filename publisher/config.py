@@ -1043,6 +1043,10 @@ class Config:
         """One config per digest, in the file's order."""
         return [self.for_digest(d.name) for d in self.digests]
 
+    def chosen_digests(self, name: str | None) -> list[Config]:
+        """The digest ``name`` (``--digest NAME``), or every digest when it is None."""
+        return self.each_digest() if name is None else [self.for_digest(name)]
+
     # The names the settings had before they were sections.
     @property
     def store_url(self) -> str:

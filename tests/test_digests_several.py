@@ -203,3 +203,40 @@ def test_the_migration_gives_old_rows_to_the_digest_and_lets_an_article_into_ano
         assert store.undigested_articles(when - timedelta(days=30), when, "weekly") == []
     finally:
         store.close()
+
+
+def test_the_commands_name_the_digests(project: Project) -> None:
+    for sample in project.articles.iterdir():
+        sample.unlink()
+    several(project, DAILY, WEEKLY)
+    project.add_article(
+        "both.md", markdown_article("Day 00 news+analysis", "2026-11-02T05:00:00Z", ["news", "analysis"])
+    )
+    env = {"PUBLISHER_NOW": "2026-11-02T06:00:00Z"}
+    assert project.cli("run", env=env).exit_code == 0  # notes the digests: no slot has passed yet
+    assert project.outbox_files() == []
+
+    status = project.cli("status", env=env)
+    assert "next digest daily: 2026-11-02T07:00:00+00:00 ('0 7 * * *', UTC)" in status.stdout
+    assert "next digest weekly: 2026-11-02T09:00:00+00:00 ('0 9 * * 1', UTC)" in status.stdout
+    preview = project.cli("digest", "preview", "--digest", "weekly", env=env)
+    assert preview.exit_code == 0, preview.output
+    [html] = [line for line in preview.stdout.splitlines() if line.endswith(".html")]
+    assert "/digest-weekly-20261102-060000-" in html
+
+    sent = project.cli("digest", "send", "--digest", "weekly", env=env)  # now, out of its schedule
+    assert sent.exit_code == 0, sent.output
+    [eml] = project.outbox_files()
+    assert eml.name.startswith("weekly-")
+    both = project.cli("digest", "send", env=env)  # each digest: the daily has it still, the weekly nothing new
+    assert both.exit_code == 0, both.output
+    assert sorted(p.name.split("-")[0] for p in project.outbox_files()) == ["daily", "weekly"]
+
+    listed = project.cli("digest", "list", "--digest", "daily", env=env)
+    assert [line.split("\t")[0].split("-")[0] for line in listed.stdout.splitlines()] == ["daily"]
+    assert len(project.cli("digest", "list", env=env).stdout.splitlines()) == 2
+
+    unknown = project.cli("digest", "list", "--digest", "monthly", env=env)
+    assert unknown.exit_code == 2
+    assert unknown.stderr.strip().endswith("--digest: no digest named 'monthly'; the digests are daily, weekly")
+    assert len(unknown.stderr.splitlines()) == 1
