@@ -396,8 +396,10 @@ def _digest_name(t: _Table, key: str, default: str) -> str:
 
 
 def _names(t: _Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    """An optional list of non-empty strings, each once."""
-    return tuple(dict.fromkeys(s.strip() for s in t.str_list(key))) if key in t.data else default
+    """An optional list of non-empty strings, each once; [] is none."""
+    if t.data.get(key, []) == []:
+        return default
+    return tuple(dict.fromkeys(s.strip() for s in t.str_list(key)))
 
 
 def _mailer(m: _Table, digest: DigestConfig, file: str) -> ProviderConfig:

@@ -29,6 +29,9 @@ from publisher.store.send import SendStore
 __all__ = ["DEFAULT_DIGEST", "Choice", "choice_of", "choose", "known_topics", "messages", "plan", "topic_key"]
 
 MAX_TOPICS = 200  # a choice longer than this is refused: no page offers that many
+# The choice of a whole digest that a reader opted into (one marked default = false). No tag is
+# "*" in practice; a choice holding it selects every article.
+EVERYTHING = "*"
 
 
 def topic_key(tag: str) -> str:
@@ -61,17 +64,30 @@ def choice_of(store: Store, subscriber_id: int, digest: str = DEFAULT_DIGEST) ->
 
 
 def selects(choice: Choice, article: Article) -> bool:
-    return choice is None or any(topic_key(tag) in choice for tag in article.tags)
+    return choice is None or EVERYTHING in choice or any(topic_key(tag) in choice for tag in article.tags)
+
+
+def opt(store: Store, token: str, digest: str, wanted: bool, now: datetime) -> bool:
+    """Whoever holds ``token`` gets digest ``digest`` (all of it) or not; False if nobody active does.
+
+    With several digests a reader who never chose gets those marked ``default = true``; an
+    opt-out is an empty choice (no topic: no email), an opt-in the choice of everything."""
+    return table.set_choice(store, token, (EVERYTHING,) if wanted else (), now, digest)
 
 
 def plan(config: Config, store: SendStore, digest_id: str, size: int, now: datetime) -> bool:
     """Write the batches of ``digest_id`` for the local list, readers grouped by what they chose."""
-    if not table.anyone_chose(store):
+    name, default = config.digest.name, config.digest.default
+    if default and not table.anyone_chose(store, name):
         return journal.plan_subscribers(store, digest_id, size, now)
     digest = store.digest(digest_id)
     assert digest is not None
     articles = store.digest_articles(digest_id)
-    return table.plan(store, digest_id, size, now, lambda choices: _split(config, digest, articles, choices))
+
+    def split(choices: set[Choice]) -> dict[Choice, Group | None]:
+        return _split(config, digest, articles, choices)
+
+    return table.plan(store, digest_id, size, now, split, name, unchosen=None if default else ())
 
 
 def _split(config: Config, digest: Digest, articles: list[Article], choices: set[Choice]) -> dict[Choice, Group | None]:

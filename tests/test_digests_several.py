@@ -66,7 +66,7 @@ def mailed(project: Project) -> list[EmailMessage]:
 
 
 def digest_name(message: EmailMessage) -> str:
-    match = re.fullmatch(r"<([a-z]+)-\d{8}-\d{6}-[0-9a-f]{8}@example\.org>", str(message["Message-ID"]))
+    match = re.fullmatch(r"<([a-z]+)-\d{8}-\d{6}-[0-9a-f]{8}(\.[0-9a-f]+)?@example\.org>", str(message["Message-ID"]))
     assert match, message["Message-ID"]
     return match.group(1)
 
@@ -240,3 +240,50 @@ def test_the_commands_name_the_digests(project: Project) -> None:
     assert unknown.exit_code == 2
     assert unknown.stderr.strip().endswith("--digest: no digest named 'monthly'; the digests are daily, weekly")
     assert len(unknown.stderr.splitlines()) == 1
+
+
+def test_local_readers_get_the_default_digests_unless_they_chose(
+    project: Project, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """daily (default = true) and weekly (default = false), both to the local list: a reader
+    who never chose gets the daily only; one who opted out of it and into the weekly, the
+    weekly only; one who chose a topic of the daily, that part of it."""
+    from publisher import journal, preferences, subscribers
+
+    monkeypatch.setenv("PUBLISHER_UNSUBSCRIBE_SECRET", "several-digests-secret-7Hq2Lp9X")
+    for sample in project.articles.iterdir():
+        sample.unlink()
+    local = {"recipients": "subscribers"}
+    several(project, DAILY | local | {"tags": []}, WEEKLY | local | {"tags": [], "default": False})
+    project.add_article("a.md", markdown_article("Day 00 news", "2026-11-02T05:00:00Z", ["news"], "Text."))
+    project.add_article("b.md", markdown_article("Day 00 sport", "2026-11-02T05:00:00Z", ["sport"], "Text."))
+    store = project.open_store()
+    readers = ["ada@example.org", "bob@example.org", "cy@example.org"]
+    try:
+        subscribers.add(store, [(a, None) for a in readers], START, resubscribe=False)
+        token = {s.email: s.token for s in subscribers.listing(store)}
+        assert preferences.opt(store, token["bob@example.org"], "daily", False, START)
+        assert preferences.opt(store, token["bob@example.org"], "weekly", True, START)
+        assert preferences.choose(store, token["cy@example.org"], ["Sport"], START, "daily")
+    finally:
+        store.close()
+    for when in ("2026-11-02T06:00:00Z", "2026-11-02T10:00:00Z"):  # notes the digests; then both slots passed
+        done = project.cli("run", env={"PUBLISHER_NOW": when})
+        assert done.exit_code == 0, done.output
+
+    got: dict[tuple[str, str], list[str]] = {}
+    for path in project.outbox.rglob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        got[(digest_name(message), str(message["To"]))] = sorted(titles(message))
+    assert got == {
+        ("daily", "ada@example.org"): ["Day 00 news", "Day 00 sport"],
+        ("daily", "cy@example.org"): ["Day 00 sport"],
+        ("weekly", "bob@example.org"): ["Day 00 news", "Day 00 sport"],
+    }
+    store = project.open_store()
+    try:
+        assert {d.name for d in store.recent_digests(10)} == {"daily", "weekly"}
+        assert all(journal.summary(store, d.id).finished for d in store.recent_digests(10))
+    finally:
+        store.close()

@@ -150,7 +150,13 @@ Split = Callable[[set[Choice]], Mapping[Choice, Group | None]]  # None: the choi
 
 
 def plan(
-    store: SendStore, digest_id: str, size: int, now: datetime, split: Split, digest: str = DEFAULT_DIGEST
+    store: SendStore,
+    digest_id: str,
+    size: int,
+    now: datetime,
+    split: Split,
+    digest: str = DEFAULT_DIGEST,
+    unchosen: Choice = None,
 ) -> bool:
     """Write the batches of ``digest_id``, readers with one copy (:class:`Group`) together, in
     chunks of ``size``; the copies go in the same transaction. False if planned already.
@@ -175,7 +181,8 @@ def plan(
             .where(subscribers.c.state == SubscriberState.ACTIVE)
             .order_by(subscribers.c.email_key)
         ).all()
-        choices: dict[int, Choice] = {r.id: (None if r.topics is None else tuple(r.topics)) for r in readers}
+        # ``unchosen``: the choice of a reader with none for this digest (None: everything; (): nothing)
+        choices: dict[int, Choice] = {r.id: (unchosen if r.topics is None else tuple(r.topics)) for r in readers}
         groups = split(set(choices.values()))
         members: dict[Hashable, list[Any]] = {}
         for reader in readers:
