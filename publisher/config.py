@@ -330,9 +330,11 @@ def check_ready(config: Config, *, articles: bool) -> None:
         )
     from publisher import digest, subscribers  # they import this module
 
-    digest.check_templates(config)
-    if config.digest.recipients == "subscribers":
+    for each in config.each_digest():  # every [[digest]]'s subject and templates
+        digest.check_templates(each)
+    if any(d.recipients == "subscribers" for d in config.digests):
         subscribers.secret(config)
+    if config.digest.recipients == "subscribers":
         from publisher import notices
 
         notices.check_templates(config)  # the sign-ups' confirmation and welcome
@@ -1037,6 +1039,13 @@ class Config:
         if chosen is None:
             raise ConfigError(f"{self.path.name}: --digest", f"no digest named {name!r}; {self.digest_names()}")
         return self if chosen is self.digest else replace(self, digest=chosen, digests=self.digests)
+
+    def digest_where(self) -> str:
+        """How an error names a key of this digest, up to the key: "publisher.toml: [digest] "
+        for the single [digest], "publisher.toml: digest[1]." for a [[digest]] block."""
+        if len(self.digests) == 1:
+            return f"{self.path.name}: [digest] "
+        return f"{self.path.name}: digest[{self.digests.index(self.digest)}]."
 
     def digest_names(self) -> str:
         return "the digests are " + ", ".join(d.name for d in self.digests)

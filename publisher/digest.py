@@ -273,25 +273,25 @@ def check_templates(config: Config) -> None:
     """Compile the subject and both templates, rendering nothing: a syntax error, an unknown
     filter or a missing template is a ConfigError before any work, not a failed digest after it."""
     envs = _environments(config)
-    where = f"{config.path.name}: [digest]"
+    where = config.digest_where()
     try:
         envs.text.from_string(config.digest.subject)
     except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"{where} subject", f"not a valid template: {_one_line(exc.message)}") from None
+        raise ConfigError(f"{where}subject", f"not a valid template: {_one_line(exc.message)}") from None
     except jinja2.TemplateError as exc:
-        raise ConfigError(f"{where} subject", f"not a valid template: {_one_line(str(exc))}") from None
+        raise ConfigError(f"{where}subject", f"not a valid template: {_one_line(str(exc))}") from None
     folder = "templates_dir"
     for env in (envs.html, envs.text):
         for name in TEMPLATES:
             try:
                 env.get_template(name)
             except jinja2.TemplateNotFound:
-                raise ConfigError(f"{where} {folder}", f"{name} not found in {_where(env)}") from None
+                raise ConfigError(f"{where}{folder}", f"{name} not found in {_where(env)}") from None
             except jinja2.TemplateSyntaxError as exc:
                 at = f"{exc.filename or name}:{exc.lineno}"
-                raise ConfigError(f"{where} {folder}", f"{at}: {_one_line(exc.message)}") from None
+                raise ConfigError(f"{where}{folder}", f"{at}: {_one_line(exc.message)}") from None
             except jinja2.TemplateError as exc:
-                raise ConfigError(f"{where} {folder}", f"{name}: {_one_line(str(exc))}") from None
+                raise ConfigError(f"{where}{folder}", f"{name}: {_one_line(str(exc))}") from None
 
 
 def _one_line(text: str | None) -> str:

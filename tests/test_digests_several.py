@@ -287,3 +287,11 @@ def test_local_readers_get_the_default_digests_unless_they_chose(
         assert all(journal.summary(store, d.id).finished for d in store.recent_digests(10))
     finally:
         store.close()
+
+
+def test_a_bad_template_of_one_digest_names_its_block(project: Project) -> None:
+    several(project, DAILY, WEEKLY | {"subject": "{{ articles|nosuchfilter }}"})
+    done = project.cli("run", env={"PUBLISHER_NOW": "2026-11-02T06:00:00Z"})
+    assert done.exit_code == 2
+    [line] = done.stderr.splitlines()
+    assert "publisher.toml: digest[1].subject: not a valid template" in line
