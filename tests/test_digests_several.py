@@ -295,3 +295,52 @@ def test_a_bad_template_of_one_digest_names_its_block(project: Project) -> None:
     assert done.exit_code == 2
     [line] = done.stderr.splitlines()
     assert "publisher.toml: digest[1].subject: not a valid template" in line
+
+
+def test_the_daemon_runs_each_digest_once_after_downtime(project: Project) -> None:
+    """Each [[digest]] is a job of its own in the store; missed slots coalesce per digest."""
+    import threading
+
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from publisher.scheduler import REFRESH_JOB
+    from tests.test_daemon import Daemon, saved_jobs
+
+    jobs = ("digest:daily", "digest:weekly")
+
+    class Daemons(Daemon):
+        def __init__(self, config: Any) -> None:
+            super().__init__(config)
+            self._fired.update({job: threading.Event() for job in jobs})
+
+    several(project, DAILY, WEEKLY)
+    now = datetime.now(UTC).replace(microsecond=0)  # the daemon keeps APScheduler's own time
+    dated = f"{now - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}"
+    project.add_article("both.md", markdown_article("Day 00 news+analysis", dated, ["news", "analysis"], "Text."))
+    config = project.config()
+    with Daemons(config) as first:
+        first.wait_for(REFRESH_JOB)
+    assert set(saved_jobs(config)) == set(jobs)
+    assert all(not first.runs(job) for job in jobs)
+
+    jobstore = SQLAlchemyJobStore(url=config.store_url)  # down for 10 days: both slots missed
+    jobstore.start(BackgroundScheduler(timezone=UTC), "default")
+    try:
+        for job_id in jobs:
+            job = jobstore.lookup_job(job_id)
+            state = job.__getstate__()
+            state["next_run_time"] = now - timedelta(days=10)
+            job.__setstate__(state)
+            jobstore.update_job(job)
+    finally:
+        jobstore.shutdown()
+
+    with Daemons(config) as second:
+        ran = [second.wait_for(job) for job in jobs]
+        second.wait_for(REFRESH_JOB)
+    assert [len(second.runs(job)) for job in jobs] == [1, 1]  # not one per missed slot
+    assert [event.retval for event in ran] == ["sent", "sent"]
+    assert sorted(digest_name(m) for m in mailed(project)) == ["daily", "weekly"]
+    assert all(titles(m) == ["Day 00 news+analysis"] for m in mailed(project))
+    assert all(when is not None and when > now for when in saved_jobs(config).values())
