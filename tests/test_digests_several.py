@@ -344,3 +344,20 @@ def test_the_daemon_runs_each_digest_once_after_downtime(project: Project) -> No
     assert sorted(digest_name(m) for m in mailed(project)) == ["daily", "weekly"]
     assert all(titles(m) == ["Day 00 news+analysis"] for m in mailed(project))
     assert all(when is not None and when > now for when in saved_jobs(config).values())
+
+
+def test_no_digest_for_a_failing_source_with_nothing_new(project: Project, refused_url: str) -> None:
+    """A digest of one remote source that is down sends nothing; the other digest goes on."""
+    for sample in project.articles.iterdir():
+        sample.unlink()
+    project.settings["sources"] = [{"name": "blog", "url": f"{refused_url}/feed.xml", "timeout": 5}]
+    several(
+        project,
+        DAILY | {"tags": []},
+        WEEKLY | {"name": "blog", "tags": [], "schedule": "0 7 * * *", "sources": ["blog"]},
+    )
+    project.add_article("a.md", markdown_article("Day 00 news", "2026-11-02T05:00:00Z", ["news"], "Text."))
+    for when in ("2026-11-02T06:00:00Z", "2026-11-02T08:00:00Z"):
+        done = project.cli("run", env={"PUBLISHER_NOW": when})
+        assert "blog" in done.stderr  # the failing source named in its line
+    assert [(digest_name(m), titles(m)) for m in mailed(project)] == [("daily", ["Day 00 news"])]
