@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from publisher import journal
-from publisher.config import Config
+from publisher.config import Config, DigestConfig
 from publisher.digest import issue_url, outgoing, render
 from publisher.message import Outgoing
 from publisher.store import Article, Digest, Store
@@ -73,6 +73,28 @@ def opt(store: Store, token: str, digest: str, wanted: bool, now: datetime) -> b
     With several digests a reader who never chose gets those marked ``default = true``; an
     opt-out is an empty choice (no topic: no email), an opt-in the choice of everything."""
     return table.set_choice(store, token, (EVERYTHING,) if wanted else (), now, digest)
+
+
+def receives(choice: Choice, default: bool) -> bool:
+    """Whether a reader with ``choice`` gets a digest: no choice, its ``default``; an empty one, no."""
+    return default if choice is None else choice != ()
+
+
+def local_digests(config: Config) -> list[DigestConfig]:
+    """The digests that go to the local list, which its readers may take or leave."""
+    return [d for d in config.digests if d.recipients == "subscribers"]
+
+
+def keep_digests(store: Store, token: str, subscriber_id: int, config: Config, wanted: set[str], now: datetime) -> None:
+    """The reader gets the local digests named in ``wanted`` and no other: one they leave is
+    an empty choice; one they take that they did not get is the whole of it (a topic choice
+    they have for one they keep stays)."""
+    for digest in local_digests(config):
+        has = receives(choice_of(store, subscriber_id, digest.name), digest.default)
+        if digest.name in wanted and not has:
+            opt(store, token, digest.name, True, now)
+        elif digest.name not in wanted and has:
+            opt(store, token, digest.name, False, now)
 
 
 def plan(config: Config, store: SendStore, digest_id: str, size: int, now: datetime) -> bool:

@@ -361,3 +361,45 @@ def test_no_digest_for_a_failing_source_with_nothing_new(project: Project, refus
         done = project.cli("run", env={"PUBLISHER_NOW": when})
         assert "blog" in done.stderr  # the failing source named in its line
     assert [(digest_name(m), titles(m)) for m in mailed(project)] == [("daily", ["Day 00 news"])]
+
+
+def test_readers_choose_their_digests_on_the_preferences_page(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from publisher import preferences, subscribers
+    from tests.test_server import TIMEOUT, Running
+
+    secret = "several-digests-secret-7Hq2Lp9X"
+    monkeypatch.setenv("PUBLISHER_UNSUBSCRIBE_SECRET", secret)
+    page = "https://news.example.org/preferences"
+    local = {"recipients": "subscribers", "preferences_url": page, "tags": []}
+    several(project, DAILY | local, WEEKLY | local | {"default": False})
+    store = project.open_store()
+    try:
+        subscribers.add(store, [("ada@example.org", None)], START, resubscribe=False)
+        [ada] = subscribers.listing(store)
+    finally:
+        store.close()
+    link = subscribers.Links(page, secret.encode()).url(ada.token).removeprefix("https://news.example.org")
+
+    def ticked(html: str) -> list[str]:
+        return re.findall(r'name="digests" value="([a-z]+)" checked', html)
+
+    with Running(project.config()) as running, httpx.Client(base_url=running.url, timeout=TIMEOUT) as http:
+        shown = http.get(link)
+        assert shown.status_code == 200
+        assert re.findall(r'name="digests" value="([a-z]+)"', shown.text) == ["daily", "weekly"]
+        assert ticked(shown.text) == ["daily"]  # no choice yet: the digests marked default
+        saved = http.post(link, data={"action": "save", "mode": "all", "digests": ["weekly"]})
+        assert saved.status_code == 200 and "Your choice is saved" in saved.text
+        assert ticked(saved.text) == ["weekly"]
+        again = http.post(link, data={"action": "save", "mode": "all", "digests": ["daily", "weekly"]})
+        assert ticked(again.text) == ["daily", "weekly"]
+    store = project.open_store()
+    try:
+        assert preferences.choice_of(store, ada.id, "daily") is None  # everything, as before any choice
+        assert preferences.choice_of(store, ada.id, "weekly") == (preferences.EVERYTHING,)
+    finally:
+        store.close()
