@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from publisher import journal
+from publisher import journal, subscribers
 from publisher.config import Config, DigestConfig
 from publisher.digest import issue_url, outgoing, render
 from publisher.message import Outgoing
+from publisher.states import SubscriberState
 from publisher.store import Article, Digest, Store
 from publisher.store import preferences as table
 from publisher.store.preferences import DEFAULT_DIGEST, Choice, Group
@@ -78,6 +79,19 @@ def opt(store: Store, token: str, digest: str, wanted: bool, now: datetime) -> b
 def receives(choice: Choice, default: bool) -> bool:
     """Whether a reader with ``choice`` gets a digest: no choice, its ``default``; an empty one, no."""
     return default if choice is None else choice != ()
+
+
+def anyone_receives(config: Config, store: Store) -> bool:
+    """Whether a digest ``config.digest`` to the local list would reach anyone: an active
+    reader who has not left it (one marked default), or who took it (one that is not)."""
+    if not subscribers.any_active(store):
+        return False
+    left, took = table.chosen_by_active(store, config.digest.name)
+    if not config.digest.default:
+        return took > 0
+    if not left:
+        return True
+    return subscribers.counts(store)[SubscriberState.ACTIVE] > left
 
 
 def local_digests(config: Config) -> list[DigestConfig]:

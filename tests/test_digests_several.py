@@ -58,7 +58,7 @@ def tags_of(day: int) -> list[str]:
 
 def mailed(project: Project) -> list[EmailMessage]:
     found = []
-    for path in project.outbox_files():
+    for path in sorted(project.outbox.rglob("*.eml")) if project.outbox.exists() else []:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         found.append(message)
@@ -403,3 +403,34 @@ def test_readers_choose_their_digests_on_the_preferences_page(
         assert preferences.choice_of(store, ada.id, "weekly") == (preferences.EVERYTHING,)
     finally:
         store.close()
+
+
+def test_a_digest_nobody_takes_keeps_its_articles_for_the_first_who_does(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from publisher import preferences, subscribers
+
+    monkeypatch.setenv("PUBLISHER_UNSUBSCRIBE_SECRET", "several-digests-secret-7Hq2Lp9X")
+    for sample in project.articles.iterdir():
+        sample.unlink()
+    local = {"recipients": "subscribers", "tags": []}
+    several(project, DAILY | local, WEEKLY | local | {"default": False, "schedule": "0 7 * * *"})
+    project.add_article("a.md", markdown_article("Day 00 news", "2026-11-02T05:00:00Z", ["news"], "Text."))
+    store = project.open_store()
+    try:
+        subscribers.add(store, [("ada@example.org", None)], START, resubscribe=False)
+        [ada] = subscribers.listing(store)
+    finally:
+        store.close()
+    project.cli("run", env={"PUBLISHER_NOW": "2026-11-02T06:00:00Z"})
+    done = project.cli("run", env={"PUBLISHER_NOW": "2026-11-02T08:00:00Z"})
+    assert "digest weekly: no reader of the local list takes this digest, no email sent" in done.output
+    store = project.open_store()
+    try:
+        assert [d.name for d in store.recent_digests(10)] == ["daily"]
+        assert preferences.opt(store, ada.token, "weekly", True, START)
+    finally:
+        store.close()
+    project.cli("run", env={"PUBLISHER_NOW": "2026-11-03T08:00:00Z"})
+    got = sorted((digest_name(m), titles(m)) for m in mailed(project))
+    assert got == [("daily", ["Day 00 news"]), ("weekly", ["Day 00 news"])]

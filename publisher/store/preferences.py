@@ -126,6 +126,20 @@ def anyone_chose(store: SendStore, digest: str = DEFAULT_DIGEST) -> bool:
         return conn.execute(query).first() is not None
 
 
+def chosen_by_active(store: SendStore, digest: str) -> tuple[int, int]:
+    """Of the active readers with a choice for ``digest``: how many chose nothing (left it),
+    and how many chose something. Read in Python: JSON equality differs by database."""
+    query = (
+        select(preferences.c.topics)
+        .join(subscribers, subscribers.c.id == preferences.c.subscriber_id)
+        .where(preferences.c.digest == digest, subscribers.c.state == SubscriberState.ACTIVE)
+    )
+    with store.transaction() as conn:
+        topics = [list(row or []) for row in conn.execute(query).scalars()]
+    empty = sum(1 for t in topics if not t)
+    return empty, len(topics) - empty
+
+
 def tag_lists(store: Store) -> list[list[str]]:
     """The tags of every live, published article (the page offers them as topics)."""
     query = select(articles.c.tags).where(articles.c.removed_at.is_(None), articles.c.draft.is_(false()))
