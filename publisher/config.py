@@ -1035,17 +1035,20 @@ class Config:
 
     def for_digest(self, name: str) -> Config:
         """This config as the digest ``name`` sees it: ``digest`` is that one."""
+        if name == self.digest.name:  # by name: a Config made with replace(config, digest=...) keeps its own
+            return self
         chosen = next((d for d in self.digests if d.name == name), None)
         if chosen is None:
             raise ConfigError(f"{self.path.name}: --digest", f"no digest named {name!r}; {self.digest_names()}")
-        return self if chosen is self.digest else replace(self, digest=chosen, digests=self.digests)
+        return replace(self, digest=chosen, digests=self.digests)
 
     def digest_where(self) -> str:
         """How an error names a key of this digest, up to the key: "publisher.toml: [digest] "
         for the single [digest], "publisher.toml: digest[1]." for a [[digest]] block."""
         if len(self.digests) == 1:
             return f"{self.path.name}: [digest] "
-        return f"{self.path.name}: digest[{self.digests.index(self.digest)}]."
+        index = next((i for i, d in enumerate(self.digests) if d.name == self.digest.name), 0)
+        return f"{self.path.name}: digest[{index}]."
 
     def digest_names(self) -> str:
         return "the digests are " + ", ".join(d.name for d in self.digests)
