@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -219,6 +220,11 @@ def test_the_commands_name_the_digests(project: Project) -> None:
     status = project.cli("status", env=env)
     assert "next digest daily: 2026-11-02T07:00:00+00:00 ('0 7 * * *', UTC)" in status.stdout
     assert "next digest weekly: 2026-11-02T09:00:00+00:00 ('0 9 * * 1', UTC)" in status.stdout
+    shown = json.loads(project.cli("status", "--json", env=env).stdout)
+    assert shown["next_digests"] == [
+        {"name": "daily", "at": "2026-11-02T07:00:00+00:00", "schedule": "0 7 * * *", "timezone": "UTC"},
+        {"name": "weekly", "at": "2026-11-02T09:00:00+00:00", "schedule": "0 9 * * 1", "timezone": "UTC"},
+    ]
     preview = project.cli("digest", "preview", "--digest", "weekly", env=env)
     assert preview.exit_code == 0, preview.output
     [html] = [line for line in preview.stdout.splitlines() if line.endswith(".html")]
