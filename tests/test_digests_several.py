@@ -220,6 +220,9 @@ def test_the_commands_name_the_digests(project: Project) -> None:
     status = project.cli("status", env=env)
     assert "next digest daily: 2026-11-02T07:00:00+00:00 ('0 7 * * *', UTC)" in status.stdout
     assert "next digest weekly: 2026-11-02T09:00:00+00:00 ('0 9 * * 1', UTC)" in status.stdout
+    checked = project.cli("config", "check", env=env).stdout
+    assert "publisher.toml: digest[1] subject and templates (the bundled templates) compile" in checked
+    assert "next digest weekly: 2026-11-02T09:00:00+00:00 ('0 9 * * 1', UTC)" in checked
     shown = json.loads(project.cli("status", "--json", env=env).stdout)
     assert shown["next_digests"] == [
         {"name": "daily", "at": "2026-11-02T07:00:00+00:00", "schedule": "0 7 * * *", "timezone": "UTC"},
