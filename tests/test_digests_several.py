@@ -443,3 +443,27 @@ def test_a_digest_nobody_takes_keeps_its_articles_for_the_first_who_does(
     project.cli("run", env={"PUBLISHER_NOW": "2026-11-03T08:00:00Z"})
     got = sorted((digest_name(m), titles(m)) for m in mailed(project))
     assert got == [("daily", ["Day 00 news"]), ("weekly", ["Day 00 news"])]
+
+
+def test_resume_continues_each_digest_left_unsent_and_starts_none(project: Project) -> None:
+    from publisher.digest import create_next
+
+    for sample in project.articles.iterdir():
+        sample.unlink()
+    several(project, DAILY | {"tags": []}, WEEKLY | {"tags": []})
+    project.add_article("a.md", markdown_article("Day 00 news", "2026-11-02T05:00:00Z", ["news"], "Text."))
+    env = {"PUBLISHER_NOW": "2026-11-02T06:00:00Z"}
+    assert project.cli("run", env=env).exit_code == 0  # ingests; notes the digests, sends none
+    when = datetime(2026, 11, 2, 6, 5, tzinfo=UTC)
+    store = project.open_store()
+    try:  # frozen, as a run that died before its send left it
+        made = create_next(project.config().for_digest("weekly"), store, when)
+        assert made is not None and made.name == "weekly"
+    finally:
+        store.close()
+    done = project.cli("digest", "resume", env=env)
+    assert done.exit_code == 0, done.output
+    assert [(digest_name(m), titles(m)) for m in mailed(project)] == [("weekly", ["Day 00 news"])]
+    again = project.cli("digest", "resume", env=env)
+    assert "nothing to resume" in again.output
+    assert len(mailed(project)) == 1
