@@ -176,7 +176,7 @@ def _schedule(
     scheduler.start(paused=True)
     try:
         for job in scheduler.get_jobs(jobstore="default"):
-            if job.id not in each:  # a digest no longer in the config
+            if job.id.partition(":")[0] == DIGEST_JOB and job.id not in each:  # a digest no longer in the config
                 scheduler.remove_job(job.id, jobstore="default")
         for job, (name, trigger) in each.items():
             _keep_slot(scheduler, job, trigger, job_args(config, name))
