@@ -486,8 +486,11 @@ def digest_group() -> None:
 @click.option("--open", "open_it", is_flag=True, help="Open the .html file in the web browser ($BROWSER) afterwards.")
 @click.option("--id", "digest_id", metavar="DIGEST_ID", default=None, help="A stored digest (see `digest list`).")
 @click.option("--last", is_flag=True, help="The newest stored digest: the one sent last, or being sent.")
+@click.option("--digest", "name", metavar="NAME", default=None, help="Which [[digest]] [default: the first].")
 @click.pass_context
-def preview(ctx: click.Context, out: Path | None, open_it: bool, digest_id: str | None, last: bool) -> None:
+def preview(
+    ctx: click.Context, out: Path | None, open_it: bool, digest_id: str | None, last: bool, name: str | None
+) -> None:
     """Write the next digest as .html, .txt and .eml files; sends and marks nothing.
 
     With --id or --last, a stored digest instead, as it was sent. Creates no store where there is none.
@@ -500,7 +503,7 @@ def preview(ctx: click.Context, out: Path | None, open_it: bool, digest_id: str 
         raise click.UsageError("--id and --last: give one of them")
     config = _config(ctx)
     with _existing_store(ctx, config) as store:
-        chosen = previews.choose(config, store, clock.now(), digest_id=digest_id, last=last)
+        chosen = previews.choose(config, store, clock.now(), digest_id=digest_id, last=last, name=name)
     if chosen.shown is None:
         offer = f"; `publisher digest preview --last` shows the last one, {chosen.newest.id}" if chosen.newest else ""
         click.echo(f"digest: nothing new since the last digest, nothing to preview{offer}")
@@ -522,15 +525,18 @@ def preview(ctx: click.Context, out: Path | None, open_it: bool, digest_id: str 
     ),
 )
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many to show.")
+@click.option("--digest", "name", metavar="NAME", default=None, help="Only this [[digest]]'s [default: all].")
 @click.pass_context
-def list_digests(ctx: click.Context, limit: int) -> None:
+def list_digests(ctx: click.Context, limit: int, name: str | None) -> None:
     """One line per stored digest, newest first: id, state, created, articles, subject; tab-separated.
 
     Creates no store where there is none.
     """
+    from publisher import previews
+
     config = _config(ctx)
     with _existing_store(ctx, config) as store:
-        for d in store.recent_digests(limit):
+        for d in previews.listed(config, store, limit, name):
             click.echo(f"{d.id}\t{d.state}\t{d.created_at.isoformat()}\t{d.article_count}\t{_escaped(d.subject)}")
 
 
@@ -583,8 +589,9 @@ def release(ctx: click.Context) -> None:
     metavar="ADDRESS",
     help="Send the test to this address (repeat --to for more).",
 )
+@click.option("--digest", "name", metavar="NAME", default=None, help="Which [[digest]] [default: the first].")
 @click.pass_context
-def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
+def send_test(ctx: click.Context, addresses: tuple[str, ...], name: str | None) -> None:
     """Send the next digest to the --to addresses only, with "[TEST]" before its subject.
 
     Marks nothing: the next `publisher run` still sends the digest to everyone.
@@ -598,6 +605,7 @@ def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     if bad:
         ctx.exit(2)
     config = _config(ctx)
+    config = config if name is None else config.for_digest(name)
     mailer = build_mailer(config)
     with _store(config) as store:
         result = dispatch.send_test(config, store, mailer, valid, clock.now())
@@ -611,9 +619,10 @@ def send_test(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     is_flag=True,
     help="Resend a digest whose earlier send was interrupted (it may have been delivered).",
 )
+@click.option("--digest", "name", metavar="NAME", default=None, help="Only this [[digest]] [default: each].")
 @click.pass_context
-def send(ctx: click.Context, resend_in_doubt: bool) -> None:
-    """Send the digest now if anything is new (without ingesting first)."""
+def send(ctx: click.Context, resend_in_doubt: bool, name: str | None) -> None:
+    """Send the digest now if anything is new (without ingesting first); with several, each one."""
     from publisher import clock
     from publisher.config import check_ready
     from publisher.delivery import build_mailer
@@ -622,8 +631,11 @@ def send(ctx: click.Context, resend_in_doubt: bool) -> None:
     check_ready(config, articles=False)
     mailer = build_mailer(config)
     with _store(config) as store:
-        result = _send(config, store, mailer, clock.now(), resend_in_doubt=resend_in_doubt)
-    ctx.exit(0 if result.ok else 1)
+        results = [
+            _send(each, store, mailer, clock.now(), resend_in_doubt=resend_in_doubt)
+            for each in config.chosen_digests(name)
+        ]
+    ctx.exit(0 if all(result.ok for result in results) else 1)
 
 
 @digest_group.command(
@@ -651,7 +663,13 @@ def resume_digest(ctx: click.Context, resend_in_doubt: bool, retry_failed: bool)
     with _store(config) as store:
         if resume.resumable(store, resend_in_doubt, retry_failed):
             flags = {"resend_in_doubt": resend_in_doubt, "retry_failed": retry_failed}
-            ctx.exit(0 if _send(config, store, mailer, clock.now(), **flags).ok else 1)
+            if len(config.digests) == 1:
+                ctx.exit(0 if _send(config, store, mailer, clock.now(), **flags).ok else 1)
+            # Several digests: each continues its own unsent one (none is started)
+            results = [
+                _send(each, store, mailer, clock.now(), create=False, **flags) for each in resume.waiting(config, store)
+            ]
+            ctx.exit(0 if all(result.ok for result in results) else 1)
         held = resume.held_back(store)
     if not held:
         click.echo("digest: nothing to resume (no digest is waiting to be sent)")
@@ -1063,8 +1081,12 @@ def _status_lines(shown: report.StatusReport) -> Iterator[str]:
         when = f", next try after {hub.retry_at.isoformat()}" if hub.retry_at else ""
         down = f"down ({hub.error}), " if hub.failures else ""
         yield f"websub: {hub.hub}: {down}{_count(len(hub.topics), 'feed')} to announce{when}"
-    upcoming = facts.next_digest.isoformat() if facts.next_digest else "never"
-    yield f"next digest: {upcoming} ('{shown.schedule}', {shown.timezone})"
+    for each in shown.upcoming:  # several digests
+        at = each.at.isoformat() if each.at else "never"
+        yield f"next digest {each.name}: {at} ('{each.schedule}', {each.timezone})"
+    if not shown.upcoming:
+        upcoming = facts.next_digest.isoformat() if facts.next_digest else "never"
+        yield f"next digest: {upcoming} ('{shown.schedule}', {shown.timezone})"
     if facts.held_since is not None:
         yield (
             f"digest hold: held since {facts.held_since.isoformat()}: no digest goes out until "

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher import crontab
 from publisher.errors import ConfigError
+from publisher.store.preferences import DEFAULT_DIGEST as DEFAULT_DIGEST
 from publisher.store.urls import resolved, url_problem
 
 if TYPE_CHECKING:
@@ -218,6 +219,8 @@ def load(path: Path) -> Config:
     for key, value in raw.items():
         if key not in KEYS:
             raise ConfigError(f"{name}: [{key}]", "unknown section")
+        if key == "digest" and isinstance(value, list):
+            continue  # [[digest]] blocks: several digests (a single [digest] table is one)
         if key in ARRAYS:
             if not isinstance(value, list):
                 raise ConfigError(f"{name}: [[{key}]]", f"expected [[{key}]] blocks, got [{key}]")
@@ -233,7 +236,13 @@ def load(path: Path) -> Config:
     st = table("store")
     store_url = _store_url(st, base)
 
-    digest = _digest(table("digest"))
+    sources = _sources(name, raw.get("sources", []), base)
+    several = raw.get("digest", {})
+    if isinstance(several, list):
+        digests = _digests(name, several, base, sources)
+    else:
+        digests = (_digest(table("digest"), sources),)
+    digest = digests[0]
     return Config(
         path=path.resolve(),
         site=site,
@@ -246,7 +255,8 @@ def load(path: Path) -> Config:
         mailer=_mailer(table("mailer"), digest, path.resolve().name),
         signup=_signup(table("signup"), site, digest),
         bounces=_section(table("bounces"), BouncesConfig),
-        sources=_sources(name, raw.get("sources", []), base),
+        sources=sources,
+        digests=digests,
         bucket=_bucket(table("bucket")),
     )
 
@@ -321,9 +331,11 @@ def check_ready(config: Config, *, articles: bool) -> None:
         )
     from publisher import digest, subscribers  # they import this module
 
-    digest.check_templates(config)
-    if config.digest.recipients == "subscribers":
+    for each in config.each_digest():  # every [[digest]]'s subject and templates
+        digest.check_templates(each)
+    if any(d.recipients == "subscribers" for d in config.digests):
         subscribers.secret(config)
+    if config.digest.recipients == "subscribers":
         from publisher import notices
 
         notices.check_templates(config)  # the sign-ups' confirmation and welcome
@@ -342,14 +354,55 @@ def _feed(f: _Table, site: SiteConfig) -> FeedConfig:
     )
 
 
-def _digest(d: _Table) -> DigestConfig:
+def _digest(d: _Table, sources: tuple[SourceConfig, ...]) -> DigestConfig:
     tz = _one(d, DigestConfig, "timezone")
     schedule = _one(d, DigestConfig, "schedule")
     try:
         crontab.trigger(schedule, tz)
     except ValueError as exc:
         raise ConfigError(d.where("schedule"), f"not a crontab line ({exc})") from None
-    return _section(d, DigestConfig, schedule=schedule, timezone=tz)
+    chosen = _one(d, DigestConfig, "sources")
+    unknown = [name for name in chosen if name not in {s.name for s in sources}]
+    if unknown:
+        raise ConfigError(d.where("sources"), f"no [[sources]] block is named {unknown[0]!r}")
+    return _section(d, DigestConfig, schedule=schedule, timezone=tz, sources=chosen)
+
+
+DIGEST_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def _digests(file: str, blocks: list[Any], base: Path, sources: tuple[SourceConfig, ...]) -> tuple[DigestConfig, ...]:
+    """Each ``[[digest]]`` block, checked; an error names it as digest[i]. The first block is
+    the site's main digest (the mailer and the sign-up page follow its settings)."""
+    if not blocks:
+        raise ConfigError(f"{file}: [[digest]]", "expected at least one [[digest]] block")
+    found: list[DigestConfig] = []
+    for i, block in enumerate(blocks):
+        where = f"digest[{i}]"
+        if not isinstance(block, dict):
+            raise ConfigError(f"{file}: {where}", "expected a [[digest]] block with keys under it")
+        t = _Block(file, where, block, KEYS["digest"], base)
+        if "name" not in t.data:
+            raise ConfigError(t.where("name"), "missing (each [[digest]] block needs a name)")
+        digest = _digest(t, sources)
+        if digest.name in {d.name for d in found}:
+            raise ConfigError(t.where("name"), f"{digest.name!r} is the name of another digest; names must differ")
+        found.append(digest)
+    return tuple(found)
+
+
+def _digest_name(t: _Table, key: str, default: str) -> str:
+    name = t.text(key, default).strip()
+    if not DIGEST_NAME.fullmatch(name):
+        raise ConfigError(t.where(key), f'expected a short name of a-z, 0-9, - and _ (e.g. "weekly"), got {name!r}')
+    return name
+
+
+def _names(t: _Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """An optional list of non-empty strings, each once; [] is none."""
+    if t.data.get(key, []) == []:
+        return default
+    return tuple(dict.fromkeys(s.strip() for s in t.str_list(key)))
 
 
 def _mailer(m: _Table, digest: DigestConfig, file: str) -> ProviderConfig:
@@ -770,6 +823,19 @@ class DigestConfig:
     lead_images: bool = setting(True)  # each article's lead image (ArticleMeta image) above its text
     # The readers' preferences page (topics, unsubscribe), linked from each footer ("" = none).
     preferences_url: str = setting("", read=_optional_https_url)
+    # [[digest]] only: its name (a single [digest] is "digest"); its ids begin with it
+    name: str = setting(DEFAULT_DIGEST, read=_digest_name, value=DEFAULT_DIGEST)
+    # The articles it takes (any of these tags; from these [[sources]]); none: every article
+    tags: tuple[str, ...] = setting((), read=_names, value=())
+    sources: tuple[str, ...] = setting((), read=_names, value=())
+    # A local-list reader who chose nothing gets this digest (see publisher.preferences)
+    default: bool = setting(True, value=True)
+
+    def takes(self, tags: list[str], key: str) -> bool:
+        """Whether an article with these tags and store key belongs in this digest."""
+        if self.tags and not {t.casefold() for t in tags} & {t.casefold() for t in self.tags}:
+            return False
+        return not self.sources or any(key.startswith(f"feed:{s}/") for s in self.sources)
 
 
 @dataclass(frozen=True)
@@ -985,6 +1051,40 @@ class Config:
     # [[sources]]: remote feeds whose items become articles (publisher.sources)
     sources: tuple[SourceConfig, ...] = ()
     bucket: BucketConfig | None = None  # [bucket] name set: the feeds go to the bucket too
+    # Every digest, the first being ``digest``: one [digest], or the [[digest]] blocks
+    digests: tuple[DigestConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.digests:  # a Config made by hand: its one digest
+            object.__setattr__(self, "digests", (self.digest,))
+
+    def for_digest(self, name: str) -> Config:
+        """This config as the digest ``name`` sees it: ``digest`` is that one."""
+        if name == self.digest.name:  # by name: a Config made with replace(config, digest=...) keeps its own
+            return self
+        chosen = next((d for d in self.digests if d.name == name), None)
+        if chosen is None:
+            raise ConfigError(f"{self.path.name}: --digest", f"no digest named {name!r}; {self.digest_names()}")
+        return replace(self, digest=chosen, digests=self.digests)
+
+    def digest_where(self) -> str:
+        """How an error names a key of this digest, up to the key: "publisher.toml: [digest] "
+        for the single [digest], "publisher.toml: digest[1]." for a [[digest]] block."""
+        if len(self.digests) == 1:
+            return f"{self.path.name}: [digest] "
+        index = next((i for i, d in enumerate(self.digests) if d.name == self.digest.name), 0)
+        return f"{self.path.name}: digest[{index}]."
+
+    def digest_names(self) -> str:
+        return "the digests are " + ", ".join(d.name for d in self.digests)
+
+    def each_digest(self) -> list[Config]:
+        """One config per digest, in the file's order."""
+        return [self.for_digest(d.name) for d in self.digests]
+
+    def chosen_digests(self, name: str | None) -> list[Config]:
+        """The digest ``name`` (``--digest NAME``), or every digest when it is None."""
+        return self.each_digest() if name is None else [self.for_digest(name)]
 
     # The names the settings had before they were sections.
     @property

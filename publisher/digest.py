@@ -25,7 +25,7 @@ import jinja2
 import lxml.html
 from markupsafe import Markup, escape
 
-from publisher.config import LIST_OWNERS, Config
+from publisher.config import DEFAULT_DIGEST, LIST_OWNERS, Config
 from publisher.errors import ConfigError, RenderError
 from publisher.links import absolute_html, article_url
 from publisher.message import POLICY, PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, Outgoing, header_text
@@ -60,15 +60,23 @@ class Rendered:
     message: bytes
 
 
+def since_setting(name: str) -> str:
+    """The store setting holding digest ``name``'s backlog cutoff (the single [digest]'s as ever)."""
+    return "digest_since" if name == DEFAULT_DIGEST else f"digest_since:{name}"
+
+
 def since(config: Config, store: Store, now: datetime) -> datetime:
     """Articles older than this never go out: the backlog cutoff set by the first digest."""
-    stored = store.setting("digest_since")
+    stored = store.setting(since_setting(config.digest.name))
     return datetime.fromisoformat(stored) if stored else now - config.digest.backlog
 
 
 def next_articles(config: Config, store: Store, now: datetime) -> list[Article]:
-    """The articles the next digest holds: not mailed yet, no draft, none dated after ``now``."""
-    return store.undigested_articles(since(config, store, now), now)
+    """The articles the next digest holds: not in a digest of its name yet, taken by its
+    filter (tags, sources), no draft, none dated after ``now``."""
+    wanted = config.digest
+    found = store.undigested_articles(since(config, store, now), now, wanted.name)
+    return [a for a in found if wanted.takes(a.tags, a.key)]
 
 
 def create_next(config: Config, store: Store, now: datetime) -> Digest | None:
@@ -76,16 +84,20 @@ def create_next(config: Config, store: Store, now: datetime) -> Digest | None:
     articles = next_articles(config, store, now)
     if not articles:
         return None
-    digest_id = new_digest_id(now)
+    name = config.digest.name
+    digest_id = new_digest_id(now, name)
     rendered = render(config, articles, digest_id=digest_id, now=now, view_url=issue_url(config, digest_id))
-    store.set_setting_once("digest_since", since(config, store, now).isoformat())
-    if not store.create_digest(digest_id, now, rendered.subject, rendered.message, [a.id for a in articles]):
+    store.set_setting_once(since_setting(name), since(config, store, now).isoformat())
+    if not store.create_digest(digest_id, now, rendered.subject, rendered.message, [a.id for a in articles], name):
         return None  # another publisher on this store took these articles first
     return store.digest(digest_id)
 
 
-def new_digest_id(now: datetime) -> str:
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
+def new_digest_id(now: datetime, name: str = DEFAULT_DIGEST) -> str:
+    """A new digest's id: the time and a random part; another digest than the single
+    [digest] ("digest") has its name in front (weekly-20261124-070000-3fa2c1d0)."""
+    stamp = f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
+    return stamp if name == DEFAULT_DIGEST else f"{name}-{stamp}"
 
 
 def issue_url(config: Config, digest_id: str) -> str | None:
@@ -192,13 +204,13 @@ def preview(
     Otherwise, with ``sample_link``, a personal unsubscribe link shows as a reader would see
     one (signed with no real secret, for no real reader).
     """
-    pending = store.unsent_digest()
+    pending = store.unsent_digest(config.digest.name)
     if pending is not None and not test:
         return _with_sample_link(config, outgoing(config, store, pending), sample_link)
     articles = store.digest_articles(pending.id) if pending is not None else next_articles(config, store, now)
     if not articles:
         return None
-    digest_id = ("test-" if test else "") + new_digest_id(now)
+    digest_id = ("test-" if test else "") + new_digest_id(now, config.digest.name)
     rendered = render(
         config,
         articles,
@@ -261,25 +273,25 @@ def check_templates(config: Config) -> None:
     """Compile the subject and both templates, rendering nothing: a syntax error, an unknown
     filter or a missing template is a ConfigError before any work, not a failed digest after it."""
     envs = _environments(config)
-    where = f"{config.path.name}: [digest]"
+    where = config.digest_where()
     try:
         envs.text.from_string(config.digest.subject)
     except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"{where} subject", f"not a valid template: {_one_line(exc.message)}") from None
+        raise ConfigError(f"{where}subject", f"not a valid template: {_one_line(exc.message)}") from None
     except jinja2.TemplateError as exc:
-        raise ConfigError(f"{where} subject", f"not a valid template: {_one_line(str(exc))}") from None
+        raise ConfigError(f"{where}subject", f"not a valid template: {_one_line(str(exc))}") from None
     folder = "templates_dir"
     for env in (envs.html, envs.text):
         for name in TEMPLATES:
             try:
                 env.get_template(name)
             except jinja2.TemplateNotFound:
-                raise ConfigError(f"{where} {folder}", f"{name} not found in {_where(env)}") from None
+                raise ConfigError(f"{where}{folder}", f"{name} not found in {_where(env)}") from None
             except jinja2.TemplateSyntaxError as exc:
                 at = f"{exc.filename or name}:{exc.lineno}"
-                raise ConfigError(f"{where} {folder}", f"{at}: {_one_line(exc.message)}") from None
+                raise ConfigError(f"{where}{folder}", f"{at}: {_one_line(exc.message)}") from None
             except jinja2.TemplateError as exc:
-                raise ConfigError(f"{where} {folder}", f"{name}: {_one_line(str(exc))}") from None
+                raise ConfigError(f"{where}{folder}", f"{name}: {_one_line(str(exc))}") from None
 
 
 def _one_line(text: str | None) -> str:

@@ -105,21 +105,24 @@ def send_digest_by(
     """:func:`send_digest`, the claimed digest's batches sent by ``run_batches`` (publisher.cluster
     queues them as jobs)."""
     reopened = reopen(store, resend_in_doubt, retry_failed, when)
-    digest = store.unsent_digest()
+    digest = store.unsent_digest(config.digest.name)
     if digest is None and not create:
         return SendResult("nothing", "digest: nothing to resume")
     if digest is None:
         since = hold.held_since(store)
         if since is not None:  # the operator held the next digest: the articles wait for the release
             return SendResult("held", hold.message(since))
+        label = _label(config)
         if config.digest.recipients == "subscribers" and not subscribers.any_active(store):
             # Creating a digest would use up the articles on nobody: they wait for readers.
-            return SendResult("nothing", "digest: the local list has no active subscribers, no email sent")
+            return SendResult("nothing", f"{label}: the local list has no active subscribers, no email sent")
+        if config.digest.recipients == "subscribers" and not preferences.anyone_receives(config, store):
+            return SendResult("nothing", f"{label}: no reader of the local list takes this digest, no email sent")
         digest = create_next(config, store, when)
         if digest is None:
             if reopened:
-                return SendResult("nothing", "digest: nothing was left to resend")
-            return SendResult("nothing", "digest: nothing new since the last digest, no email sent")
+                return SendResult("nothing", f"{label}: nothing was left to resend")
+            return SendResult("nothing", f"{label}: nothing new since the last digest, no email sent")
     # A digest found `sending` is left to its sender while the lease runs, unless that sender is
     # a process on this host that is gone (killed mid-send): then its batches continue at once.
     lease = _lease(config, mailer)
@@ -137,6 +140,11 @@ def send_digest_by(
         if current is not None and current.state == DigestState.SENDING:
             store.finish_digest(digest.id, DigestState.PENDING, clock.now(), current.last_error)
     return _archived(config, store, result)
+
+
+def _label(config: Config) -> str:
+    """How a line names the digest it is about: "digest", or "digest weekly" among several."""
+    return "digest" if len(config.digests) == 1 else f"digest {config.digest.name}"
 
 
 def _archived(config: Config, store: Store, result: SendResult) -> SendResult:

@@ -10,12 +10,13 @@ daemon reads the :class:`CycleResult` it returns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from publisher import clock, health, notices
+from publisher import clock, health, notices, slots
 from publisher.config import Config
 from publisher.delivery import Mailer
 from publisher.dispatch import BatchReport, SendResult, send_digest
@@ -63,8 +64,9 @@ class PublishResult:
 class CycleResult:
     ingest: IngestResult
     published: PublishResult
-    digest: SendResult | None
+    digest: SendResult | None  # the first send of the cycle (the only one with a single digest)
     waiting: list[health.Problem] = field(default_factory=list)  # digests that need the operator, after the cycle
+    sends: list[SendResult] = field(default_factory=list)  # every digest's send, in the config's order
 
     @property
     def feed(self) -> FeedResult | None:
@@ -72,7 +74,10 @@ class CycleResult:
 
     @property
     def ok(self) -> bool:
-        return not self.ingest.errors and self.published.ok and (self.digest is None or self.digest.ok)
+        return not self.ingest.errors and self.published.ok and all(sent.ok for sent in self._sends())
+
+    def _sends(self) -> list[SendResult]:
+        return self.sends or ([self.digest] if self.digest is not None else [])
 
     @property
     def settled(self) -> bool:
@@ -82,9 +87,8 @@ class CycleResult:
     def unsaid(self) -> list[health.Problem]:
         """The waiting digests to report on every cycle until settled, less the one this
         cycle's send left incomplete: the send's own outcome line said it already."""
-        sent = self.digest
-        said = sent.digest_id if sent is not None and sent.state == DigestState.INCOMPLETE else None
-        return [problem for problem in self.waiting if problem.digest_id != said]
+        said = {sent.digest_id for sent in self._sends() if sent.state == DigestState.INCOMPLETE}
+        return [problem for problem in self.waiting if problem.digest_id not in said]
 
 
 class CycleObserver(Protocol):
@@ -133,12 +137,15 @@ def run_cycle(
     *,
     new_digest: bool = True,
     observer: CycleObserver | None = None,
+    due: Sequence[str] | None = None,
 ) -> CycleResult:
-    """Ingest, rebuild the feed, and (with a mailer) send the digest; then list the digests
+    """Ingest, rebuild the feed, and (with a mailer) send the digests; then list the digests
     that need the operator.
 
     ``new_digest=False`` only retries a digest that is already due but unsent: the daemon's
     refresh does that, so a failed send is not left waiting for the next digest slot.
+    ``due`` names the digests that may start a new one (the daemon's job for one digest);
+    None: those whose slot has passed (publisher.slots; with one digest, that one).
     """
     watch = observer or _Unwatched()
     watch.started(Stage.INGEST)
@@ -147,14 +154,27 @@ def run_cycle(
     watch.started(Stage.PUBLISH)
     published = publish_feeds(config, store)
     watch.published(published)
-    sent = None
+    sends: list[SendResult] = []
     if mailer is not None:
         send_notices(config, store, mailer)
-    if mailer is not None and (new_digest or store.unsent_digest() is not None):
-        watch.started(Stage.SEND)
-        sent = send_digest(config, store, mailer, when, on_batch=watch.batch)
-        watch.sent(sent)
-    return CycleResult(ingest=ingested, published=published, digest=sent, waiting=health.problems(config, store))
+        creating = set(slots.due(config, store, when) if due is None else due) if new_digest else set()
+        for each in config.each_digest():
+            name = each.digest.name
+            if name not in creating and store.unsent_digest(name) is None:
+                continue
+            watch.started(Stage.SEND)
+            sent = send_digest(each, store, mailer, when, on_batch=watch.batch)
+            if name in creating:
+                slots.handled(config, store, name, when)
+            watch.sent(sent)
+            sends.append(sent)
+    return CycleResult(
+        ingest=ingested,
+        published=published,
+        digest=sends[0] if sends else None,
+        waiting=health.problems(config, store),
+        sends=sends,
+    )
 
 
 def send_notices(config: Config, store: Store, mailer: Mailer) -> None:

@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from publisher import journal
-from publisher.config import Config
+from publisher import journal, subscribers
+from publisher.config import Config, DigestConfig
 from publisher.digest import issue_url, outgoing, render
 from publisher.message import Outgoing
+from publisher.states import SubscriberState
 from publisher.store import Article, Digest, Store
 from publisher.store import preferences as table
 from publisher.store.preferences import DEFAULT_DIGEST, Choice, Group
@@ -29,6 +30,9 @@ from publisher.store.send import SendStore
 __all__ = ["DEFAULT_DIGEST", "Choice", "choice_of", "choose", "known_topics", "messages", "plan", "topic_key"]
 
 MAX_TOPICS = 200  # a choice longer than this is refused: no page offers that many
+# The choice of a whole digest that a reader opted into (one marked default = false). No tag is
+# "*" in practice; a choice holding it selects every article.
+EVERYTHING = "*"
 
 
 def topic_key(tag: str) -> str:
@@ -61,17 +65,65 @@ def choice_of(store: Store, subscriber_id: int, digest: str = DEFAULT_DIGEST) ->
 
 
 def selects(choice: Choice, article: Article) -> bool:
-    return choice is None or any(topic_key(tag) in choice for tag in article.tags)
+    return choice is None or EVERYTHING in choice or any(topic_key(tag) in choice for tag in article.tags)
+
+
+def opt(store: Store, token: str, digest: str, wanted: bool, now: datetime) -> bool:
+    """Whoever holds ``token`` gets digest ``digest`` (all of it) or not; False if nobody active does.
+
+    With several digests a reader who never chose gets those marked ``default = true``; an
+    opt-out is an empty choice (no topic: no email), an opt-in the choice of everything."""
+    return table.set_choice(store, token, (EVERYTHING,) if wanted else (), now, digest)
+
+
+def receives(choice: Choice, default: bool) -> bool:
+    """Whether a reader with ``choice`` gets a digest: no choice, its ``default``; an empty one, no."""
+    return default if choice is None else choice != ()
+
+
+def anyone_receives(config: Config, store: Store) -> bool:
+    """Whether a digest ``config.digest`` to the local list would reach anyone: an active
+    reader who has not left it (one marked default), or who took it (one that is not)."""
+    if not subscribers.any_active(store):
+        return False
+    left, took = table.chosen_by_active(store, config.digest.name)
+    if not config.digest.default:
+        return took > 0
+    if not left:
+        return True
+    return subscribers.counts(store)[SubscriberState.ACTIVE] > left
+
+
+def local_digests(config: Config) -> list[DigestConfig]:
+    """The digests that go to the local list, which its readers may take or leave."""
+    return [d for d in config.digests if d.recipients == "subscribers"]
+
+
+def keep_digests(store: Store, token: str, subscriber_id: int, config: Config, wanted: set[str], now: datetime) -> None:
+    """The reader gets the local digests named in ``wanted`` and no other: one they leave is
+    an empty choice; one they take that they did not get is the whole of it (a topic choice
+    they have for one they keep stays)."""
+    for digest in local_digests(config):
+        has = receives(choice_of(store, subscriber_id, digest.name), digest.default)
+        if digest.name in wanted and not has:
+            opt(store, token, digest.name, True, now)
+        elif digest.name not in wanted and has:
+            opt(store, token, digest.name, False, now)
 
 
 def plan(config: Config, store: SendStore, digest_id: str, size: int, now: datetime) -> bool:
     """Write the batches of ``digest_id`` for the local list, readers grouped by what they chose."""
-    if not table.anyone_chose(store):
+    name, default = config.digest.name, config.digest.default
+    if default and not table.anyone_chose(store, name):
         return journal.plan_subscribers(store, digest_id, size, now)
     digest = store.digest(digest_id)
     assert digest is not None
     articles = store.digest_articles(digest_id)
-    return table.plan(store, digest_id, size, now, lambda choices: _split(config, digest, articles, choices))
+
+    def split(choices: set[Choice]) -> dict[Choice, Group | None]:
+        return _split(config, digest, articles, choices)
+
+    return table.plan(store, digest_id, size, now, split, name, unchosen=None if default else ())
 
 
 def _split(config: Config, digest: Digest, articles: list[Article], choices: set[Choice]) -> dict[Choice, Group | None]:

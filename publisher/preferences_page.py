@@ -58,6 +58,9 @@ class PreferencesPage:
         self.language = config.site.language
         self.limiter = limiter or Limiter(PER_MINUTE, BURST)
         self.public_host = urlsplit(config.digest.preferences_url).netloc.lower()  # behind a proxy
+        self.config = config
+        # Several digests to the local list: the page offers each; topics are the first one's.
+        self.several = len(preferences.local_digests(config)) > 1
 
     async def endpoint(self, request: Request) -> Response:
         if not self.limiter.allow(request.client.host if request.client else "-"):
@@ -100,9 +103,16 @@ class PreferencesPage:
             if wanted == []:
                 state = "empty"
             else:
-                preferences.choose(self.store, token, wanted, clock.now())
+                preferences.choose(self.store, token, wanted, clock.now(), self.config.digest.name)
                 state = "saved"
-        chosen = preferences.choice_of(self.store, person.id)
+            if self.several and state == "saved":
+                wanted_digests = set(form.get("digests", []))
+                preferences.keep_digests(self.store, token, person.id, self.config, wanted_digests, clock.now())
+        chosen = preferences.choice_of(self.store, person.id, self.config.digest.name)
+        digests = [
+            (d.name, preferences.receives(preferences.choice_of(self.store, person.id, d.name), d.default))
+            for d in preferences.local_digests(self.config)
+        ]
         topics = [(key, shown, chosen is not None and key in chosen) for key, shown in known.items()]
         action = "?" + urlencode({"s": token, "t": sig})  # the form posts back to this very URL
         return self._page(
@@ -111,13 +121,14 @@ class PreferencesPage:
             address=_mask(person.email),
             action=action,
             topics=topics,
-            everything=chosen is None,
+            everything=chosen is None or chosen == () or preferences.EVERYTHING in chosen,
+            digests=digests if self.several else [],
         )
 
     def _page(self, status: int, state: str, **values: object) -> Response:
-        context: dict[str, object] = {"address": "", "action": "", "topics": [], "everything": True}
+        context: dict[str, object] = {"address": "", "action": "", "topics": [], "everything": True, "digests": []}
         html = _PAGES.get_template("preferences.html.j2").render(
-            context | values, state=state, site=self.site, language=self.language, digest=preferences.DEFAULT_DIGEST
+            context | values, state=state, site=self.site, language=self.language, digest=self.config.digest.name
         )
         return HTMLResponse(html, status_code=status, headers=HEADERS)
 

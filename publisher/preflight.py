@@ -93,16 +93,17 @@ def _unwritable(folder: Path) -> str | None:
 def _templates(config: Config, when: datetime) -> Iterator[Finding]:
     from publisher import digest
 
-    digest.check_templates(config)
-    where = config.digest.templates_dir or "the bundled templates"
-    yield Finding(Level.OK, f"{config.path.name}: [digest] subject and templates ({where}) compile")
+    for each in config.each_digest():  # several [[digest]] blocks: each one's, named by its block
+        digest.check_templates(each)
+        where = each.digest.templates_dir or "the bundled templates"
+        yield Finding(Level.OK, f"{each.digest_where().rstrip('. ')} subject and templates ({where}) compile")
 
 
 def _secrets(config: Config, when: datetime) -> Iterator[Finding]:
     from publisher import subscribers
     from publisher.delivery import build_mailer
 
-    if config.digest.recipients == "subscribers":
+    if any(d.recipients == "subscribers" for d in config.digests):
         subscribers.secret(config)
         yield Finding(Level.OK, f"{config.path.name}: [digest] secret_env: {config.digest.secret_env} is set")
     mailer = build_mailer(config)  # a ConfigError naming the variable when a secret it needs is missing
@@ -152,9 +153,11 @@ def _store(config: Config, when: datetime) -> Iterator[Finding]:
                 yield Finding(Level.OK, f"store: {shown} reached, empty; `publisher run` creates the tables")
         finally:
             store.close()
-    upcoming = next_digest_time(config, when)
-    schedule = f"'{config.digest.schedule}', {config.digest.timezone.key}"
-    yield Finding(Level.OK, f"next digest: {upcoming.isoformat() if upcoming else 'never'} ({schedule})")
+    for each in config.each_digest():
+        upcoming = next_digest_time(each, when)
+        schedule = f"'{each.digest.schedule}', {each.digest.timezone.key}"
+        label = "next digest" if len(config.digests) == 1 else f"next digest {each.digest.name}"
+        yield Finding(Level.OK, f"{label}: {upcoming.isoformat() if upcoming else 'never'} ({schedule})")
     if held is not None:
         yield Finding(Level.WARNING, hold.message(held))
 

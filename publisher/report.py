@@ -8,7 +8,7 @@ a :class:`StatusReport` into lines, or prints :meth:`StatusReport.as_json` / the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -54,6 +54,16 @@ class LastDigest:
 
 
 @dataclass(frozen=True)
+class Upcoming:
+    """One digest's next slot, where a site has several."""
+
+    name: str
+    at: datetime | None
+    schedule: str
+    timezone: str
+
+
+@dataclass(frozen=True)
 class StatusReport:
     facts: health.Status
     schedule: str
@@ -63,6 +73,7 @@ class StatusReport:
     pending: int  # signed up, not confirmed yet
     last: LastDigest | None
     digests: list[DigestReport]
+    upcoming: list[Upcoming] = field(default_factory=list)  # with several digests: each one's next slot
 
     @property
     def problems(self) -> list[health.Problem]:
@@ -83,12 +94,30 @@ def status(config: Config, when: datetime) -> StatusReport:
         pending=0 if listed is None else listed.get(SubscriberState.PENDING, 0),
         last=_last(facts.digests[0].digest) if facts.digests else None,
         digests=[digest_report(config, d) for d in facts.digests],
+        upcoming=upcoming(config, when) if len(config.digests) > 1 else [],
     )
+
+
+def upcoming(config: Config, when: datetime) -> list[Upcoming]:
+    """Each digest's next slot after ``when``, in the file's order."""
+    from publisher.scheduler import next_digest_time  # apscheduler: only when status is asked
+
+    return [
+        Upcoming(d.name, next_digest_time(each, when), d.schedule, d.timezone.key)
+        for each in config.each_digest()
+        for d in (each.digest,)
+    ]
 
 
 def as_json(config: Config, report: StatusReport) -> dict[str, Any]:
     """``status --json``: the documented object (health.FORMAT)."""
-    return report.facts.as_json(config)
+    shown = report.facts.as_json(config)
+    if report.upcoming:  # several digests: each one's next slot (one digest: next_digest alone, as ever)
+        shown["next_digests"] = [
+            {"name": u.name, "at": u.at.isoformat() if u.at else None, "schedule": u.schedule, "timezone": u.timezone}
+            for u in report.upcoming
+        ]
+    return shown
 
 
 def digest_report(config: Config, shown: health.DigestStatus) -> DigestReport:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from publisher import journal
+from publisher.config import Config
 from publisher.dispatch import reopened_states
 from publisher.states import BatchState, DigestState
 from publisher.store import Digest, Store
@@ -31,6 +32,13 @@ def resumable(store: Store, resend_in_doubt: bool, retry_failed: bool) -> bool:
         return True
     states = reopened_states(resend_in_doubt, retry_failed)
     return any(journal.summary(store, d.id).batches[state] for d in _incomplete(store) for state in states)
+
+
+def waiting(config: Config, store: Store) -> list[Config]:
+    """The digests (each as its own config) a resume continues: those with a digest unsent,
+    or incomplete (which the operator's flags may put back to pending)."""
+    names = {d.name for d in _incomplete(store)}
+    return [each for each in config.each_digest() if each.digest.name in names or store.unsent_digest(each.digest.name)]
 
 
 def held_back(store: Store) -> list[HeldBack]:

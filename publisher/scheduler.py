@@ -34,7 +34,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from publisher import clock, crontab, jobs
 from publisher import config as config_module
-from publisher.config import Config
+from publisher.config import DEFAULT_DIGEST, Config
 from publisher.delivery import build_mailer
 from publisher.errors import PublisherError
 from publisher.store import Store
@@ -55,11 +55,19 @@ def next_digest_time(config: Config, after: datetime) -> datetime | None:
     return fire
 
 
-def digest_job(config_path: str) -> str:
-    """The scheduled digest: a whole cycle, so it includes what arrived since the refresh."""
-    sent = _cycle(config_path, DIGEST_JOB).digest
-    assert sent is not None
-    return sent.state
+def job_id(name: str) -> str:
+    """The daemon's job of digest ``name``: "digest" for the single [digest], as ever."""
+    return DIGEST_JOB if name == DEFAULT_DIGEST else f"{DIGEST_JOB}:{name}"
+
+
+def job_args(config: Config, name: str) -> list[str]:
+    return [str(config.path)] if name == DEFAULT_DIGEST else [str(config.path), name]
+
+
+def digest_job(config_path: str, name: str = DEFAULT_DIGEST) -> str:
+    """A digest's slot: a whole cycle, so it includes what arrived since the refresh."""
+    sent = _cycle(config_path, job_id(name), due=[name]).digest
+    return sent.state if sent is not None else "nothing"
 
 
 def refresh_job(config_path: str) -> str:
@@ -68,14 +76,14 @@ def refresh_job(config_path: str) -> str:
     return "refreshed"
 
 
-def _cycle(config_path: str, job: str) -> jobs.CycleResult:
+def _cycle(config_path: str, job: str, due: list[str] | None = None) -> jobs.CycleResult:
     """One cycle with the config as it is now on disk, logged line by line."""
     log.info("%s job: started", job, extra={"job": job})
     config = config_module.load(Path(config_path))
     store = Store.open(config.store_url)
     try:
         mailer = build_mailer(config)
-        result = jobs.run_cycle(config, store, mailer, clock.now(), new_digest=job == DIGEST_JOB)
+        result = jobs.run_cycle(config, store, mailer, clock.now(), new_digest=due is not None, due=due or [])
     finally:
         store.close()
     for error in result.ingest.errors:
@@ -85,8 +93,7 @@ def _cycle(config_path: str, job: str) -> jobs.CycleResult:
     log.info("%s; %s", result.ingest.summary(), result.published.summary(), extra={"job": job})
     for ping in result.published.pings:
         log.log(logging.INFO if ping.ok else logging.ERROR, "%s", ping.message, extra={"job": job})
-    sent = result.digest
-    if sent is not None:
+    for sent in result.sends:
         fields = {"job": job, "digest_id": sent.digest_id, "provider": mailer.name}
         log.log(logging.INFO if sent.ok else logging.ERROR, "%s", sent.message, extra=fields)
     for problem in result.unsaid():  # every cycle until settled, as `publisher run` says it
@@ -134,12 +141,11 @@ def run_daemon(
         run_in_cluster(config, stop, ready=ready)
         return
     build_mailer(config)  # a missing secret stops the daemon now, not at 7 a.m.
-    trigger = digest_trigger(config)
     store = Store.open(config.store_url)
     with ExitStack() as cleanup:
         cleanup.callback(store.close)
         cleanup.enter_context(only_daemon(store))
-        _schedule(config, store, trigger, stop, on_job=on_job, ready=ready)
+        _schedule(config, store, stop, on_job=on_job, ready=ready)
 
 
 @contextmanager
@@ -164,7 +170,6 @@ def _already_running(detail: str) -> PublisherError:
 def _schedule(
     config: Config,
     store: Store,
-    trigger: CronTrigger,
     stop: threading.Event,
     *,
     on_job: Callable[[JobExecutionEvent], None] | None,
@@ -178,19 +183,16 @@ def _schedule(
         timezone=config.digest.timezone,
     )
     refresh = IntervalTrigger(minutes=config.refresh_minutes, timezone=config.digest.timezone)
-    triggers = {DIGEST_JOB: trigger, REFRESH_JOB: refresh}
+    each = {job_id(d.name): (d.name, crontab.trigger(d.schedule, d.timezone)) for d in config.digests}
+    triggers: dict[str, Any] = {job: trigger for job, (_, trigger) in each.items()} | {REFRESH_JOB: refresh}
     scheduler.add_listener(lambda event: _job_done(triggers, event, on_job), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     scheduler.start(paused=True)
     try:
-        saved = scheduler.get_job(DIGEST_JOB, jobstore="default")
-        args = [str(config.path)]
-        # Keep a saved job with the same schedule: its next run time may be a missed slot.
-        if saved is None or str(saved.trigger) != str(trigger):
-            scheduler.add_job(digest_job, trigger, args=args, id=DIGEST_JOB, jobstore="default", replace_existing=True)
-        elif list(saved.args) != args or type(saved.trigger) is not type(trigger):
-            # The config moved, or the job was saved by an older publisher with a plain CronTrigger:
-            # keep the slot, read the config from where it is now, fire once per wall-clock slot.
-            scheduler.modify_job(DIGEST_JOB, jobstore="default", args=args, trigger=trigger)
+        for job in scheduler.get_jobs(jobstore="default"):
+            if job.id.partition(":")[0] == DIGEST_JOB and job.id not in each:  # a digest no longer in the config
+                scheduler.remove_job(job.id, jobstore="default")
+        for job, (name, trigger) in each.items():
+            _keep_slot(scheduler, job, trigger, job_args(config, name))
         scheduler.add_job(
             refresh_job,
             refresh,
@@ -199,17 +201,36 @@ def _schedule(
             jobstore="memory",
             next_run_time=clock.now(),
         )
-        digest = scheduler.get_job(DIGEST_JOB, jobstore="default")
+        planned = {d.name: scheduler.get_job(job_id(d.name), jobstore="default") for d in config.digests}
         scheduler.resume()
         if ready is not None:
-            next_run = digest.next_run_time.isoformat() if digest and digest.next_run_time else "never"
-            ready(
-                f"daemon: started; digest on '{config.digest.schedule}' ({config.digest.timezone.key}), "
-                f"next {next_run}; refresh every {config.refresh_minutes} min"
-            )
+            ready(f"daemon: started; {_planned_line(config, planned)}; refresh every {config.refresh_minutes} min")
         stop.wait()
     finally:
         scheduler.shutdown(wait=True)
+
+
+def _planned_line(config: Config, jobs_by_name: dict[str, Any]) -> str:
+    """Each digest's schedule and next run, for the start-up line; the single [digest] as ever."""
+    parts = []
+    for d in config.digests:
+        job = jobs_by_name[d.name]
+        next_run = job.next_run_time.isoformat() if job and job.next_run_time else "never"
+        label = "digest" if len(config.digests) == 1 else f"digest {d.name}"
+        parts.append(f"{label} on '{d.schedule}' ({d.timezone.key}), next {next_run}")
+    return "; ".join(parts)
+
+
+def _keep_slot(scheduler: _Scheduler, job: str, trigger: CronTrigger, args: list[str]) -> None:
+    """Add the digest's job, keeping a saved one with the same schedule: its next run time may
+    be a missed slot (run once at start, the slots coalesced)."""
+    saved = scheduler.get_job(job, jobstore="default")
+    if saved is None or str(saved.trigger) != str(trigger):
+        scheduler.add_job(digest_job, trigger, args=args, id=job, jobstore="default", replace_existing=True)
+    elif list(saved.args) != args or type(saved.trigger) is not type(trigger):
+        # The config moved, or the job was saved by an older publisher with a plain CronTrigger:
+        # keep the slot, read the config from where it is now, fire once per wall-clock slot.
+        scheduler.modify_job(job, jobstore="default", args=args, trigger=trigger)
 
 
 def _job_done(

@@ -38,6 +38,9 @@ from publisher import clock
 from publisher.errors import StoreConflict, StoreError, StoreRefused
 from publisher.states import DigestState, SaveStatus
 from publisher.store import (
+    digests as _digests,
+)
+from publisher.store import (
     locks,
     schema,
     suppressions,  # its table joins the metadata a new store is made from
@@ -145,6 +148,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     suppressions.create,
     preferences_tables,  # publisher.store.preferences: readers' choices, per-choice copies, erased addresses
     _remote_sources,
+    _digests.several,  # [[digest]]: a digest's name; an article once in each digest
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 # Articles first seen before this time (ISO 8601) carry entry ids of the old, first-seen form.
@@ -208,6 +212,7 @@ class Digest:
     claimed_by: str | None
     sent_at: datetime | None
     article_count: int
+    name: str = "digest"  # which [[digest]]; the single [digest] is "digest"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", DigestState(self.state))  # read back as the plain string stored
@@ -472,11 +477,11 @@ class Store:
             result = conn.execute(update(articles).where(articles.c.key == key, _LIVE).values(removed_at=now))
             return result.rowcount == 1
 
-    def undigested_articles(self, since: datetime, until: datetime) -> list[Article]:
-        """Articles published at or after ``since`` that are in no digest yet, newest first;
-        drafts left out, and those dated after ``until`` (now) and after they were first seen
-        (an embargo)."""
-        in_digest = select(digest_articles.c.article_id)
+    def undigested_articles(self, since: datetime, until: datetime, name: str = "digest") -> list[Article]:
+        """Articles published at or after ``since`` that are in no digest ``name`` yet, newest
+        first; drafts left out, and those dated after ``until`` (now) and after they were first
+        seen (an embargo)."""
+        in_digest = select(digest_articles.c.article_id).where(digest_articles.c.digest_name == name)
         embargoed = and_(articles.c.published > until, articles.c.published > articles.c.first_seen)
         dated = and_(articles.c.published >= since, not_(embargoed))
         query = (
@@ -490,9 +495,16 @@ class Store:
     # -- digests ----------------------------------------------------------------------------
 
     def create_digest(
-        self, digest_id: str, created_at: datetime, subject: str, message: bytes, article_ids: Sequence[int]
+        self,
+        digest_id: str,
+        created_at: datetime,
+        subject: str,
+        message: bytes,
+        article_ids: Sequence[int],
+        name: str = "digest",
     ) -> bool:
-        """Record a new pending digest; False if another process claimed one of the articles."""
+        """Record a new pending digest ``name``; False if another process put one of the
+        articles in a digest of that name first."""
         try:
             with self._tx() as conn:
                 conn.execute(
@@ -504,26 +516,30 @@ class Store:
                         "message": message,
                         "state": DigestState.PENDING,
                         "attempts": 0,
+                        "name": name,
                     },
                 )
                 if article_ids:
                     conn.execute(
                         insert(digest_articles),
-                        [{"digest_id": digest_id, "article_id": a, "position": i} for i, a in enumerate(article_ids)],
+                        [
+                            {"digest_id": digest_id, "article_id": a, "position": i, "digest_name": name}
+                            for i, a in enumerate(article_ids)
+                        ],
                     )
         except StoreConflict:  # another process claimed one of the articles
             return False
         return True
 
-    def unsent_digest(self) -> Digest | None:
-        """The oldest digest still to send: pending, or sending (perhaps by a process that died)."""
+    def unsent_digest(self, name: str | None = None) -> Digest | None:
+        """The oldest digest still to send (of ``name``, or of any name): pending, or sending
+        (perhaps by a process that died)."""
+        unsent = schema.digests.c.state.in_((DigestState.PENDING, DigestState.SENDING))
+        named = unsent if name is None else and_(unsent, schema.digests.c.name == name)
         with self._tx() as conn:
             row = (
                 conn.execute(
-                    _digest_query()
-                    .where(schema.digests.c.state.in_((DigestState.PENDING, DigestState.SENDING)))
-                    .order_by(schema.digests.c.created_at, schema.digests.c.id)
-                    .limit(1)
+                    _digest_query().where(named).order_by(schema.digests.c.created_at, schema.digests.c.id).limit(1)
                 )
                 .mappings()
                 .first()
@@ -535,8 +551,8 @@ class Store:
             row = conn.execute(_digest_query().where(schema.digests.c.id == digest_id)).mappings().first()
             return Digest(**row) if row else None
 
-    def last_digest(self) -> Digest | None:
-        newest = self.recent_digests(1)
+    def last_digest(self, name: str | None = None) -> Digest | None:
+        newest = self.recent_digests(1, name)
         return newest[0] if newest else None
 
     def digest_articles(self, digest_id: str) -> list[Article]:
@@ -577,11 +593,13 @@ class Store:
         with self._tx() as conn:
             conn.execute(update(schema.digests).where(schema.digests.c.id == digest_id).values(**values))
 
-    def recent_digests(self, limit: int) -> list[Digest]:
+    def recent_digests(self, limit: int, name: str | None = None) -> list[Digest]:
+        """The newest digests (of ``name``, or of any name), newest first."""
+        query = _digest_query()
+        if name is not None:
+            query = query.where(schema.digests.c.name == name)
         with self._tx() as conn:
-            query = (
-                _digest_query().order_by(schema.digests.c.created_at.desc(), schema.digests.c.id.desc()).limit(limit)
-            )
+            query = query.order_by(schema.digests.c.created_at.desc(), schema.digests.c.id.desc()).limit(limit)
             return [Digest(**row) for row in conn.execute(query).mappings()]
 
 
@@ -625,6 +643,7 @@ def _digest_query() -> Any:
         schema.digests.c.claimed_by,
         schema.digests.c.sent_at,
         count,
+        schema.digests.c.name,
     )
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, inspect, select, text, update
+from sqlalchemy.schema import CreateColumn
 
 from publisher.states import DigestState
-from publisher.store.schema import digests
+from publisher.store.schema import digest_articles, digests, metadata
 
 
 def renew_lease(conn: Connection, digest_id: str, now: datetime) -> None:
@@ -37,3 +38,23 @@ def close_incomplete(conn: Connection, digest_id: str) -> bool:
         .values(state=DigestState.CLOSED)
     )
     return int(changed.rowcount) == 1
+
+
+def several(conn: Connection) -> None:
+    """Several digests per site (version 13): each digest row gets its name, and an article
+    may be in one digest of each name. The rows there are belong to "digest", the single
+    [digest]. The unique key changes, so digest_articles is rebuilt and its rows copied."""
+    if "name" not in {column["name"] for column in inspect(conn).get_columns("digests")}:
+        column = CreateColumn(digests.c.name).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE digests ADD COLUMN {column}"))
+    if "digest_name" in {column["name"] for column in inspect(conn).get_columns("digest_articles")}:
+        return  # made from the schema of this version already
+    conn.execute(text("ALTER TABLE digest_articles RENAME TO digest_articles_v12"))
+    metadata.create_all(conn, tables=[digest_articles])
+    conn.execute(
+        text(
+            "INSERT INTO digest_articles (digest_id, article_id, position, digest_name)"
+            " SELECT digest_id, article_id, position, 'digest' FROM digest_articles_v12"
+        )
+    )
+    conn.execute(text("DROP TABLE digest_articles_v12"))

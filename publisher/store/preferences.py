@@ -126,6 +126,20 @@ def anyone_chose(store: SendStore, digest: str = DEFAULT_DIGEST) -> bool:
         return conn.execute(query).first() is not None
 
 
+def chosen_by_active(store: SendStore, digest: str) -> tuple[int, int]:
+    """Of the active readers with a choice for ``digest``: how many chose nothing (left it),
+    and how many chose something. Read in Python: JSON equality differs by database."""
+    query = (
+        select(preferences.c.topics)
+        .join(subscribers, subscribers.c.id == preferences.c.subscriber_id)
+        .where(preferences.c.digest == digest, subscribers.c.state == SubscriberState.ACTIVE)
+    )
+    with store.transaction() as conn:
+        topics = [list(row or []) for row in conn.execute(query).scalars()]
+    empty = sum(1 for t in topics if not t)
+    return empty, len(topics) - empty
+
+
 def tag_lists(store: Store) -> list[list[str]]:
     """The tags of every live, published article (the page offers them as topics)."""
     query = select(articles.c.tags).where(articles.c.removed_at.is_(None), articles.c.draft.is_(false()))
@@ -150,7 +164,13 @@ Split = Callable[[set[Choice]], Mapping[Choice, Group | None]]  # None: the choi
 
 
 def plan(
-    store: SendStore, digest_id: str, size: int, now: datetime, split: Split, digest: str = DEFAULT_DIGEST
+    store: SendStore,
+    digest_id: str,
+    size: int,
+    now: datetime,
+    split: Split,
+    digest: str = DEFAULT_DIGEST,
+    unchosen: Choice = None,
 ) -> bool:
     """Write the batches of ``digest_id``, readers with one copy (:class:`Group`) together, in
     chunks of ``size``; the copies go in the same transaction. False if planned already.
@@ -175,7 +195,8 @@ def plan(
             .where(subscribers.c.state == SubscriberState.ACTIVE)
             .order_by(subscribers.c.email_key)
         ).all()
-        choices: dict[int, Choice] = {r.id: (None if r.topics is None else tuple(r.topics)) for r in readers}
+        # ``unchosen``: the choice of a reader with none for this digest (None: everything; (): nothing)
+        choices: dict[int, Choice] = {r.id: (unchosen if r.topics is None else tuple(r.topics)) for r in readers}
         groups = split(set(choices.values()))
         members: dict[Hashable, list[Any]] = {}
         for reader in readers:

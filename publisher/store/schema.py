@@ -152,16 +152,21 @@ digests = Table(
     Column("claimed_at", UtcDateTime),  # when the current send began (see jobs.send_digest)
     Column("claimed_by", String(200)),  # host:pid:start of the sender (publisher.owner); version 3
     Column("sent_at", UtcDateTime),
+    # Which digest of the site ([[digest]] name); version 13. The single [digest] is "digest".
+    Column("name", String(64), nullable=False, server_default="digest"),
 )
 
-# article_id is unique: an article goes out in one digest at most, even with two publishers
-# racing on one PostgreSQL store (the second insert fails instead of sending twice).
+# (digest_name, article_id) is unique: an article goes out in each digest at most once, even
+# with two publishers racing on one PostgreSQL store (the second insert fails instead of
+# sending twice). ``digest_name`` repeats the digest's name so that the constraint can see it.
 digest_articles = Table(
     "digest_articles",
     metadata,
     Column("digest_id", ForeignKey("digests.id", ondelete="CASCADE"), nullable=False),
-    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
     Column("position", Integer, nullable=False),
+    Column("digest_name", String(64), nullable=False, server_default="digest"),
+    UniqueConstraint("digest_name", "article_id", name="digest_articles_once_per_digest"),
 )
 
 # -- schema version 3: local subscribers and the delivery journal ---------------------------
