@@ -290,6 +290,46 @@ def test_a_slot_missed_by_every_daemon_runs_once_when_one_starts(
     assert rows(pg_url, "SELECT state FROM digests") == [("sent",)]
 
 
+def test_each_digest_catches_up_its_own_missed_slot_once(cluster: Project, pg_url: str, server: FaultServer) -> None:
+    base = {key: value for key, value in cluster.settings["digest"].items() if key != "schedule"}
+    cluster.settings["digest"] = [
+        base | {"name": "news", "schedule": "0 7 * * *", "tags": ["news"]},
+        base | {"name": "analysis", "schedule": "0 8 * * *", "timezone": "Europe/London", "tags": ["analysis"]},
+    ]
+    cluster.configure()
+    with daemons(cluster, 1, env={"PUBLISHER_NOW": NOW.isoformat()}):  # 06:30: neither slot is due
+        pass
+    add_article(cluster, "n.md", markdown_article("News while every daemon was down", "2026-11-24", ["news"]))
+    add_article(cluster, "a.md", markdown_article("Analysis while every daemon was down", "2026-11-24", ["analysis"]))
+
+    day_two = {"PUBLISHER_NOW": (NOW + timedelta(days=1, hours=2)).isoformat()}  # 08:30: both slots passed unseen
+    with daemons(cluster, 1, env=day_two) as running:
+        assert server.wait_for(lambda requests, accepted: len(accepted) >= 2, TIMEOUT), running.logs()
+        for digest_id in digests_taken(server.accepted, server.requests):  # each settled (its settle job ran)
+            said = re.compile(rf"digest {digest_id}: \d+ articles?, ")
+            assert running.wait_line(lambda line, said=said: said.search(line) is not None, TIMEOUT), running.logs()
+    with daemons(cluster, 2, env=day_two):
+        pass  # past their first slot check: they found nothing missed
+
+    assert len(server.requests) == 2
+    taken = digests_taken(server.accepted, server.requests)
+    assert sorted((digest_id.split("-")[0], titles) for digest_id, titles in taken.items()) == [
+        ("analysis", ["Analysis while every daemon was down"]),
+        ("news", ["News while every daemon was down"]),
+    ]
+    day = NOW + timedelta(days=1)
+    assert sorted(
+        rows(
+            pg_url,
+            "SELECT args->>'name', args->>'timestamp', status FROM procrastinate_jobs WHERE task_name = 'digest'",
+        )
+    ) == [
+        ("analysis", str(int(day.replace(hour=8, minute=0).timestamp())), "succeeded"),  # 08:00 in London is UTC
+        ("news", str(int(day.replace(hour=7, minute=0).timestamp())), "succeeded"),
+    ]
+    assert rows(pg_url, "SELECT DISTINCT state FROM digests") == [("sent",)]
+
+
 def test_db_copy_keeps_every_row_and_the_feeds_rebuild_byte_identical(project: Project, pg_url: str) -> None:
     project.configure(digest={"recipients": "subscribers"})
     env = {"PUBLISHER_NOW": NOW.isoformat(), "PUBLISHER_UNSUBSCRIBE_SECRET": SECRET}
