@@ -138,7 +138,7 @@ def send_digest_by(
         # `sending`: its batches say what was done.
         current = store.digest(digest.id)
         if current is not None and current.state == DigestState.SENDING:
-            store.finish_digest(digest.id, DigestState.PENDING, clock.now(), current.last_error)
+            store.release_digest(digest.id, current.last_error)
     return _archived(config, store, result)
 
 

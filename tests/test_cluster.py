@@ -37,6 +37,7 @@ SLOT_SECONDS = 1
 SLOTS = 50  # digests sent one after another, a new article before each
 READERS, BATCH = 10_000, 100
 BATCHES = READERS // BATCH
+SEVERAL_ARTICLES = 9  # news, analysis, both; three times
 KILLED_AT = 40  # the daemon sending the 40th request (of 100) is killed: mid-send
 SECRET = "cluster-test-unsubscribe-secret-0123456789"
 MAILER_KEY = "key-cluster-test-0123456789abcdef0123456789"
@@ -68,6 +69,7 @@ class Member:
     worker_id: int
     log: list[str] = field(default_factory=list)  # its stderr, line by line
     reader: threading.Thread | None = None  # reads the log until the process's stderr closes
+    started: str = ""  # its "daemon: started" line
 
 
 class Cluster:
@@ -118,7 +120,7 @@ def daemons(project: Project, count: int, env: dict[str, str] | None = None) -> 
             line = readline_within(process.stdout, TIMEOUT, "a daemon")
             assert line.startswith("daemon: started"), line
             assert "in the cluster on postgresql" in line
-            member = Member(process, int(line.rsplit(" ", 1)[1]))
+            member = Member(process, int(line.rsplit(" ", 1)[1]), started=line)
             cluster.members.append(member)
             member.reader = threading.Thread(target=cluster.read, args=(member,), daemon=True)
             member.reader.start()
@@ -205,6 +207,64 @@ def test_three_daemons_send_every_digest_once(cluster: Project, pg_url: str, ser
     assert rows(pg_url, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed'") == [(0,)]
 
 
+def test_each_digest_runs_its_own_slots_once_in_the_cluster(cluster: Project, pg_url: str, server: FaultServer) -> None:
+    base = {key: value for key, value in cluster.settings["digest"].items() if key != "schedule"}
+    cluster.settings["digest"] = [
+        base | {"name": "news", "schedule": "* * * * * */1", "tags": ["news"]},
+        base | {"name": "analysis", "schedule": "* * * * * */2", "tags": ["analysis"]},
+    ]
+    cluster.configure()
+    expected: dict[str, list[str]] = {"news": [], "analysis": []}
+
+    def carried_by(name: str, accepted: list[Accepted], requests: list[Seen]) -> list[str]:
+        taken = digests_taken(accepted, requests)
+        return [title for digest_id, titles in taken.items() if digest_id.startswith(f"{name}-") for title in titles]
+
+    with daemons(cluster, 2) as running:
+        for member in running.members:
+            assert "digest news on '* * * * * */1' (UTC), next " in member.started
+            assert "digest analysis on '* * * * * */2' (UTC), next " in member.started
+        for n in range(SEVERAL_ARTICLES):
+            tags = [["news"], ["analysis"], ["news", "analysis"]][n % 3]
+            title = f"Story {n} {'+'.join(tags)}"
+            add_article(cluster, f"story-{n}.md", f"---\ntitle: {title}\ntags: {json.dumps(tags)}\n---\nText {n}.\n")
+            for name in tags:
+                expected[name].append(title)
+            arrived = server.wait_for(
+                lambda requests, accepted, title=title, tags=tags: all(
+                    title in carried_by(name, accepted, requests) for name in tags
+                ),
+                TIMEOUT,
+            )
+            assert arrived, f"{title!r} was not mailed by {tags} within {TIMEOUT} s"
+        for digest_id in digests_taken(server.accepted, server.requests):  # each settled (its settle job ran)
+            said = re.compile(rf"digest {digest_id}: \d+ articles?, ")
+            settled = running.wait_line(lambda line, said=said: said.search(line) is not None, TIMEOUT)
+            assert settled, f"{digest_id} was not recorded as sent: {running.logs()}"
+
+    keys = Counter(seen.headers["idempotency-key"] for seen in server.requests)
+    assert keys and max(keys.values()) == 1, keys  # no batch requested twice
+    for name, titles in expected.items():  # every matching article in its digest, once; none other
+        assert Counter(carried_by(name, server.accepted, server.requests)) == Counter(titles), name
+    sent = digests_taken(server.accepted, server.requests)
+    assert sorted(sent) == [digest_id for (digest_id,) in rows(pg_url, "SELECT id FROM digests ORDER BY id")]
+    assert rows(pg_url, "SELECT DISTINCT state FROM digests") == [("sent",)]
+    # Each digest's slots, on its own schedule and key, each one job in the whole cluster.
+    slots = rows(
+        pg_url,
+        "SELECT args->>'name', args->>'timestamp', count(*) FROM procrastinate_jobs "
+        "WHERE task_name = 'digest' GROUP BY 1, 2",
+    )
+    assert {name for name, _, _ in slots} == {"news", "analysis"}
+    assert {count for _, _, count in slots} == {1}
+    assert all(int(str(stamp)) % 2 == 0 for name, stamp, _ in slots if name == "analysis")
+    assert sorted(rows(pg_url, "SELECT periodic_id FROM procrastinate_periodic_defers WHERE task_name = 'digest'")) == [
+        ("digest:analysis",),
+        ("digest:news",),
+    ]
+    assert rows(pg_url, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed'") == [(0,)]
+
+
 def test_a_slot_missed_by_every_daemon_runs_once_when_one_starts(
     cluster: Project, pg_url: str, server: FaultServer
 ) -> None:
@@ -228,6 +288,46 @@ def test_a_slot_missed_by_every_daemon_runs_once_when_one_starts(
         (str(int(missed.timestamp())), "succeeded")
     ]
     assert rows(pg_url, "SELECT state FROM digests") == [("sent",)]
+
+
+def test_each_digest_catches_up_its_own_missed_slot_once(cluster: Project, pg_url: str, server: FaultServer) -> None:
+    base = {key: value for key, value in cluster.settings["digest"].items() if key != "schedule"}
+    cluster.settings["digest"] = [
+        base | {"name": "news", "schedule": "0 7 * * *", "tags": ["news"]},
+        base | {"name": "analysis", "schedule": "0 8 * * *", "timezone": "Europe/London", "tags": ["analysis"]},
+    ]
+    cluster.configure()
+    with daemons(cluster, 1, env={"PUBLISHER_NOW": NOW.isoformat()}):  # 06:30: neither slot is due
+        pass
+    add_article(cluster, "n.md", markdown_article("News while every daemon was down", "2026-11-24", ["news"]))
+    add_article(cluster, "a.md", markdown_article("Analysis while every daemon was down", "2026-11-24", ["analysis"]))
+
+    day_two = {"PUBLISHER_NOW": (NOW + timedelta(days=1, hours=2)).isoformat()}  # 08:30: both slots passed unseen
+    with daemons(cluster, 1, env=day_two) as running:
+        assert server.wait_for(lambda requests, accepted: len(accepted) >= 2, TIMEOUT), running.logs()
+        for digest_id in digests_taken(server.accepted, server.requests):  # each settled (its settle job ran)
+            said = re.compile(rf"digest {digest_id}: \d+ articles?, ")
+            assert running.wait_line(lambda line, said=said: said.search(line) is not None, TIMEOUT), running.logs()
+    with daemons(cluster, 2, env=day_two):
+        pass  # past their first slot check: they found nothing missed
+
+    assert len(server.requests) == 2
+    taken = digests_taken(server.accepted, server.requests)
+    assert sorted((digest_id.split("-")[0], titles) for digest_id, titles in taken.items()) == [
+        ("analysis", ["Analysis while every daemon was down"]),
+        ("news", ["News while every daemon was down"]),
+    ]
+    day = NOW + timedelta(days=1)
+    assert sorted(
+        rows(
+            pg_url,
+            "SELECT args->>'name', args->>'timestamp', status FROM procrastinate_jobs WHERE task_name = 'digest'",
+        )
+    ) == [
+        ("analysis", str(int(day.replace(hour=8, minute=0).timestamp())), "succeeded"),  # 08:00 in London is UTC
+        ("news", str(int(day.replace(hour=7, minute=0).timestamp())), "succeeded"),
+    ]
+    assert rows(pg_url, "SELECT DISTINCT state FROM digests") == [("sent",)]
 
 
 def test_db_copy_keeps_every_row_and_the_feeds_rebuild_byte_identical(project: Project, pg_url: str) -> None:

@@ -3,7 +3,9 @@
 The daemon runs a Procrastinate worker (the jobs of publisher.cluster.tasks, up to
 ``[mailer] concurrency`` + 1 at once, with a heartbeat every third of ``[daemon]
 stall_seconds``) and the slot deferrer (publisher.cluster.slots) until ``stop`` is set; then
-it lets its running jobs finish and leaves the cluster. Killed instead, its heartbeat stops:
+it lets its running jobs finish and leaves the cluster. Each digest of the file has its own
+slots (its schedule, its time zone, its periodic key: tasks.slot_key), as each has its own job
+in the SQLite daemon. Killed instead, its heartbeat stops:
 after ``stall_seconds`` another daemon's stalled-jobs retry puts its jobs back in the queue.
 """
 
@@ -39,19 +41,18 @@ def run(config: Config, stop: threading.Event, *, ready: Callable[[str], None] |
     build_mailer(config)  # a missing secret stops the daemon now, not at 7 a.m.
     bucket.check(config)
     _quiet_engine()
-    trigger = crontab.trigger(config.digest.schedule, config.digest.timezone)
+    triggers = {d.name: crontab.trigger(d.schedule, d.timezone) for d in config.digests}
     store = Store.open(config.store_url)
     try:
         sql.engine_schema(store)  # a new database gets Procrastinate's tables (`publisher db upgrade` too)
         since = datetime.fromisoformat(store.set_setting_once(SINCE, clock.now().isoformat()))
-        digest_after = _after(sql.last_defer(store, tasks.DIGEST, tasks.DIGEST), since)
         concurrency = config.mailer.concurrency + 1  # one more: a slot's job never waits for a send
         app = app_module.build(config.store_url, connections=concurrency + 4)
         ctx = tasks.Context(config.path, store, app, config.stall_seconds)
         tasks.register(app, ctx)
         now = clock.now()
-        schedules = [
-            slots.Schedule(tasks.DIGEST, tasks.PUBLISH_LOCK, *slots.cron(trigger), after=digest_after),
+        schedules = [_digest_schedule(store, name, trigger, since) for name, trigger in triggers.items()]
+        schedules += [
             # A starting daemon offers the refresh slot under way (once per slot in the cluster).
             slots.Schedule(tasks.REFRESH, tasks.PUBLISH_LOCK, *slots.every(config.refresh_minutes * 60), after=since),
             slots.Schedule(tasks.STALLED, None, *slots.every(config.stall_seconds), after=now),
@@ -60,16 +61,33 @@ def run(config: Config, stop: threading.Event, *, ready: Callable[[str], None] |
 
         def started(worker_id: int | None) -> None:
             if ready is not None:
-                upcoming = trigger.get_next_fire_time(None, clock.now())
                 ready(
-                    f"daemon: started; digest on '{config.digest.schedule}' ({config.digest.timezone.key}), "
-                    f"next {upcoming.isoformat() if upcoming else 'never'}; refresh every {config.refresh_minutes} "
+                    f"daemon: started; {_next_slots(config, triggers)}; refresh every {config.refresh_minutes} "
                     f"min; in the cluster on {safe_url(config.store_url)} as worker {worker_id}"
                 )
 
         asyncio.run(_serve(app, slots.Deferrer(store, schedules), concurrency, config.stall_seconds, stop, started))
     finally:
         store.close()
+
+
+def _digest_schedule(store: Store, name: str, trigger: crontab.WallClockCron, since: datetime) -> slots.Schedule:
+    """Digest ``name``'s slots, under a periodic key of its own, caught up after its last one."""
+    key = tasks.slot_key(name)
+    after = _after(sql.last_defer(store, tasks.DIGEST, key), since)
+    args = {} if key == tasks.DIGEST else {"name": name}  # the single digest's jobs stay as they were
+    return slots.Schedule(tasks.DIGEST, tasks.PUBLISH_LOCK, *slots.cron(trigger), after=after, key=key, args=args)
+
+
+def _next_slots(config: Config, triggers: dict[str, crontab.WallClockCron]) -> str:
+    """Each digest's schedule and next slot, as the started line says them."""
+    said = []
+    for digest in config.digests:
+        upcoming = triggers[digest.name].get_next_fire_time(None, clock.now())
+        label = "digest" if len(config.digests) == 1 else f"digest {digest.name}"
+        at = upcoming.isoformat() if upcoming else "never"
+        said.append(f"{label} on '{digest.schedule}' ({digest.timezone.key}), next {at}")
+    return "; ".join(said)
 
 
 def _after(last_defer: int | None, since: datetime) -> datetime:

@@ -9,6 +9,9 @@ mechanism, with the slots computed by publisher.crontab instead of croniter, so 
 schedule means what it means to the SQLite daemon: crontab weekdays, ``[digest] timezone``,
 one run per wall-clock slot on the night clocks go back.
 
+Each digest of the file has a schedule of its own, offered under its own periodic id
+(publisher.cluster.tasks.slot_key): its slots are counted, deferred and caught up apart.
+
 A missed slot (every daemon down across it) is deferred when a daemon starts again: the
 newest slot after the last one deferred (or after the cluster's first start), once, however
 many were missed, as APScheduler's coalescing does for the SQLite daemon.
@@ -20,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from publisher import clock, crontab
@@ -40,6 +43,8 @@ class Schedule:
     newest: Slots
     following: Following
     after: datetime  # slots up to this one are done (or were before the cluster began)
+    key: str | None = None  # the periodic id and queueing lock, when not the task's name (a digest's)
+    args: dict[str, str] = field(default_factory=dict)  # the job's arguments beside the slot's timestamp
 
 
 def cron(trigger: crontab.WallClockCron) -> tuple[Slots, Following]:
@@ -101,6 +106,8 @@ class Deferrer:
 
     async def _offer(self, schedule: Schedule, slot: datetime) -> None:
         stamp = int(slot.timestamp())
-        job_id = await asyncio.to_thread(sql.defer_slot, self.store, schedule.task, schedule.lock, stamp)
+        job_id = await asyncio.to_thread(
+            sql.defer_slot, self.store, schedule.task, schedule.lock, stamp, schedule.key, **schedule.args
+        )
         if job_id is not None:
-            log.debug("%s: slot %s queued as job %s", schedule.task, slot.isoformat(), job_id)
+            log.debug("%s: slot %s queued as job %s", schedule.key or schedule.task, slot.isoformat(), job_id)

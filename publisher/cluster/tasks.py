@@ -1,8 +1,9 @@
 """The cluster's jobs, run by whichever daemon's worker takes them.
 
-    digest      a slot of ``[digest] schedule``: ingest, feeds, create the digest and claim it,
-                then queue its batches                       (lock: publish; queueing lock)
-    refresh     every ``[daemon] refresh_minutes``: ingest, feeds, continue an unsent digest
+    digest      a slot of one digest's ``schedule`` (the job's ``name``): ingest, feeds, create
+                that digest and claim it, then queue its batches
+                                       (lock: publish; queueing lock: slot_key(name))
+    refresh     every ``[daemon] refresh_minutes``: ingest, feeds, continue every unsent digest
                                                              (lock: publish; queueing lock)
     batch       one batch of a send, through the journal's steps (publisher.dispatch.send_batch)
                                                              (lock and queueing lock: the batch key)
@@ -34,9 +35,9 @@ from procrastinate import App
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Status
 
-from publisher import bucket, clock, dispatch, intake, jobs, journal
+from publisher import bucket, clock, dispatch, intake, jobs, journal, slots
 from publisher import config as config_module
-from publisher.config import Config
+from publisher.config import DEFAULT_DIGEST, Config
 from publisher.delivery import Mailer, build_mailer
 from publisher.dispatch import OnBatch, SendResult
 from publisher.errors import PublisherError
@@ -49,6 +50,16 @@ DIGEST, REFRESH, BATCH, SETTLE, STALLED, PRUNE = "digest", "refresh", "batch", "
 KEEP_HOURS = 7 * 24  # finished jobs stay this long for `publisher status` and inquiries, then go
 PUBLISH_LOCK = "publish"  # ingest and the feeds: one job at a time in the cluster
 SLOT = "cluster_slot"  # the setting: "<slot> <when its first run began>" of the newest slot run
+
+
+def slot_key(name: str) -> str:
+    """The periodic id and queueing lock of digest ``name``'s slots: the single ``[digest]``
+    keeps the task's own name (stores made before several digests go on as they were)."""
+    return DIGEST if name == DEFAULT_DIGEST else f"{DIGEST}:{name}"
+
+
+def _slot_setting(name: str) -> str:
+    return SLOT if name == DEFAULT_DIGEST else f"{SLOT}:{name}"
 
 
 @dataclass
@@ -88,13 +99,13 @@ def register(app: App, ctx: Context) -> None:
 
     @app.task(name=DIGEST, lock=PUBLISH_LOCK, queueing_lock=DIGEST)
     @_reported(DIGEST)
-    def digest_slot(timestamp: int) -> str:
-        return _cycle(ctx, DIGEST, new_digest=_first_run(ctx.store, timestamp))
+    def digest_slot(timestamp: int, name: str = DEFAULT_DIGEST) -> str:
+        return _cycle(ctx, DIGEST, creating=name if _first_run(ctx.store, timestamp, name) else None)
 
     @app.task(name=REFRESH, lock=PUBLISH_LOCK, queueing_lock=REFRESH)
     @_reported(REFRESH)
     def refresh(timestamp: int) -> str:
-        return _cycle(ctx, REFRESH, new_digest=False)
+        return _cycle(ctx, REFRESH, creating=None)
 
     @app.task(name=BATCH)
     @_reported(BATCH)
@@ -178,21 +189,22 @@ def spreader(app: App) -> dispatch.BatchRunner:
     return spread
 
 
-def _first_run(store: Store, timestamp: int) -> bool:
-    """Whether this slot may create a digest: yes, unless a run of it (its job retried after its
-    daemon died) created one already; then it only continues that digest. So a slot never sends
-    two digests, and a run that died before creating one does not lose the slot."""
-    mark = store.setting(SLOT)
-    slot, _, started = (mark or "").partition(" ")
+def _first_run(store: Store, timestamp: int, name: str = DEFAULT_DIGEST) -> bool:
+    """Whether this slot of digest ``name`` may create one: yes, unless a run of it (its job
+    retried after its daemon died) created one already; then it only continues that digest. So a
+    slot never sends two digests, and a run that died before creating one does not lose the slot."""
+    setting = _slot_setting(name)
+    slot, _, started = (store.setting(setting) or "").partition(" ")
     if slot != str(timestamp):
-        store.put_setting(SLOT, f"{timestamp} {clock.now().isoformat()}")
+        store.put_setting(setting, f"{timestamp} {clock.now().isoformat()}")
         return True
-    last = store.last_digest()
+    last = store.last_digest(name)
     return last is None or last.created_at < datetime.fromisoformat(started)
 
 
-def _cycle(ctx: Context, job: str, *, new_digest: bool) -> str:
-    """Ingest, the feeds, then the digest: a new one (a slot) or the one left unsent (a refresh)."""
+def _cycle(ctx: Context, job: str, *, creating: str | None) -> str:
+    """Ingest, the feeds, then the digests: a new one of the digest ``creating`` (a slot's
+    first run), and every one left unsent, by name (as jobs.run_cycle with ``due=[creating]``)."""
     log.info("%s job: started", job, extra={"job": job})
     try:
         config = ctx.config()
@@ -215,8 +227,13 @@ def _cycle(ctx: Context, job: str, *, new_digest: bool) -> str:
         except PublisherError as exc:  # the digest still goes out; the next cycle uploads again
             log.error("%s", exc, extra={"job": job})
     sent = None
-    if new_digest or store.unsent_digest() is not None:
-        sent = dispatch.send_digest_by(spreader(ctx.app), config, store, mailer, when, create=new_digest)
+    for each in config.each_digest():
+        name = each.digest.name
+        if name != creating and store.unsent_digest(name) is None:
+            continue
+        sent = dispatch.send_digest_by(spreader(ctx.app), each, store, mailer, when, create=name == creating)
+        if name == creating:
+            slots.handled(config, store, name, when)  # `publisher run` counts its next slot after this one
         _log_sent(sent, job)
     return sent.state if sent is not None else "refreshed"
 

@@ -593,6 +593,14 @@ class Store:
         with self._tx() as conn:
             conn.execute(update(schema.digests).where(schema.digests.c.id == digest_id).values(**values))
 
+    def release_digest(self, digest_id: str, error: str | None = None) -> None:
+        """A send left the digest ``sending``: back to pending, unless it moved on meanwhile (a
+        cluster's settle job, on another daemon, recorded it sent between the look and this)."""
+        sending = and_(schema.digests.c.id == digest_id, schema.digests.c.state == DigestState.SENDING)
+        with self._tx() as conn:
+            values = {"state": DigestState.PENDING, "last_error": error[:2000] if error else None}
+            conn.execute(update(schema.digests).where(sending).values(**values))
+
     def recent_digests(self, limit: int, name: str | None = None) -> list[Digest]:
         """The newest digests (of ``name``, or of any name), newest first."""
         query = _digest_query()

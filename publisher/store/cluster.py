@@ -141,33 +141,43 @@ def jobs(store: Store, stall_seconds: int) -> Jobs:
     return Jobs(int(row.queued), int(row.running), int(row.stalled), int(row.failed))
 
 
-def defer_slot(store: Store, task_name: str, lock: str | None, slot: int) -> int | None:
+def defer_slot(
+    store: Store, task_name: str, lock: str | None, slot: int, key: str | None = None, **args: str
+) -> int | None:
     """Queue the periodic ``task_name`` for ``slot`` (a Unix time) unless some daemon did: the
     job's id, or None when it was deferred already, or an older slot's job still waits.
 
     Procrastinate's periodic defer keeps only the newest slot of a task in its table, so a
     daemon running late could queue an older slot once more; offered under a lock, after a
-    look at the newest slot, a slot is never queued twice nor after a newer one. The task's
-    name is its queueing lock.
+    look at the newest slot, a slot is never queued twice nor after a newer one. ``key`` (the
+    task's name unless given: one per digest) is the periodic id and the queueing lock; ``args``
+    go to the job beside the slot's ``timestamp``.
     """
+    periodic = key or task_name
     try:
         with store.transaction() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(AdvisoryLock.CLUSTER_SLOTS)})
             newest = conn.execute(
                 text(
                     "SELECT max(defer_timestamp) FROM procrastinate_periodic_defers "
-                    "WHERE task_name = :task AND periodic_id = :task"
+                    "WHERE task_name = :task AND periodic_id = :periodic"
                 ),
-                {"task": task_name},
+                {"task": task_name, "periodic": periodic},
             ).scalar_one()
             if newest is not None and slot <= int(newest):
                 return None
             job_id = conn.execute(
                 text(
-                    "SELECT procrastinate_defer_periodic_job_v2('default', :lock, :task, :task, 0, :task, :slot, "
-                    "CAST(:args AS jsonb))"
+                    "SELECT procrastinate_defer_periodic_job_v2('default', :lock, :periodic, :task, 0, :periodic, "
+                    ":slot, CAST(:args AS jsonb))"
                 ),
-                {"lock": lock, "task": task_name, "slot": slot, "args": json.dumps({"timestamp": slot})},
+                {
+                    "lock": lock,
+                    "task": task_name,
+                    "periodic": periodic,
+                    "slot": slot,
+                    "args": json.dumps({"timestamp": slot, **args}),
+                },
             ).scalar_one()
     except StoreConflict:  # the queueing lock: the job of an older slot still waits, and does this one's work
         return None
