@@ -37,7 +37,7 @@ from publisher.digest import create_next, outgoing, preview
 from publisher.errors import DeliveryError, PublisherError
 from publisher.message import Outgoing
 from publisher.pacing import Pace
-from publisher.states import BatchState, DigestState
+from publisher.states import BatchState, DigestState, SendState
 from publisher.store import Digest, Store
 from publisher.store.send import SendStore
 
@@ -48,15 +48,16 @@ log = logging.getLogger("publisher.delivery")
 
 @dataclass(frozen=True)
 class SendResult:
-    """What became of the digest: nothing, held, sent, incomplete, pending (retry later) or busy."""
+    """What became of the digest (a :class:`SendState`): nothing, held, sent, incomplete,
+    pending (retry later), busy, failed (a test send) or queued (a cluster's jobs)."""
 
-    state: str
+    state: SendState
     message: str
     digest_id: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.state in ("nothing", "sent", "busy", "held")
+        return self.state in (SendState.NOTHING, SendState.SENT, SendState.BUSY, SendState.HELD)
 
 
 @dataclass(frozen=True)
@@ -107,22 +108,24 @@ def send_digest_by(
     reopened = reopen(store, resend_in_doubt, retry_failed, when)
     digest = store.unsent_digest(config.digest.name)
     if digest is None and not create:
-        return SendResult("nothing", "digest: nothing to resume")
+        return SendResult(SendState.NOTHING, "digest: nothing to resume")
     if digest is None:
         since = hold.held_since(store)
         if since is not None:  # the operator held the next digest: the articles wait for the release
-            return SendResult("held", hold.message(since))
+            return SendResult(SendState.HELD, hold.message(since))
         label = _label(config)
         if config.digest.recipients == "subscribers" and not subscribers.any_active(store):
             # Creating a digest would use up the articles on nobody: they wait for readers.
-            return SendResult("nothing", f"{label}: the local list has no active subscribers, no email sent")
+            return SendResult(SendState.NOTHING, f"{label}: the local list has no active subscribers, no email sent")
         if config.digest.recipients == "subscribers" and not preferences.anyone_receives(config, store):
-            return SendResult("nothing", f"{label}: no reader of the local list takes this digest, no email sent")
+            return SendResult(
+                SendState.NOTHING, f"{label}: no reader of the local list takes this digest, no email sent"
+            )
         digest = create_next(config, store, when)
         if digest is None:
             if reopened:
-                return SendResult("nothing", f"{label}: nothing was left to resend")
-            return SendResult("nothing", f"{label}: nothing new since the last digest, no email sent")
+                return SendResult(SendState.NOTHING, f"{label}: nothing was left to resend")
+            return SendResult(SendState.NOTHING, f"{label}: nothing new since the last digest, no email sent")
     # A digest found `sending` is left to its sender while the lease runs, unless that sender is
     # a process on this host that is gone (killed mid-send): then its batches continue at once.
     lease = _lease(config, mailer)
@@ -153,7 +156,7 @@ def _archived(config: Config, store: Store, result: SendResult) -> SendResult:
     A page that cannot be written is reported and does not undo the send: the next sent digest
     writes what is missing.
     """
-    if result.state != "sent" or not config.digest.archive:
+    if result.state != SendState.SENT or not config.digest.archive:
         return result
     try:
         archive.publish(config, store)
@@ -166,7 +169,7 @@ def send_test(config: Config, store: Store, mailer: Mailer, addresses: list[str]
     """Send the next digest to ``addresses`` only, with [TEST] in the subject; mark nothing."""
     shown = preview(config, store, when, test=True)
     if shown is None:
-        return SendResult("nothing", "digest: nothing new since the last digest, no test sent")
+        return SendResult(SendState.NOTHING, "digest: nothing new since the last digest, no test sent")
     link = config.digest.unsubscribe_url
     size = mailer.batch_size or len(addresses)
     details = []  # where each request went: the outbox's file, the provider's message id
@@ -176,12 +179,12 @@ def send_test(config: Config, store: Store, mailer: Mailer, addresses: list[str]
             key = f"{shown.id}-{start // size + 1:04d}"
             details.append(mailer.send(Envelope(digest=shown, key=key, recipients=chunk, test=True)).detail)
     except DeliveryError as exc:
-        return SendResult("failed", f"test digest: not sent: {exc}")
+        return SendResult(SendState.FAILED, f"test digest: not sent: {exc}")
     finally:
         mailer.close()
     went = f": {'; '.join(dict.fromkeys(d for d in details if d))}" if any(details) else ""
     return SendResult(
-        "sent", f"test digest sent to {', '.join(addresses)} ({mailer.name}){went}; nothing marked as sent"
+        SendState.SENT, f"test digest sent to {', '.join(addresses)} ({mailer.name}){went}; nothing marked as sent"
     )
 
 
@@ -412,7 +415,7 @@ class _Turns:
 
 
 def _busy(digest_id: str) -> SendResult:
-    return SendResult("busy", f"digest {digest_id}: being sent by another process", digest_id)
+    return SendResult(SendState.BUSY, f"digest {digest_id}: being sent by another process", digest_id)
 
 
 def _finish(store: SendStore, digest: Digest, stop: str | None, last_detail: str) -> SendResult:
@@ -426,13 +429,13 @@ def _finish(store: SendStore, digest: Digest, stop: str | None, last_detail: str
         store.finish_digest(digest.id, DigestState.PENDING, clock.now(), stop)
         so_far = f" ({accepted} of {total} batches accepted so far)" if accepted else ""
         return SendResult(
-            "pending", f"digest {digest.id}{so_far}: not sent, will retry on the next run: {stop}", digest.id
+            SendState.PENDING, f"digest {digest.id}{so_far}: not sent, will retry on the next run: {stop}", digest.id
         )
     if accepted == total:
         store.finish_digest(digest.id, DigestState.SENT, clock.now())
         if total == 1 and last_detail:
-            return SendResult("sent", f"{what}, {last_detail}", digest.id)
-        return SendResult("sent", f"{what}, {_batches(total)} accepted, {reached}", digest.id)
+            return SendResult(SendState.SENT, f"{what}, {last_detail}", digest.id)
+        return SendResult(SendState.SENT, f"{what}, {_batches(total)} accepted, {reached}", digest.id)
     problems = []
     if failed := done.batches[BatchState.FAILED]:
         problems.append(f"{_batches(failed)} failed (fix the cause, then `publisher digest resume --retry-failed`)")
@@ -443,7 +446,7 @@ def _finish(store: SendStore, digest: Digest, stop: str | None, last_detail: str
         )
     store.finish_digest(digest.id, DigestState.INCOMPLETE, clock.now(), "; ".join(done.errors) or None)
     return SendResult(
-        "incomplete",
+        SendState.INCOMPLETE,
         f"{what}, {accepted} of {total} batches accepted ({reached}); {', '.join(problems)}: {'; '.join(done.errors)}",
         digest.id,
     )

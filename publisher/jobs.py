@@ -24,7 +24,7 @@ from publisher.errors import PublisherError
 from publisher.feed import MAIN, FeedResult, write_feeds
 from publisher.ingest import IngestResult
 from publisher.intake import ingest_articles
-from publisher.states import DigestState
+from publisher.states import SendState
 from publisher.store import Store
 from publisher.websub import Backlog, PingResult, announce
 
@@ -87,7 +87,7 @@ class CycleResult:
     def unsaid(self) -> list[health.Problem]:
         """The waiting digests to report on every cycle until settled, less the one this
         cycle's send left incomplete: the send's own outcome line said it already."""
-        said = {sent.digest_id for sent in self._sends() if sent.state == DigestState.INCOMPLETE}
+        said = {sent.digest_id for sent in self._sends() if sent.state == SendState.INCOMPLETE}
         return [problem for problem in self.waiting if problem.digest_id not in said]
 
 

@@ -62,3 +62,4 @@ class SendState(StrEnum):
     PENDING = "pending"  # a batch waits for the next run
     BUSY = "busy"  # another process is sending it
     FAILED = "failed"  # a test send that did not go out
+    QUEUED = "queued"  # a cluster's batches queued as jobs (publisher.cluster)

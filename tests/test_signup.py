@@ -73,11 +73,12 @@ def sign_up(http: httpx.Client, address: str, **headers: str) -> httpx.Response:
 
 
 def mails(project: Project, kind: str) -> dict[str, list[EmailMessage]]:
-    """The notices of ``kind`` (confirm, welcome) in the outbox, by To address, oldest first."""
+    """The notices of ``kind`` (confirm, welcome) in the outbox, by To address, oldest first
+    (by when their folder was written: under a frozen clock their names share one time)."""
     found: dict[str, list[EmailMessage]] = {}
     if not project.outbox.exists():
         return found
-    for folder in sorted(project.outbox.glob(f"{kind}-*")):
+    for folder in sorted(project.outbox.glob(f"{kind}-*"), key=lambda p: (p.stat().st_mtime_ns, p.name)):
         for path in folder.glob("*.eml"):
             message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             assert isinstance(message, EmailMessage)

@@ -41,6 +41,7 @@ from publisher.config import DEFAULT_DIGEST, Config
 from publisher.delivery import Mailer, build_mailer
 from publisher.dispatch import OnBatch, SendResult
 from publisher.errors import PublisherError
+from publisher.states import SendState
 from publisher.store import Digest, Store
 
 log = logging.getLogger("publisher.daemon")
@@ -183,7 +184,7 @@ def spreader(app: App) -> dispatch.BatchRunner:
         if not unfinished:
             _queue(app, SETTLE, f"settle:{digest.id}", digest_id=digest.id)
         return SendResult(
-            "queued", f"digest {digest.id}: {len(unfinished)} of {len(planned)} batches queued", digest.id
+            SendState.QUEUED, f"digest {digest.id}: {len(unfinished)} of {len(planned)} batches queued", digest.id
         )
 
     return spread
@@ -240,4 +241,6 @@ def _cycle(ctx: Context, job: str, *, creating: str | None) -> str:
 
 def _log_sent(sent: SendResult, job: str) -> None:
     fields = {"job": job, "digest_id": sent.digest_id}
-    log.log(logging.INFO if sent.ok or sent.state == "queued" else logging.ERROR, "%s", sent.message, extra=fields)
+    log.log(
+        logging.INFO if sent.ok or sent.state == SendState.QUEUED else logging.ERROR, "%s", sent.message, extra=fields
+    )
