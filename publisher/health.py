@@ -23,7 +23,7 @@ from publisher.bounces import watch
 from publisher.config import LIST_OWNERS, Config
 from publisher.errors import StoreError
 from publisher.states import BatchState, DigestState
-from publisher.store import Article, Digest, Store, remote, safe_url, signups, urls
+from publisher.store import Article, Digest, Store, notices, remote, safe_url, signups, urls
 from publisher.store import cluster as cluster_sql
 
 FORMAT = 1  # of the --json object
@@ -33,7 +33,7 @@ STATES = (BatchState.ACCEPTED, BatchState.FAILED, BatchState.IN_DOUBT, BatchStat
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # no_store, digest_incomplete, complaint_rate, source_failing
+    kind: str  # no_store, digest_incomplete, complaint_rate, source_failing, notice_failed
     message: str  # one line: what is wrong and what to do
     digest_id: str | None = None
 
@@ -227,7 +227,8 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
             cluster=cluster_status(config, store),
             problems=[_problem(config, d) for d in states if d.digest.state == DigestState.INCOMPLETE]
             + ([Problem("complaint_rate", complaints)] if complaints else [])
-            + source_problems(config, store, when),
+            + source_problems(config, store, when)
+            + (notice_problems(store, when) if config.digest.recipients == "subscribers" else []),
             bounces=bounces,
         )
     finally:
@@ -235,6 +236,22 @@ def status(config: Config, when: datetime, *, recent: int = RECENT_DIGESTS) -> S
 
 
 SIGNUP_DAYS = (7, 30)
+
+
+def notice_problems(store: Store, when: datetime) -> list[Problem]:
+    """Sign-up emails (confirmations, welcomes) that failed or may not have gone out in the
+    last 7 days: a sign-up page whose emails do not leave loses every reader unnoticed."""
+    troubled = notices.troubled(store, when - timedelta(days=SIGNUP_DAYS[0]))
+    failed, in_doubt = troubled.get(BatchState.FAILED, 0), troubled.get(BatchState.IN_DOUBT, 0)
+    if not failed and not in_doubt:
+        return []
+    return [
+        Problem(
+            "notice_failed",
+            f"sign-up emails in the last 7 days: {failed} failed, {in_doubt} in doubt (the log names each; "
+            "check [mailer], then the readers can sign up again)",
+        )
+    ]
 
 
 def _signups(store: Store, when: datetime) -> dict[str, dict[str, int]]:

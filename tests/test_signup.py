@@ -527,6 +527,10 @@ def test_a_notice_found_mid_send_is_held_in_doubt_by_a_mailer_that_may_repeat_it
         assert len(mailer.sent) == 1
     finally:
         store.close()
+    # The operator hears of it: a sign-up email that may not have gone is a problem for a week.
+    checked = listed.cli("status", "--check")
+    assert checked.exit_code == 1
+    assert "sign-up emails in the last 7 days: 0 failed, 1 in doubt" in checked.stdout + checked.stderr
 
 
 def test_with_recipients_to_there_is_no_sign_up_page(project: Project) -> None:

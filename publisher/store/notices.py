@@ -31,6 +31,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -131,6 +132,9 @@ def unfinished(store: Store) -> list[Notice]:
         return [Notice(**row) for row in conn.execute(query).mappings()]
 
 
+SUPPRESSED = "not sent: the address bounced or complained"  # a failure on purpose, not a fault
+
+
 def drop_suppressed(store: Store, now: datetime) -> int:
     """Fail the notices still to send to an address suppressed since they were queued (a bounce
     or complaint reported meanwhile, publisher.bounces): they are never sent. How many."""
@@ -141,7 +145,7 @@ def drop_suppressed(store: Store, now: datetime) -> int:
         changed = conn.execute(
             update(notices)
             .where(notices.c.state == BatchState.PENDING, notices.c.subscriber_id.in_(suppressed))
-            .values(state=BatchState.FAILED, updated_at=now, last_error="not sent: the address bounced or complained")
+            .values(state=BatchState.FAILED, updated_at=now, last_error=SUPPRESSED)
         )
         return int(changed.rowcount)
 
@@ -171,6 +175,22 @@ def mark(
         values["provider_id"] = provider_id
     with store.transaction() as conn:
         conn.execute(update(notices).where(notices.c.id == notice_id).values(**values))
+
+
+def troubled(store: Store, since: datetime) -> dict[str, int]:
+    """The notices that failed or may not have gone out (in doubt) since ``since``, by state;
+    those failed on purpose (the address was suppressed) left out."""
+    query = (
+        select(notices.c.state, func.count())
+        .where(
+            notices.c.state.in_((BatchState.FAILED, BatchState.IN_DOUBT)),
+            notices.c.updated_at >= since,
+            or_(notices.c.last_error.is_(None), notices.c.last_error != SUPPRESSED),
+        )
+        .group_by(notices.c.state)
+    )
+    with store.transaction() as conn:
+        return {str(state): int(count) for state, count in conn.execute(query)}
 
 
 def by_state(store: Store) -> dict[str, int]:
