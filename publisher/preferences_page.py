@@ -24,11 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from publisher import clock, preferences, subscribers
+from publisher import clock, pages, preferences, subscribers
 from publisher.config import Config
 from publisher.errors import StoreError
 from publisher.ratelimit import Limiter
-from publisher.server import _PAGES, _mask, _one, _style_hashes
+from publisher.server import _mask, _one
 from publisher.states import SubscriberState
 from publisher.store import Store
 
@@ -37,15 +37,7 @@ PER_MINUTE, BURST = 20.0, 10  # requests of one client: a reader clicking about 
 
 logger = logging.getLogger(__name__)
 
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        f"default-src 'none'; style-src {_style_hashes('preferences.html.j2')}; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex",
-}
+HEADERS = pages.headers("preferences.html.j2")
 
 
 class PreferencesPage:
@@ -72,7 +64,7 @@ class PreferencesPage:
             return self._page(400, "invalid")
         form: dict[str, list[str]] = {}
         if request.method == "POST":
-            body = await _body(request)
+            body = await pages.body(request, MAX_BODY)
             if body is None:
                 return self._page(413, "invalid")
             try:
@@ -127,7 +119,7 @@ class PreferencesPage:
 
     def _page(self, status: int, state: str, **values: object) -> Response:
         context: dict[str, object] = {"address": "", "action": "", "topics": [], "everything": True, "digests": []}
-        html = _PAGES.get_template("preferences.html.j2").render(
+        html = pages.TEMPLATES.get_template("preferences.html.j2").render(
             context | values, state=state, site=self.site, language=self.language, digest=self.config.digest.name
         )
         return HTMLResponse(html, status_code=status, headers=HEADERS)
@@ -140,14 +132,3 @@ def _same_origin(request: Request, public_host: str) -> bool:
     if origin is None:
         return True
     return urlsplit(origin).netloc.lower() in (request.headers.get("host", "").lower(), public_host)
-
-
-async def _body(request: Request) -> bytes | None:
-    """The request body, or None when it is longer than MAX_BODY."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -58,14 +58,12 @@ without their query string, so that the tokens stay out of it.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import logging
 import mimetypes
 import os
 import posixpath
-import re
 import socket
 import stat
 import sys
@@ -78,7 +76,6 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-import jinja2
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -90,7 +87,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from publisher import clock, logs, signup_pages, subscribers
+from publisher import clock, logs, pages, signup_pages, subscribers
 from publisher.config import Config, FeedConfig
 from publisher.errors import PublisherError, StoreError
 from publisher.notices import Sender
@@ -108,29 +105,7 @@ _ATOM_FOLDERS = ("tags", "archive")
 _FEED_SUFFIXES = (".xml", ".json")  # feed documents: they get the WebSub Link headers
 # Characters a URL may keep as they are inside <...> of a Link header; the rest is %-encoded.
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%"
-_PAGES = jinja2.Environment(
-    loader=jinja2.PackageLoader("publisher.templates", "."), autoescape=True, undefined=jinja2.StrictUndefined
-)
-
-
-def _style_hashes(template: str) -> str:
-    """CSP sources for the <style> blocks of ``template``: theirs alone, by SHA-256."""
-    source = _PAGES.loader.get_source(_PAGES, template)[0] if _PAGES.loader else ""
-    blocks = re.findall(r"<style>(.*?)</style>", source, flags=re.DOTALL)
-    return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
-
-
-# The unsubscribe pages: nothing cached or referred, no script, frame or foreign form; the
-# page's own stylesheet and no other.
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        f"default-src 'none'; style-src {_style_hashes('unsubscribe.html.j2')}; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex",
-}
+_PAGE_HEADERS = pages.headers("unsubscribe.html.j2")
 
 logger = logging.getLogger(__name__)
 
@@ -446,7 +421,7 @@ class Unsubscribe:
         return self._page(200, state, address=_mask(person.email), action=action)
 
     def _page(self, status: int, state: str, *, address: str = "", action: str = "") -> Response:
-        html = _PAGES.get_template("unsubscribe.html.j2").render(
+        html = pages.TEMPLATES.get_template("unsubscribe.html.j2").render(
             state=state, site=self.site, language=self.language, address=address, action=action
         )
         return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)

@@ -18,21 +18,17 @@ The pages set no cookie, are not cached, send no Referer, and allow no script or
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import ipaddress
 import logging
-import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import jinja2
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from publisher import clock, notices, signup, subscribers
+from publisher import clock, notices, pages, signup, subscribers
 from publisher.config import Config
 from publisher.errors import StoreError
 from publisher.notices import Sender
@@ -52,26 +48,7 @@ ADDRESS_BURST, ADDRESS_PER_MINUTE = 3, 1 / 60
 PAGE_BURST, PAGE_PER_MINUTE = 20, 10.0
 HONEYPOT = "website"
 
-_PAGES = jinja2.Environment(
-    loader=jinja2.PackageLoader("publisher.templates", "."), autoescape=True, undefined=jinja2.StrictUndefined
-)
-
-
-def _style_hashes(template: str) -> str:
-    source = _PAGES.loader.get_source(_PAGES, template)[0] if _PAGES.loader else ""
-    blocks = re.findall(r"<style>(.*?)</style>", source, flags=re.DOTALL)
-    return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
-
-
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        f"default-src 'none'; style-src {_style_hashes('signup.html.j2')}; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex",
-}
+HEADERS = pages.headers("signup.html.j2")
 
 
 def client_key(request: Request, header: str = "") -> str:
@@ -120,7 +97,7 @@ class SignUpPages:
             return self._page(200, "form", action="", form_token=token)
         if not self.clients.allow(client):
             return self._page(429, "busy", headers={"Retry-After": str(round(60 / CLIENT_PER_MINUTE))})
-        body = await _body(request)
+        body = await pages.body(request, MAX_BODY)
         if body is None:
             return self._page(413, "too_large")
         fields = _form(request, body)
@@ -187,7 +164,7 @@ class SignUpPages:
         return self._page(400, "invalid")
 
     def _page(self, status: int, state: str, *, headers: dict[str, str] | None = None, **context: Any) -> Response:
-        html = _PAGES.get_template("signup.html.j2").render(
+        html = pages.TEMPLATES.get_template("signup.html.j2").render(
             state=state,
             site=self.config.site.title,
             language=self.config.site.language,
@@ -198,23 +175,6 @@ class SignUpPages:
             form_token=context.pop("form_token", ""),
         )
         return HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
-
-
-async def _body(request: Request) -> bytes | None:
-    """The request body, or None when it is over MAX_BODY (read no further than that)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        return None
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                return None
-            chunks.append(chunk)
-    except ClientDisconnect:
-        return b""
-    return b"".join(chunks)
 
 
 def _form(request: Request, body: bytes) -> dict[str, list[str]] | None:

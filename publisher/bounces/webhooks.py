@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from publisher import clock
+from publisher import clock, pages
 from publisher.bounces import mailgun, postmark, record, resend, sendgrid, ses
 from publisher.bounces.events import Forged, MailEvent, Malformed
 from publisher.config import Config
@@ -92,7 +92,7 @@ def _endpoint(
         client = request.client.host if request.client else "-"
         if not limits.allow(f"{receiver.name} {client}"):
             return _answer(429, "too many requests")
-        body = await _body(request)
+        body = await pages.body(request, MAX_BODY)
         if body is None:
             return _answer(413, "too large")
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -113,20 +113,6 @@ def _endpoint(
         return _answer(200, "ok")
 
     return endpoint
-
-
-async def _body(request: Request) -> bytes | None:
-    """The body, or None once it passes MAX_BODY (a Content-Length over it is not read at all)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _answer(status: int, text: str) -> Response:
